@@ -1,0 +1,42 @@
+// Running a Circuit on a batched state: turns each Gate into a simulator
+// kernel call with the matrix for its angles (one matrix for the batch, or one
+// per sample when an angle comes from an input feature).
+#pragma once
+
+#include <vector>
+
+#include "circuit/circuit.hpp"
+#include "sim/state.hpp"
+
+namespace qmoe {
+
+// Per-sample matrix storage reused from gate to gate (no allocation per gate).
+template <class T>
+struct GateScratch {
+  std::vector<T> data;  // 4 matrices x 8 arrays x batch
+  sim::BatchMat<T> mat(int slot, int batch);  // slot 0..3
+  void set(int slot, int batch, int b, const Mat2& m);  // write sample b's matrix
+  void reserve(int batch) { data.resize(std::size_t(4 * 8) * std::size_t(batch)); }
+};
+
+sim::Controls control_mask(const Gate& g);
+
+// Matrix of g for the whole batch (g not per-sample), as a kernel argument.
+template <class T>
+sim::Mat<T> to_kernel(const Mat2& m);
+
+// x points at the first sample's features; row b is x + b * x_stride.
+// inverse: apply the gate's inverse (its dagger).
+template <class T>
+void apply_gate(sim::State<T>& s, const Gate& g, const double* theta, const double* x,
+                int x_stride, bool inverse, GateScratch<T>& scratch);
+
+// Reset s to |0...0> and run every gate.
+template <class T>
+void run_circuit(const Circuit& c, const double* theta, const double* x, sim::State<T>& s,
+                 GateScratch<T>& scratch);
+
+// Validate the sizes a caller passes in (throws std::invalid_argument).
+void check_inputs(const Circuit& c, std::size_t n_theta, std::size_t n_x, int batch);
+
+}  // namespace qmoe

@@ -1,0 +1,12 @@
+// The qmoe command: each sub-command registers itself on the CLI11 app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace qmoe::cli {
+void add_demo_command(CLI::App& app);
+void add_qasm_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_train_commands(CLI::App& app);  // train, eval, predict, export
+void add_bench_command(CLI::App& app);
+void add_reproduce_command(CLI::App& app);
+}  // namespace qmoe::cli

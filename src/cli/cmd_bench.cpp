@@ -1,0 +1,6 @@
+// qmoe bench: not yet implemented (placeholder so the CLI links).
+#include "cli/cli.hpp"
+
+namespace qmoe::cli {
+void add_bench_command(CLI::App&) {}
+}  // namespace qmoe::cli

@@ -1,0 +1,245 @@
+#include "grad/adjoint.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cctype>
+#include <stdexcept>
+
+namespace qmoe {
+
+PauliString PauliString::parse(const std::string& text) {
+  PauliString p;
+  std::size_t i = 0;
+  auto fail = [&](const std::string& why) {
+    throw std::invalid_argument("Pauli string '" + text + "': " + why);
+  };
+  while (i < text.size()) {
+    if (std::isspace(static_cast<unsigned char>(text[i]))) { ++i; continue; }
+    const char letter = char(std::toupper(static_cast<unsigned char>(text[i++])));
+    if (letter != 'X' && letter != 'Y' && letter != 'Z' && letter != 'I') fail("expected X, Y, Z or I");
+    std::size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    if (j == i || j - i > 2) fail("expected a qubit number after the letter");
+    const int q = std::stoi(text.substr(i, j - i));
+    i = j;
+    if (q > 62) fail("qubit number too large");
+    const std::uint64_t bit = std::uint64_t(1) << q;
+    if ((p.x | p.z) & bit) fail("qubit " + std::to_string(q) + " named twice");
+    if (letter == 'X' || letter == 'Y') p.x |= bit;
+    if (letter == 'Z' || letter == 'Y') p.z |= bit;
+  }
+  return p;
+}
+
+std::string PauliString::str() const {
+  std::string s;
+  for (int q = 0; q < 63; ++q) {
+    const bool bx = (x >> q) & 1, bz = (z >> q) & 1;
+    if (!bx && !bz) continue;
+    if (!s.empty()) s += ' ';
+    s += (bx && bz) ? 'Y' : bx ? 'X' : 'Z';
+    s += std::to_string(q);
+  }
+  return s.empty() ? "I" : s;
+}
+
+namespace {
+
+template <class T>
+void ensure_state(sim::State<T>& s, int n, int batch) {
+  if (s.n_qubits != n || s.batch != batch) s = sim::make_state<T>(n, batch);
+}
+
+// Observables that are all single Z_q can use the fast all-qubit read-out.
+int single_z_qubit(const PauliString& p) {
+  if (p.x != 0 || std::popcount(p.z) != 1) return -1;
+  return std::countr_zero(p.z);
+}
+
+void check_observables(const Circuit& c, const std::vector<PauliString>& obs) {
+  for (const PauliString& p : obs)
+    if ((p.x | p.z) >> c.n_qubits)
+      throw std::invalid_argument("observable " + p.str() + " acts on a qubit the circuit lacks");
+}
+
+template <class T>
+void readout(const sim::State<T>& s, const std::vector<PauliString>& obs, double* out) {
+  const int B = s.batch, K = int(obs.size()), n = s.n_qubits;
+  std::vector<double> z(std::size_t(B) * n), tmp(static_cast<std::size_t>(B));
+  bool have_z = false;
+  for (int k = 0; k < K; ++k) {
+    const int q = single_z_qubit(obs[k]);
+    if (q >= 0) {
+      if (!have_z) sim::expval_z_all(s, z.data()), have_z = true;
+      for (int b = 0; b < B; ++b) out[std::size_t(b) * K + k] = z[std::size_t(b) * n + q];
+    } else {
+      sim::expval_pauli(s, obs[k].x, obs[k].z, tmp.data());
+      for (int b = 0; b < B; ++b) out[std::size_t(b) * K + k] = tmp[b];
+    }
+  }
+}
+
+// lam = sum_k dL_dO[b,k] O_k psi for each sample b.
+template <class T>
+void seed_lambda(const sim::State<T>& psi, const std::vector<PauliString>& obs,
+                 const double* dL_dO, sim::State<T>& lam) {
+  const int B = psi.batch, K = int(obs.size()), n = psi.n_qubits;
+  std::vector<double> wz(std::size_t(B) * n, 0.0), w(static_cast<std::size_t>(B));
+  for (int k = 0; k < K; ++k) {
+    const int q = single_z_qubit(obs[k]);
+    if (q < 0) continue;
+    for (int b = 0; b < B; ++b) wz[std::size_t(b) * n + q] += dL_dO[std::size_t(b) * K + k];
+  }
+  sim::apply_weighted_z(psi, wz.data(), lam);
+  for (int k = 0; k < K; ++k) {
+    if (single_z_qubit(obs[k]) >= 0) continue;
+    for (int b = 0; b < B; ++b) w[b] = dL_dO[std::size_t(b) * K + k];
+    sim::add_weighted_pauli(psi, obs[k].x, obs[k].z, w.data(), lam);
+  }
+}
+
+struct ChunkRange {
+  int begin, size;
+};
+ChunkRange chunk_range(int c, int chunk, int batch) {
+  const int b0 = c * chunk;
+  return {b0, std::min(chunk, batch - b0)};
+}
+
+// One backward sweep of chunk ch (samples r.begin ..) through all gates.
+template <class T>
+void sweep(const Circuit& c, const std::vector<double>& theta, const double* x, ChunkRange r,
+           bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
+  const int B = r.size, F = c.n_features;
+  const double* xr = x ? x + std::size_t(r.begin) * F : nullptr;
+  auto differentiable = [&](const Angle& a) {
+    return a.source == AngleSource::Param || (want_dx && a.source == AngleSource::Feature);
+  };
+  // Stop once no earlier gate has anything to differentiate.
+  int first = int(c.gates.size());
+  for (int gi = 0; gi < int(c.gates.size()); ++gi) {
+    const Gate& g = c.gates[gi];
+    bool any = false;
+    for (int j = 0; j < angle_count(g.kind); ++j) any |= differentiable(g.angles[j]);
+    if (any) { first = gi; break; }
+  }
+  ch.scratch.reserve(B);
+  ch.grad_tmp.assign(std::size_t(3) * B, 0.0);
+  for (int gi = int(c.gates.size()) - 1; gi >= first; --gi) {
+    const Gate& g = c.gates[gi];
+    const sim::Controls ctl = control_mask(g);
+    if (g.kind == GateKind::Swap) {
+      sim::apply_swap(ch.phi, g.target, g.target2, ctl);
+      sim::apply_swap(ch.lam, g.target, g.target2, ctl);
+      continue;
+    }
+    int slots[3], nd = 0;
+    for (int j = 0; j < angle_count(g.kind); ++j)
+      if (differentiable(g.angles[j])) slots[nd++] = j;
+    double* grad[3];
+    for (int j = 0; j < 3; ++j) grad[j] = ch.grad_tmp.data() + std::size_t(j) * B;
+    std::fill(ch.grad_tmp.begin(), ch.grad_tmp.end(), 0.0);
+
+    if (!is_per_sample(g)) {
+      const auto a = resolve_angles(g, theta.data(), nullptr);
+      const sim::Mat<T> inv = to_kernel<T>(dagger(gate_matrix(g.kind, a.data(), g.matrix)));
+      sim::Mat<T> d[3];
+      for (int j = 0; j < nd; ++j) d[j] = to_kernel<T>(gate_matrix_derivative(g.kind, a.data(), slots[j]));
+      sim::adjoint_step(ch.phi, ch.lam, g.target, ctl, inv, nd, d, grad);
+    } else {
+      for (int b = 0; b < B; ++b) {
+        const auto a = resolve_angles(g, theta.data(), xr + std::size_t(b) * F);
+        ch.scratch.set(0, B, b, dagger(gate_matrix(g.kind, a.data(), g.matrix)));
+        for (int j = 0; j < nd; ++j)
+          ch.scratch.set(1 + j, B, b, gate_matrix_derivative(g.kind, a.data(), slots[j]));
+      }
+      sim::BatchMat<T> d[3];
+      for (int j = 0; j < nd; ++j) d[j] = ch.scratch.mat(1 + j, B);
+      sim::adjoint_step(ch.phi, ch.lam, g.target, ctl, ch.scratch.mat(0, B), nd, d, grad);
+    }
+    for (int j = 0; j < nd; ++j) {
+      const Angle& a = g.angles[slots[j]];
+      if (a.source == AngleSource::Param) {
+        double sum = 0.0;
+        for (int b = 0; b < B; ++b) sum += grad[j][b];
+        ch.grad_theta[a.index] += a.value * sum;
+      } else {
+        for (int b = 0; b < B; ++b) dx[std::size_t(r.begin + b) * F + a.index] += a.value * grad[j][b];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void forward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+             const std::vector<PauliString>& obs, double* expvals, Workspace<T>& ws) {
+  check_inputs(c, theta.size(), x ? std::size_t(c.n_features) * batch : 0, batch);
+  check_observables(c, obs);
+  if (ws.chunk_size < 1) throw std::invalid_argument("workspace chunk size must be >= 1");
+  const int n_chunks = (batch + ws.chunk_size - 1) / ws.chunk_size;
+  if (int(ws.chunks.size()) != n_chunks) ws.chunks.resize(std::size_t(n_chunks));
+  ws.batch = batch;
+  const int K = int(obs.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int ci = 0; ci < n_chunks; ++ci) {
+    const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
+    auto& ch = ws.chunks[std::size_t(ci)];
+    ensure_state(ch.psi, c.n_qubits, r.size);
+    const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
+    run_circuit(c, theta.data(), xr, ch.psi, ch.scratch);
+    if (K > 0) readout(ch.psi, obs, expvals + std::size_t(r.begin) * K);
+  }
+}
+
+template <class T>
+void backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+              const std::vector<PauliString>& obs, const double* dL_dO, double* dtheta,
+              double* dx, Workspace<T>& ws) {
+  if (ws.batch != batch || ws.chunks.empty())
+    throw std::logic_error("backward: call forward on the same batch first");
+  const int n_chunks = int(ws.chunks.size());
+  const int K = int(obs.size());
+  if (dx) std::fill(dx, dx + std::size_t(batch) * c.n_features, 0.0);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int ci = 0; ci < n_chunks; ++ci) {
+    const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
+    auto& ch = ws.chunks[std::size_t(ci)];
+    ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
+    ensure_state(ch.lam, c.n_qubits, r.size);
+    seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
+    ch.phi = ch.psi;
+    sweep<T>(c, theta, x, r, dx != nullptr, dx, ch);
+  }
+  for (const auto& ch : ws.chunks)  // fixed order: same sums for any thread count
+    for (int j = 0; j < c.n_params; ++j) dtheta[j] += ch.grad_theta[std::size_t(j)];
+}
+
+template <class T>
+std::vector<double> adjoint_jacobian(const Circuit& c, const std::vector<double>& theta,
+                                     const double* x, const std::vector<PauliString>& obs) {
+  Workspace<T> ws;
+  const int K = int(obs.size());
+  std::vector<double> ev(static_cast<std::size_t>(K)), jac(std::size_t(K) * c.n_params, 0.0), seed(static_cast<std::size_t>(K));
+  forward(c, theta, x, 1, obs, ev.data(), ws);
+  for (int k = 0; k < K; ++k) {
+    std::fill(seed.begin(), seed.end(), 0.0);
+    seed[std::size_t(k)] = 1.0;
+    backward(c, theta, x, 1, obs, seed.data(), jac.data() + std::size_t(k) * c.n_params, nullptr, ws);
+  }
+  return jac;
+}
+
+#define QMOE_INSTANTIATE(T)                                                                   \
+  template void forward<T>(const Circuit&, const std::vector<double>&, const double*, int,    \
+                           const std::vector<PauliString>&, double*, Workspace<T>&);          \
+  template void backward<T>(const Circuit&, const std::vector<double>&, const double*, int,   \
+                            const std::vector<PauliString>&, const double*, double*, double*, \
+                            Workspace<T>&);                                                   \
+  template std::vector<double> adjoint_jacobian<T>(const Circuit&, const std::vector<double>&, \
+                                                   const double*, const std::vector<PauliString>&);
+QMOE_INSTANTIATE(double)
+QMOE_INSTANTIATE(float)
+
+}  // namespace qmoe

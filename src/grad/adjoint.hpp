@@ -1,0 +1,71 @@
+// Batched forward pass and exact gradients by the adjoint method.
+//
+// forward() runs the circuit on every sample and returns <O_k> for each
+// observable; it keeps the final states in the Workspace. backward() then takes
+// dL/d<O_k> per sample and returns dL/dtheta (summed over the batch) and, if
+// asked, dL/dx per sample. It folds the observables into one weighted
+// observable per sample (a vector-Jacobian product) and sweeps back through
+// the gates undoing them (PennyLane Lightning's scheme), so it holds three
+// states per chunk whatever the number of observables or gates.
+//
+// Threads work on chunks of the batch (OpenMP over chunks, never inside a
+// small gate); partial sums are reduced in chunk order, so results do not
+// depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "circuit/circuit.hpp"
+#include "circuit/execute.hpp"
+#include "sim/state.hpp"
+
+namespace qmoe {
+
+// A Pauli string as bit masks (X on x, Z on z, Y where both), e.g. "Z0 Z3", "X1 Y2".
+struct PauliString {
+  std::uint64_t x = 0, z = 0;
+  static PauliString parse(const std::string& text);  // throws std::invalid_argument
+  static PauliString Z(int q) { return {0, std::uint64_t(1) << q}; }
+  bool is_diagonal() const { return x == 0; }
+  std::string str() const;
+};
+
+template <class T>
+struct Workspace {
+  int chunk_size = 32;  // samples per work item
+  struct Chunk {
+    sim::State<T> psi, phi, lam;
+    GateScratch<T> scratch;
+    std::vector<double> grad_theta;  // this chunk's share of dL/dtheta
+    std::vector<double> grad_tmp;    // per-sample gradient of up to 3 angles
+  };
+  std::vector<Chunk> chunks;
+  int batch = 0;  // batch of the last forward()
+
+  // Final state of chunk c (samples c*chunk_size ...).
+  const sim::State<T>& final_state(int c) const { return chunks[std::size_t(c)].psi; }
+  int n_chunks() const { return int(chunks.size()); }
+};
+
+// expvals[b * K + k] = <O_k> of sample b. x: row-major [batch][c.n_features].
+template <class T>
+void forward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+             const std::vector<PauliString>& obs, double* expvals, Workspace<T>& ws);
+
+// Needs the forward() of the same circuit, inputs and batch just before.
+// dL_dO[b * K + k]; dtheta (size n_params) is ADDED to; dx (nullable,
+// [batch][n_features]) is overwritten.
+template <class T>
+void backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+              const std::vector<PauliString>& obs, const double* dL_dO, double* dtheta,
+              double* dx, Workspace<T>& ws);
+
+// d<O_k>/dtheta_j for one sample by the adjoint method (one backward sweep per
+// observable): jac[k * n_params + j]. Used by `qmoe qasm --grad`.
+template <class T>
+std::vector<double> adjoint_jacobian(const Circuit& c, const std::vector<double>& theta,
+                                     const double* x, const std::vector<PauliString>& obs);
+
+}  // namespace qmoe

@@ -1,0 +1,463 @@
+// Gate kernels and read-out of the batched statevector (layout: state.hpp).
+//
+// Every gate kernel is the same shape: an outer loop over the amplitude pairs
+// (i0, i1 = i0 | target bit) whose control bits match, and an inner loop over
+// the `run` contiguous slots of each amplitude (the batch). The outer index h
+// becomes i0 by inserting zero bits at the K sorted positions of the qubits
+// the gate touches; K is a template argument for 1-3 qubits so the compiler
+// unrolls that arithmetic. The inner loop is a plain loop the compiler
+// vectorises; the exported functions carry target_clones so the same source
+// is compiled for baseline x86-64, AVX2+FMA and AVX-512 and picked at run time.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "sim/state.hpp"
+
+#define QMOE_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+
+namespace qmoe::sim {
+namespace {
+
+using u64 = std::uint64_t;
+
+// The amplitude pairs one gate touches.
+struct PairSpace {
+  int k = 0;        // number of qubits the gate touches (target + controls)
+  int pos[64]{};    // their positions, ascending
+  u64 set = 0;      // control bits that must be 1
+  u64 tbit = 0;     // target bit
+  u64 count = 0;    // number of pairs
+  std::size_t run = 0;  // contiguous slots per amplitude
+
+  template <int K>
+  u64 index0(u64 h) const {
+    const int kk = K > 0 ? K : k;
+    for (int j = 0; j < kk; ++j) {
+      const u64 low = h & ((u64(1) << pos[j]) - 1);
+      h = ((h >> pos[j]) << (pos[j] + 1)) | low;
+    }
+    return h | set;
+  }
+};
+
+void check_qubit(int n, int q, const char* what) {
+  if (q < 0 || q >= n)
+    throw std::invalid_argument(std::string(what) + ": qubit " + std::to_string(q) +
+                                " out of range for " + std::to_string(n) + " qubits");
+}
+
+// fold_low: treat qubits below the lowest touched one as part of the
+// contiguous run (only valid when the matrix is the same for every sample).
+PairSpace make_pairs(int n, std::size_t batch, int target, Controls c, bool fold_low) {
+  check_qubit(n, target, "gate target");
+  if (c.mask >> n) throw std::invalid_argument("gate control: qubit out of range");
+  if ((c.mask >> target) & 1) throw std::invalid_argument("gate: target is also a control");
+  if (c.value & ~c.mask) throw std::invalid_argument("gate control: value outside mask");
+  PairSpace p;
+  const u64 involved = c.mask | (u64(1) << target);
+  const int shift = fold_low ? std::countr_zero(involved) : 0;
+  for (int q = 0; q < n; ++q)
+    if ((involved >> q) & 1) p.pos[p.k++] = q - shift;
+  p.set = c.value >> shift;
+  p.tbit = u64(1) << (target - shift);
+  p.count = u64(1) << (n - shift - p.k);
+  p.run = batch << shift;
+  return p;
+}
+
+// Run body(h_begin, h_end) over all pairs, split across threads when large.
+template <class Body>
+inline void for_pairs(const PairSpace& p, Body&& body) {
+  if (p.count * p.run < kParallelAmplitudes || p.count < 2) {
+    body(u64(0), p.count);
+    return;
+  }
+#pragma omp parallel
+  {
+    // Static contiguous split: deterministic and cache friendly.
+    int nt = 1, id = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    id = omp_get_thread_num();
+#endif
+    const u64 chunk = (p.count + nt - 1) / nt;
+    const u64 b = std::min<u64>(p.count, chunk * id), e = std::min<u64>(p.count, b + chunk);
+    body(b, e);
+  }
+}
+
+// Matrix accessors: the same 2x2 for every slot, or one per sample.
+template <class T>
+struct SharedM {
+  T r[4], i[4];
+  T re(int k, std::size_t) const { return r[k]; }
+  T im(int k, std::size_t) const { return i[k]; }
+};
+template <class T>
+struct PerSampleM {
+  const T* __restrict r[4];
+  const T* __restrict i[4];
+  T re(int k, std::size_t b) const { return r[k][b]; }
+  T im(int k, std::size_t b) const { return i[k][b]; }
+};
+
+template <class T>
+SharedM<T> shared(const Mat<T>& m) {
+  SharedM<T> s;
+  for (int k = 0; k < 4; ++k) s.r[k] = m.re[k], s.i[k] = m.im[k];
+  return s;
+}
+template <class T>
+PerSampleM<T> per_sample(const BatchMat<T>& m) {
+  PerSampleM<T> s;
+  for (int k = 0; k < 4; ++k) s.r[k] = m.re[k], s.i[k] = m.im[k];
+  return s;
+}
+
+// (a0, a1) <- M (a0, a1) for one slot; the heart of every kernel.
+template <class T, class M>
+[[gnu::always_inline]] inline void mul2(const M& m, std::size_t b, T& a0r, T& a0i, T& a1r,
+                                        T& a1i) {
+  const T x0r = a0r, x0i = a0i, x1r = a1r, x1i = a1i;
+  a0r = m.re(0, b) * x0r - m.im(0, b) * x0i + m.re(1, b) * x1r - m.im(1, b) * x1i;
+  a0i = m.re(0, b) * x0i + m.im(0, b) * x0r + m.re(1, b) * x1i + m.im(1, b) * x1r;
+  a1r = m.re(2, b) * x0r - m.im(2, b) * x0i + m.re(3, b) * x1r - m.im(3, b) * x1i;
+  a1i = m.re(2, b) * x0i + m.im(2, b) * x0r + m.re(3, b) * x1i + m.im(3, b) * x1r;
+}
+
+template <int K, class T, class M>
+[[gnu::always_inline]] inline void apply_pairs(T* re, T* im, const PairSpace& p, const M& m) {
+  for_pairs(p, [&](u64 h0, u64 h1) {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h);
+      T* __restrict r0 = re + i0 * run;
+      T* __restrict q0 = im + i0 * run;
+      T* __restrict r1 = re + (i0 | p.tbit) * run;
+      T* __restrict q1 = im + (i0 | p.tbit) * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) mul2<T>(m, b, r0[b], q0[b], r1[b], q1[b]);
+    }
+  });
+}
+
+template <int ND, int K, class T, class M>
+[[gnu::always_inline]] inline void adjoint_pairs(State<T>& phi, State<T>& lam, const PairSpace& p,
+                                                 const M& m_inv, const M* d, double* const* g) {
+  // Per-thread partial sums would be needed for the threaded path; gradients
+  // are only taken on batches small enough to stay serial (see make_pairs call).
+  const std::size_t run = p.run;
+  for (u64 h = 0; h < p.count; ++h) {
+    const u64 i0 = p.index0<K>(h), i1 = i0 | p.tbit;
+    T* __restrict pr0 = phi.re.data() + i0 * run;
+    T* __restrict pi0 = phi.im.data() + i0 * run;
+    T* __restrict pr1 = phi.re.data() + i1 * run;
+    T* __restrict pi1 = phi.im.data() + i1 * run;
+    T* __restrict lr0 = lam.re.data() + i0 * run;
+    T* __restrict li0 = lam.im.data() + i0 * run;
+    T* __restrict lr1 = lam.re.data() + i1 * run;
+    T* __restrict li1 = lam.im.data() + i1 * run;
+#pragma omp simd
+    for (std::size_t b = 0; b < run; ++b) {
+      T a0r = pr0[b], a0i = pi0[b], a1r = pr1[b], a1i = pi1[b];
+      mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
+      pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
+      const T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
+      for (int j = 0; j < ND; ++j) {
+        T d0r = a0r, d0i = a0i, d1r = a1r, d1i = a1i;
+        mul2<T>(d[j], b, d0r, d0i, d1r, d1i);
+        g[j][b] += 2.0 * double(l0r * d0r + l0i * d0i + l1r * d1r + l1i * d1i);
+      }
+      T m0r = l0r, m0i = l0i, m1r = l1r, m1i = l1i;
+      mul2<T>(m_inv, b, m0r, m0i, m1r, m1i);
+      lr0[b] = m0r, li0[b] = m0i, lr1[b] = m1r, li1[b] = m1i;
+    }
+  }
+}
+
+// Dispatch on the number of touched qubits so index0 is unrolled.
+template <class F>
+inline void with_k(int k, F&& f) {
+  switch (k) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    case 3: f.template operator()<3>(); break;
+    default: f.template operator()<0>(); break;
+  }
+}
+
+template <class T>
+void check_batch_state(const State<T>& a, const State<T>& b) {
+  if (a.n_qubits != b.n_qubits || a.batch != b.batch)
+    throw std::invalid_argument("adjoint_step: states differ in shape");
+}
+
+template <class T, class M>
+void adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls c, const M& m_inv,
+                      int n_deriv, const M* d, double* const* g) {
+  check_batch_state(phi, lam);
+  if (n_deriv < 0 || n_deriv > 3) throw std::invalid_argument("adjoint_step: 0-3 derivatives");
+  const PairSpace p = make_pairs(phi.n_qubits, std::size_t(phi.batch), target, c, false);
+  with_k(p.k, [&]<int K>() {
+    switch (n_deriv) {
+      case 0: adjoint_pairs<0, K>(phi, lam, p, m_inv, d, g); break;
+      case 1: adjoint_pairs<1, K>(phi, lam, p, m_inv, d, g); break;
+      case 2: adjoint_pairs<2, K>(phi, lam, p, m_inv, d, g); break;
+      default: adjoint_pairs<3, K>(phi, lam, p, m_inv, d, g); break;
+    }
+  });
+}
+
+}  // namespace
+
+// ---- state ------------------------------------------------------------------
+
+template <class T>
+State<T> make_state(int n_qubits, int batch) {
+  if (n_qubits < 1 || n_qubits > 40)
+    throw std::invalid_argument("state: qubit count must be 1..40, got " + std::to_string(n_qubits));
+  if (batch < 1) throw std::invalid_argument("state: batch must be >= 1");
+  State<T> s;
+  s.n_qubits = n_qubits;
+  s.batch = batch;
+  s.re.assign(s.dim() * std::size_t(batch), T(0));
+  s.im.assign(s.dim() * std::size_t(batch), T(0));
+  for (int b = 0; b < batch; ++b) s.re[b] = T(1);
+  return s;
+}
+
+template <class T>
+void set_zero_state(State<T>& s) {
+  std::fill(s.re.begin(), s.re.end(), T(0));
+  std::fill(s.im.begin(), s.im.end(), T(0));
+  std::fill(s.re.begin(), s.re.begin() + s.batch, T(1));
+}
+
+// ---- gates ------------------------------------------------------------------
+
+template <class T>
+QMOE_CLONES void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m) {
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
+  const SharedM<T> mm = shared(m);
+  with_k(p.k, [&]<int K>() { apply_pairs<K>(s.re.data(), s.im.data(), p, mm); });
+}
+
+template <class T>
+QMOE_CLONES void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, false);
+  const PerSampleM<T> mm = per_sample(m);
+  with_k(p.k, [&]<int K>() { apply_pairs<K>(s.re.data(), s.im.data(), p, mm); });
+}
+
+template <class T>
+void apply_swap(State<T>& s, int q0, int q1, Controls c) {
+  // SWAP = CX(q1->q0) CX(q0->q1) CX(q1->q0); the gate's own controls join each.
+  check_qubit(s.n_qubits, q0, "swap");
+  check_qubit(s.n_qubits, q1, "swap");
+  if (q0 == q1) throw std::invalid_argument("swap: both targets are the same qubit");
+  const Mat<T> x{{0, 1, 1, 0}, {0, 0, 0, 0}};
+  const Controls c0{c.mask | (u64(1) << q1), c.value | (u64(1) << q1)};
+  const Controls c1{c.mask | (u64(1) << q0), c.value | (u64(1) << q0)};
+  apply_matrix(s, q0, c0, x);
+  apply_matrix(s, q1, c1, x);
+  apply_matrix(s, q0, c0, x);
+}
+
+template <class T>
+QMOE_CLONES void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
+                              const Mat<T>& m_inv, int n_deriv, const Mat<T>* deriv,
+                              double* const* grad) {
+  SharedM<T> d[3];
+  for (int j = 0; j < n_deriv && j < 3; ++j) d[j] = shared(deriv[j]);
+  adjoint_dispatch(phi, lam, target, c, shared(m_inv), n_deriv, d, grad);
+}
+
+template <class T>
+QMOE_CLONES void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
+                              const BatchMat<T>& m_inv, int n_deriv, const BatchMat<T>* deriv,
+                              double* const* grad) {
+  PerSampleM<T> d[3];
+  for (int j = 0; j < n_deriv && j < 3; ++j) d[j] = per_sample(deriv[j]);
+  adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), n_deriv, d, grad);
+}
+
+// ---- read-out ---------------------------------------------------------------
+
+template <class T>
+QMOE_CLONES void expval_z_all(const State<T>& s, double* out) {
+  const int n = s.n_qubits;
+  const std::size_t B = std::size_t(s.batch);
+  // acc[q*B + b] = sum of probabilities with bit q set; total[b] = sum of all.
+  std::vector<double> acc(std::size_t(n) * B, 0.0), total(B, 0.0), p(B);
+  for (std::size_t i = 0; i < s.dim(); ++i) {
+    const T* r = s.re.data() + i * B;
+    const T* m = s.im.data() + i * B;
+#pragma omp simd
+    for (std::size_t b = 0; b < B; ++b) p[b] = double(r[b]) * r[b] + double(m[b]) * m[b];
+    for (std::size_t b = 0; b < B; ++b) total[b] += p[b];
+    for (int q = 0; q < n; ++q) {
+      if (!((i >> q) & 1)) continue;
+      double* a = acc.data() + std::size_t(q) * B;
+#pragma omp simd
+      for (std::size_t b = 0; b < B; ++b) a[b] += p[b];
+    }
+  }
+  for (std::size_t b = 0; b < B; ++b)
+    for (int q = 0; q < n; ++q) out[b * n + q] = total[b] - 2.0 * acc[std::size_t(q) * B + b];
+}
+
+template <class T>
+void expval_pauli(const State<T>& s, std::uint64_t x_mask, std::uint64_t z_mask, double* out) {
+  // P|i> = i^ny (-1)^popcount(i & z) |i ^ x>, so <P> = sum_i conj(psi[i^x]) phase(i) psi[i].
+  const std::size_t B = std::size_t(s.batch);
+  const int ny = std::popcount(x_mask & z_mask);
+  std::vector<double> re(B, 0.0), im(B, 0.0);
+  for (std::size_t i = 0; i < s.dim(); ++i) {
+    const std::size_t j = i ^ x_mask;
+    const double sign = (std::popcount(i & z_mask) & 1) ? -1.0 : 1.0;
+    for (std::size_t b = 0; b < B; ++b) {
+      const double ar = s.re[j * B + b], ai = s.im[j * B + b];
+      const double cr = s.re[i * B + b], ci = s.im[i * B + b];
+      re[b] += sign * (ar * cr + ai * ci);  // conj(a) * c
+      im[b] += sign * (ar * ci - ai * cr);
+    }
+  }
+  for (std::size_t b = 0; b < B; ++b) {
+    // multiply by i^ny and keep the real part (the imaginary part is 0 for Hermitian P)
+    switch (ny & 3) {
+      case 0: out[b] = re[b]; break;
+      case 1: out[b] = -im[b]; break;
+      case 2: out[b] = -re[b]; break;
+      default: out[b] = im[b]; break;
+    }
+  }
+}
+
+template <class T>
+QMOE_CLONES void apply_weighted_z(const State<T>& psi, const double* weight, State<T>& lam) {
+  const int n = psi.n_qubits;
+  const std::size_t B = std::size_t(psi.batch);
+  if (lam.n_qubits != n || lam.batch != psi.batch) lam = make_state<T>(n, psi.batch);
+  std::vector<T> w(B);
+  for (std::size_t i = 0; i < psi.dim(); ++i) {
+    std::fill(w.begin(), w.end(), T(0));
+    for (int q = 0; q < n; ++q) {
+      const T sign = ((i >> q) & 1) ? T(-1) : T(1);
+      for (std::size_t b = 0; b < B; ++b) w[b] += sign * T(weight[b * n + q]);
+    }
+    const T* pr = psi.re.data() + i * B;
+    const T* pi = psi.im.data() + i * B;
+    T* lr = lam.re.data() + i * B;
+    T* li = lam.im.data() + i * B;
+#pragma omp simd
+    for (std::size_t b = 0; b < B; ++b) lr[b] = w[b] * pr[b], li[b] = w[b] * pi[b];
+  }
+}
+
+template <class T>
+void add_weighted_pauli(const State<T>& psi, std::uint64_t x_mask, std::uint64_t z_mask,
+                        const double* weight, State<T>& lam) {
+  const std::size_t B = std::size_t(psi.batch);
+  const int ny = std::popcount(x_mask & z_mask);
+  // i^ny as (re, im)
+  const double pr[4] = {1, 0, -1, 0}, pim[4] = {0, 1, 0, -1};
+  const double fr = pr[ny & 3], fi = pim[ny & 3];
+  for (std::size_t i = 0; i < psi.dim(); ++i) {
+    const std::size_t j = i ^ x_mask;
+    const double sign = (std::popcount(i & z_mask) & 1) ? -1.0 : 1.0;
+    for (std::size_t b = 0; b < B; ++b) {
+      const double w = sign * weight[b];
+      const double ar = psi.re[i * B + b], ai = psi.im[i * B + b];
+      lam.re[j * B + b] += T(w * (fr * ar - fi * ai));
+      lam.im[j * B + b] += T(w * (fr * ai + fi * ar));
+    }
+  }
+}
+
+template <class T>
+void probabilities(const State<T>& s, int b, double* out) {
+  if (b < 0 || b >= s.batch) throw std::invalid_argument("probabilities: sample out of range");
+  const std::size_t B = std::size_t(s.batch);
+  for (std::size_t i = 0; i < s.dim(); ++i) {
+    const double r = s.re[i * B + b], m = s.im[i * B + b];
+    out[i] = r * r + m * m;
+  }
+}
+
+template <class T>
+void marginal_probabilities(const State<T>& s, const std::vector<int>& qubits, double* out) {
+  for (int q : qubits) check_qubit(s.n_qubits, q, "marginal_probabilities");
+  const std::size_t B = std::size_t(s.batch), k = qubits.size();
+  std::fill(out, out + B * (std::size_t(1) << k), 0.0);
+  for (std::size_t i = 0; i < s.dim(); ++i) {
+    std::size_t o = 0;
+    for (std::size_t j = 0; j < k; ++j) o |= ((i >> qubits[j]) & 1) << j;
+    for (std::size_t b = 0; b < B; ++b) {
+      const double r = s.re[i * B + b], m = s.im[i * B + b];
+      out[(b << k) + o] += r * r + m * m;
+    }
+  }
+}
+
+template <class T>
+void norms(const State<T>& s, double* out) {
+  const std::size_t B = std::size_t(s.batch);
+  std::fill(out, out + B, 0.0);
+  for (std::size_t i = 0; i < s.dim(); ++i)
+    for (std::size_t b = 0; b < B; ++b) {
+      const double r = s.re[i * B + b], m = s.im[i * B + b];
+      out[b] += r * r + m * m;
+    }
+}
+
+template <class T>
+std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int shots,
+                                               std::uint64_t seed) {
+  if (shots < 0) throw std::invalid_argument("sample: shots must be >= 0");
+  std::vector<double> cdf(s.dim());
+  probabilities(s, b, cdf.data());
+  for (std::size_t i = 1; i < cdf.size(); ++i) cdf[i] += cdf[i - 1];
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint64_t> out(static_cast<std::size_t>(shots));
+  for (auto& o : out) {
+    // 53 random bits -> [0, 1), scaled by the total so rounding never falls off the end.
+    const double u = double(rng() >> 11) * 0x1p-53 * cdf.back();
+    o = std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
+    if (o >= cdf.size()) o = cdf.size() - 1;
+  }
+  return out;
+}
+
+// ---- instantiations -----------------------------------------------------------
+#define QMOE_INSTANTIATE(T)                                                                   \
+  template State<T> make_state<T>(int, int);                                                  \
+  template void set_zero_state<T>(State<T>&);                                                 \
+  template void apply_matrix<T>(State<T>&, int, Controls, const Mat<T>&);                     \
+  template void apply_matrix<T>(State<T>&, int, Controls, const BatchMat<T>&);                \
+  template void apply_swap<T>(State<T>&, int, int, Controls);                                 \
+  template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const Mat<T>&, int,      \
+                                const Mat<T>*, double* const*);                               \
+  template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const BatchMat<T>&, int, \
+                                const BatchMat<T>*, double* const*);                          \
+  template void expval_z_all<T>(const State<T>&, double*);                                    \
+  template void expval_pauli<T>(const State<T>&, std::uint64_t, std::uint64_t, double*);      \
+  template void apply_weighted_z<T>(const State<T>&, const double*, State<T>&);               \
+  template void add_weighted_pauli<T>(const State<T>&, std::uint64_t, std::uint64_t,          \
+                                      const double*, State<T>&);                              \
+  template void probabilities<T>(const State<T>&, int, double*);                              \
+  template void marginal_probabilities<T>(const State<T>&, const std::vector<int>&, double*); \
+  template void norms<T>(const State<T>&, double*);                                           \
+  template std::vector<std::uint64_t> sample_basis_states<T>(const State<T>&, int, int,       \
+                                                             std::uint64_t);
+QMOE_INSTANTIATE(double)
+QMOE_INSTANTIATE(float)
+
+}  // namespace qmoe::sim

@@ -1,0 +1,114 @@
+// Batched statevector simulator: B independent n-qubit states stored together.
+//
+// Layout: amplitude i of sample b lives at flat index i*B + b, with real and
+// imaginary parts in separate arrays. The batch index is innermost, so one
+// SIMD lane holds one sample and a gate on any qubit is a loop over B
+// contiguous slots. For a single large state (B = 1) the kernels fold the
+// qubits below the lowest qubit a gate touches into that contiguous run, so
+// they vectorise across amplitudes instead (see kernels.cpp).
+//
+// Kernels are single-threaded for small states (callers parallelise over
+// samples); above kParallelAmplitudes flat elements they use OpenMP inside.
+// Precision T is double (default) or float.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace qmoe::sim {
+
+template <class T>
+struct State {
+  int n_qubits = 0;
+  int batch = 0;
+  std::vector<T> re, im;  // size (2^n_qubits) * batch each
+
+  std::size_t dim() const { return std::size_t(1) << n_qubits; }
+};
+
+// Flat size above which a single gate is split across OpenMP threads.
+inline constexpr std::size_t kParallelAmplitudes = std::size_t(1) << 16;
+
+// A 2x2 matrix (row-major m00 m01 m10 m11), the same for every sample.
+template <class T>
+struct Mat {
+  T re[4];
+  T im[4];
+};
+
+// One 2x2 matrix per sample: re[k][b], im[k][b] for k = 0..3, b < batch.
+template <class T>
+struct BatchMat {
+  const T* re[4];
+  const T* im[4];
+};
+
+// Which qubits control a gate: amplitudes whose bits at `mask` equal `value`.
+struct Controls {
+  std::uint64_t mask = 0;
+  std::uint64_t value = 0;
+};
+
+// Allocate n qubits x batch, every sample in |0...0>. Throws std::invalid_argument
+// on n < 1, n > 40, batch < 1 and std::bad_alloc when memory runs out.
+template <class T>
+State<T> make_state(int n_qubits, int batch);
+template <class T>
+void set_zero_state(State<T>& s);
+
+// ---- gates ------------------------------------------------------------------
+// Apply m to `target` on the amplitudes whose control bits match.
+template <class T>
+void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m);
+template <class T>
+void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m);
+// Exchange qubits q0 and q1 (where the controls match).
+template <class T>
+void apply_swap(State<T>& s, int q0, int q1, Controls c);
+
+// ---- the adjoint sweep --------------------------------------------------------
+// One backward step of the adjoint method through a gate with matrix M:
+//   phi <- M^-1 phi  (m_inv = M^dagger is passed in);
+//   grad[j][b] += 2 Re <lam_b| D_j |phi_b>  over the controlled subspace, j < n_deriv;
+//   lam <- M^-1 lam.
+// D_j = dM/dangle_j. Per-sample matrices when the gate's angles depend on features.
+template <class T>
+void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c, const Mat<T>& m_inv,
+                  int n_deriv, const Mat<T>* deriv, double* const* grad);
+template <class T>
+void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c, const BatchMat<T>& m_inv,
+                  int n_deriv, const BatchMat<T>* deriv, double* const* grad);
+
+// ---- read-out ---------------------------------------------------------------
+// out[b * n_qubits + q] = <Z_q> of sample b.
+template <class T>
+void expval_z_all(const State<T>& s, double* out);
+// out[b] = <P> for the Pauli string given by x/z bit masks: P = prod_q X^x_q Z^z_q
+// with a factor i for every Y (x and z both set), i.e. letters I X Y Z.
+template <class T>
+void expval_pauli(const State<T>& s, std::uint64_t x_mask, std::uint64_t z_mask, double* out);
+// lam[i,b] = w_b(i) * psi[i,b] with w_b(i) = sum_q weight[b*n_qubits + q] * z_q(i):
+// the observable sum_q w_bq Z_q applied to psi (the adjoint method's start).
+template <class T>
+void apply_weighted_z(const State<T>& psi, const double* weight, State<T>& lam);
+// lam += w_b * P psi for each sample (accumulates; for general Pauli observables).
+template <class T>
+void add_weighted_pauli(const State<T>& psi, std::uint64_t x_mask, std::uint64_t z_mask,
+                        const double* weight, State<T>& lam);
+// Probabilities of the basis states of sample b: out[i], i < 2^n.
+template <class T>
+void probabilities(const State<T>& s, int b, double* out);
+// Marginal distribution of the listed qubits (qubits[0] is the low bit of the
+// outcome): out[b * 2^k + outcome].
+template <class T>
+void marginal_probabilities(const State<T>& s, const std::vector<int>& qubits, double* out);
+// Squared norm of each sample: out[b].
+template <class T>
+void norms(const State<T>& s, double* out);
+// Sample `shots` basis states of sample b with a seeded generator.
+template <class T>
+std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int shots,
+                                               std::uint64_t seed);
+
+}  // namespace qmoe::sim

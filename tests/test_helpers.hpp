@@ -1,0 +1,125 @@
+// Shared test helpers: random circuits and a slow dense-matrix reference.
+#pragma once
+
+#include <complex>
+#include <random>
+#include <vector>
+
+#include "circuit/circuit.hpp"
+#include "grad/adjoint.hpp"
+#include "sim/state.hpp"
+
+namespace qmoe::testing {
+
+inline const std::vector<GateKind>& all_one_qubit_kinds() {
+  static const std::vector<GateKind> k = {
+      GateKind::I,  GateKind::H,  GateKind::X,  GateKind::Y,  GateKind::Z,  GateKind::S,
+      GateKind::Sdg, GateKind::T, GateKind::Tdg, GateKind::SX, GateKind::RX, GateKind::RY,
+      GateKind::RZ, GateKind::U1, GateKind::U2, GateKind::U3, GateKind::Matrix};
+  return k;
+}
+
+// A random 2x2 unitary (for GateKind::Matrix).
+inline Mat2 random_unitary(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-M_PI, M_PI);
+  const double a[3] = {u(rng), u(rng), u(rng)};
+  Mat2 m = gate_matrix(GateKind::U3, a);
+  const cplx ph = std::polar(1.0, u(rng));
+  for (auto& e : m) e *= ph;
+  return m;
+}
+
+// Random gate on n qubits with up to max_ctrl controls. Angles: Param, Feature
+// or Constant at random (indices < n_params / n_features).
+inline Gate random_gate(std::mt19937_64& rng, int n, int max_ctrl, int n_params, int n_features,
+                        bool allow_swap = true) {
+  const auto& kinds = all_one_qubit_kinds();
+  std::uniform_int_distribution<int> pick_kind(0, int(kinds.size()) - (allow_swap ? 0 : 1));
+  std::uniform_real_distribution<double> ang(-M_PI, M_PI);
+  std::vector<int> qubits(n);
+  for (int q = 0; q < n; ++q) qubits[q] = q;
+  std::shuffle(qubits.begin(), qubits.end(), rng);
+  Gate g;
+  const int ki = pick_kind(rng);
+  g.kind = ki == int(kinds.size()) ? GateKind::Swap : kinds[ki];
+  int used = 0;
+  g.target = qubits[used++];
+  if (g.kind == GateKind::Swap) g.target2 = qubits[used++];
+  const int nc = std::uniform_int_distribution<int>(0, std::min(max_ctrl, n - used))(rng);
+  for (int i = 0; i < nc; ++i) g.controls.push_back({qubits[used++], bool(rng() & 1)});
+  if (g.kind == GateKind::Matrix) g.matrix = random_unitary(rng);
+  for (int j = 0; j < angle_count(g.kind); ++j) {
+    const int src = int(rng() % 3);
+    if (src == 0 && n_params > 0)
+      g.angles[j] = Angle::param(int(rng() % n_params), 0.5 + ang(rng) / M_PI);
+    else if (src == 1 && n_features > 0)
+      g.angles[j] = Angle::feature(int(rng() % n_features), 0.5 + ang(rng) / M_PI);
+    else
+      g.angles[j] = Angle::constant(ang(rng));
+  }
+  return g;
+}
+
+inline Circuit random_circuit(std::mt19937_64& rng, int n, int n_gates, int max_ctrl,
+                              int n_params, int n_features, bool allow_swap = true) {
+  Circuit c;
+  c.n_qubits = n;
+  c.n_params = n_params;
+  c.n_features = n_features;
+  for (int i = 0; i < n_gates; ++i)
+    add_gate(c, random_gate(rng, n, max_ctrl, n_params, n_features, allow_swap));
+  return c;
+}
+
+inline std::vector<double> random_vector(std::mt19937_64& rng, std::size_t n, double lo = -M_PI,
+                                         double hi = M_PI) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(n);
+  for (auto& e : v) e = u(rng);
+  return v;
+}
+
+// Dense reference: psi <- U psi for one gate (slow; n <= ~8).
+inline void dense_apply(int n, const Gate& g, const double* angles, std::vector<cplx>& psi) {
+  const std::vector<cplx> u = dense_gate_matrix(n, g, angles);
+  const std::size_t dim = psi.size();
+  std::vector<cplx> out(dim, 0.0);
+  for (std::size_t r = 0; r < dim; ++r)
+    for (std::size_t c = 0; c < dim; ++c) out[r] += u[r * dim + c] * psi[c];
+  psi = out;
+}
+
+// Dense reference run of a whole circuit for one sample.
+inline std::vector<cplx> dense_run(const Circuit& c, const std::vector<double>& theta,
+                                   const double* x) {
+  std::vector<cplx> psi(std::size_t(1) << c.n_qubits, 0.0);
+  psi[0] = 1.0;
+  for (const Gate& g : c.gates) {
+    const auto a = resolve_angles(g, theta.data(), x);
+    dense_apply(c.n_qubits, g, a.data(), psi);
+  }
+  return psi;
+}
+
+inline double dense_expval(const std::vector<cplx>& psi, const PauliString& p) {
+  // <psi| P |psi> with P = i^ny X^x Z^z (Z first): P|i> = i^ny (-1)^{|i&z|} |i^x>
+  const int ny = std::popcount(p.x & p.z);
+  cplx phase = 1.0;
+  for (int k = 0; k < ny; ++k) phase *= cplx(0, 1);
+  cplx acc = 0.0;
+  for (std::size_t i = 0; i < psi.size(); ++i) {
+    const double sign = (std::popcount(i & p.z) & 1) ? -1.0 : 1.0;
+    acc += std::conj(psi[i ^ p.x]) * phase * sign * psi[i];
+  }
+  return acc.real();
+}
+
+template <class T>
+std::vector<cplx> sample_amplitudes(const sim::State<T>& s, int b) {
+  std::vector<cplx> v(s.dim());
+  for (std::size_t i = 0; i < s.dim(); ++i)
+    v[i] = cplx(s.re[i * s.batch + b], s.im[i * s.batch + b]);
+  return v;
+}
+
+}  // namespace qmoe::testing

@@ -1,0 +1,263 @@
+// Simulator kernels against a dense-matrix reference.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "circuit/execute.hpp"
+#include "test_helpers.hpp"
+
+using namespace qmoe;
+using namespace qmoe::testing;
+
+namespace {
+
+// A random normalised batch state.
+template <class T>
+sim::State<T> random_state(std::mt19937_64& rng, int n, int batch) {
+  sim::State<T> s = sim::make_state<T>(n, batch);
+  std::normal_distribution<double> g;
+  std::vector<double> norm(batch, 0.0);
+  for (std::size_t i = 0; i < s.re.size(); ++i) {
+    s.re[i] = T(g(rng)), s.im[i] = T(g(rng));
+    norm[i % batch] += double(s.re[i]) * s.re[i] + double(s.im[i]) * s.im[i];
+  }
+  for (std::size_t i = 0; i < s.re.size(); ++i) {
+    s.re[i] = T(s.re[i] / std::sqrt(norm[i % batch]));
+    s.im[i] = T(s.im[i] / std::sqrt(norm[i % batch]));
+  }
+  return s;
+}
+
+double max_diff(const std::vector<cplx>& a, const std::vector<cplx>& b) {
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace
+
+// Every gate kind, 0-3 controls on |0> or |1>, every target, against its dense matrix,
+// with shared angles (Param) and per-sample angles (Feature), for several batch sizes.
+TEST(Sim, EveryGateMatchesDenseMatrix) {
+  std::mt19937_64 rng(1);
+  for (int n : {1, 2, 3, 5}) {
+    for (int batch : {1, 3, 8}) {
+      for (int trial = 0; trial < 150; ++trial) {
+        Circuit c;
+        c.n_qubits = n;
+        c.n_params = 3;
+        c.n_features = 3;
+        Gate g = random_gate(rng, n, 3, 3, 3, n >= 2);
+        add_gate(c, g);
+        const auto theta = random_vector(rng, 3);
+        const auto x = random_vector(rng, std::size_t(3) * batch);
+        sim::State<double> s = random_state<double>(rng, n, batch);
+        std::vector<std::vector<cplx>> ref;
+        for (int b = 0; b < batch; ++b) ref.push_back(sample_amplitudes(s, b));
+        GateScratch<double> scratch;
+        apply_gate(s, g, theta.data(), x.data(), 3, false, scratch);
+        for (int b = 0; b < batch; ++b) {
+          const auto a = resolve_angles(g, theta.data(), x.data() + 3 * b);
+          dense_apply(n, g, a.data(), ref[b]);
+          ASSERT_LT(max_diff(sample_amplitudes(s, b), ref[b]), 1e-13) << describe(g) << " batch " << batch;
+        }
+        // and the inverse undoes it
+        apply_gate(s, g, theta.data(), x.data(), 3, true, scratch);
+        apply_gate(s, g, theta.data(), x.data(), 3, false, scratch);
+        for (int b = 0; b < batch; ++b)
+          ASSERT_LT(max_diff(sample_amplitudes(s, b), ref[b]), 1e-13) << describe(g);
+      }
+    }
+  }
+}
+
+// Fixed gates against textbook matrices (guards the dense reference itself).
+TEST(Sim, NamedMatricesAreTheTextbookOnes) {
+  const double a[3] = {0.3, 0.0, 0.0};
+  const cplx i(0, 1);
+  auto near = [](const Mat2& m, const Mat2& e) {
+    for (int k = 0; k < 4; ++k) if (std::abs(m[k] - e[k]) > 1e-15) return false;
+    return true;
+  };
+  EXPECT_TRUE(near(gate_matrix(GateKind::X, a), {0, 1, 1, 0}));
+  EXPECT_TRUE(near(gate_matrix(GateKind::Y, a), {0, -i, i, 0}));
+  EXPECT_TRUE(near(gate_matrix(GateKind::S, a), {1, 0, 0, i}));
+  EXPECT_TRUE(near(gate_matrix(GateKind::T, a), {1, 0, 0, std::exp(i * M_PI / 4.0)}));
+  EXPECT_TRUE(near(gate_matrix(GateKind::RX, a), {std::cos(0.15), -i * std::sin(0.15), -i * std::sin(0.15), std::cos(0.15)}));
+  EXPECT_TRUE(near(gate_matrix(GateKind::RY, a), {std::cos(0.15), -std::sin(0.15), std::sin(0.15), std::cos(0.15)}));
+  EXPECT_TRUE(near(gate_matrix(GateKind::RZ, a), {std::exp(-i * 0.15), 0, 0, std::exp(i * 0.15)}));
+  // SX^2 = X, T^2 = S, H Z H = X
+  const Mat2 sx = gate_matrix(GateKind::SX, a);
+  const Mat2 sx2 = {sx[0] * sx[0] + sx[1] * sx[2], sx[0] * sx[1] + sx[1] * sx[3],
+                    sx[2] * sx[0] + sx[3] * sx[2], sx[2] * sx[1] + sx[3] * sx[3]};
+  EXPECT_TRUE(near(sx2, {0, 1, 1, 0}));
+  // U3(t, -pi/2, pi/2) = RX(t); U3(t, 0, 0) = RY(t); U2(p, l) = U3(pi/2, p, l)
+  const double u3rx[3] = {0.3, -M_PI / 2, M_PI / 2}, u3ry[3] = {0.3, 0, 0};
+  EXPECT_TRUE(near(gate_matrix(GateKind::U3, u3rx), gate_matrix(GateKind::RX, a)));
+  EXPECT_TRUE(near(gate_matrix(GateKind::U3, u3ry), gate_matrix(GateKind::RY, a)));
+  const double u2[2] = {0.4, -1.1}, u3[3] = {M_PI / 2, 0.4, -1.1};
+  EXPECT_TRUE(near(gate_matrix(GateKind::U2, u2), gate_matrix(GateKind::U3, u3)));
+}
+
+// Derivative matrices against central finite differences of the matrices.
+TEST(Sim, DerivativeMatricesMatchFiniteDifferences) {
+  std::mt19937_64 rng(2);
+  for (GateKind k : {GateKind::RX, GateKind::RY, GateKind::RZ, GateKind::U1, GateKind::U2, GateKind::U3}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      auto a = random_vector(rng, 3);
+      for (int j = 0; j < angle_count(k); ++j) {
+        const Mat2 d = gate_matrix_derivative(k, a.data(), j);
+        auto ap = a, am = a;
+        ap[j] += 1e-6, am[j] -= 1e-6;
+        const Mat2 p = gate_matrix(k, ap.data()), m = gate_matrix(k, am.data());
+        for (int e = 0; e < 4; ++e) EXPECT_LT(std::abs((p[e] - m[e]) / 2e-6 - d[e]), 1e-9) << gate_name(k) << j;
+      }
+    }
+  }
+}
+
+// A batched run equals running each sample on its own.
+TEST(Sim, BatchedEqualsOneByOne) {
+  std::mt19937_64 rng(3);
+  const int n = 5, batch = 13;
+  Circuit c = random_circuit(rng, n, 60, 2, 4, 6);
+  const auto theta = random_vector(rng, 4);
+  const auto x = random_vector(rng, std::size_t(6) * batch);
+  sim::State<double> s = sim::make_state<double>(n, batch);
+  GateScratch<double> scratch;
+  run_circuit(c, theta.data(), x.data(), s, scratch);
+  for (int b = 0; b < batch; ++b) {
+    sim::State<double> one = sim::make_state<double>(n, 1);
+    run_circuit(c, theta.data(), x.data() + 6 * b, one, scratch);
+    EXPECT_LT(max_diff(sample_amplitudes(s, b), sample_amplitudes(one, 0)), 1e-14);
+    EXPECT_LT(max_diff(sample_amplitudes(one, 0), dense_run(c, theta, x.data() + 6 * b)), 1e-12);
+  }
+}
+
+// The norm stays 1 to 1e-12 over 10,000 random gates.
+TEST(Sim, NormKeptOverTenThousandGates) {
+  std::mt19937_64 rng(4);
+  const int n = 6, batch = 4;
+  Circuit c = random_circuit(rng, n, 10000, 3, 8, 8);
+  const auto theta = random_vector(rng, 8);
+  const auto x = random_vector(rng, std::size_t(8) * batch);
+  sim::State<double> s = sim::make_state<double>(n, batch);
+  GateScratch<double> scratch;
+  run_circuit(c, theta.data(), x.data(), s, scratch);
+  std::vector<double> nrm(batch);
+  sim::norms(s, nrm.data());
+  for (double v : nrm) EXPECT_NEAR(v, 1.0, 1e-12);
+}
+
+// Single precision stays within 1e-5 of double.
+TEST(Sim, FloatWithin1e5OfDouble) {
+  std::mt19937_64 rng(5);
+  const int n = 7, batch = 9;
+  Circuit c = random_circuit(rng, n, 200, 2, 6, 6);
+  const auto theta = random_vector(rng, 6);
+  const auto x = random_vector(rng, std::size_t(6) * batch);
+  std::vector<PauliString> obs;
+  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
+  obs.push_back(PauliString::parse("X0 Y3 Z5"));
+  std::vector<double> ed(obs.size() * batch), ef(obs.size() * batch);
+  Workspace<double> wd;
+  Workspace<float> wf;
+  forward(c, theta, x.data(), batch, obs, ed.data(), wd);
+  forward(c, theta, x.data(), batch, obs, ef.data(), wf);
+  for (std::size_t i = 0; i < ed.size(); ++i) EXPECT_NEAR(ed[i], ef[i], 1e-5);
+  // float amplitudes too
+  for (int b = 0; b < batch; ++b) {
+    auto a = sample_amplitudes(wd.final_state(0), b), f = sample_amplitudes(wf.final_state(0), b);
+    EXPECT_LT(max_diff(a, f), 1e-5);
+  }
+}
+
+// Read-out: <Z_q>, Pauli strings, probabilities and marginals against dense formulas.
+TEST(Sim, ReadoutMatchesDense) {
+  std::mt19937_64 rng(6);
+  const int n = 4, batch = 5;
+  sim::State<double> s = random_state<double>(rng, n, batch);
+  std::vector<double> z(std::size_t(n) * batch);
+  sim::expval_z_all(s, z.data());
+  std::vector<double> pv(batch), probs(std::size_t(1) << n), marg(std::size_t(4) * batch);
+  sim::marginal_probabilities(s, {3, 1}, marg.data());
+  for (const char* text : {"Z0", "X1", "Y2", "X0 Y1 Z3", "Y0 Y1 Y2 Y3", "Z1 Z2", ""}) {
+    const PauliString p = PauliString::parse(text);
+    sim::expval_pauli(s, p.x, p.z, pv.data());
+    for (int b = 0; b < batch; ++b) EXPECT_NEAR(pv[b], dense_expval(sample_amplitudes(s, b), p), 1e-13) << text;
+  }
+  for (int b = 0; b < batch; ++b) {
+    const auto psi = sample_amplitudes(s, b);
+    for (int q = 0; q < n; ++q) EXPECT_NEAR(z[b * n + q], dense_expval(psi, PauliString::Z(q)), 1e-13);
+    sim::probabilities(s, b, probs.data());
+    double m[4] = {0, 0, 0, 0};
+    for (std::size_t i = 0; i < psi.size(); ++i) {
+      EXPECT_NEAR(probs[i], std::norm(psi[i]), 1e-15);
+      m[((i >> 3) & 1) | (((i >> 1) & 1) << 1)] += std::norm(psi[i]);
+    }
+    for (int o = 0; o < 4; ++o) EXPECT_NEAR(marg[b * 4 + o], m[o], 1e-14);
+  }
+}
+
+// Sampling: frequencies approach the probabilities; same seed, same shots.
+TEST(Sim, SamplingFollowsProbabilities) {
+  std::mt19937_64 rng(7);
+  sim::State<double> s = random_state<double>(rng, 3, 2);
+  const int shots = 200000;
+  const auto a = sim::sample_basis_states(s, 1, shots, 42);
+  const auto b = sim::sample_basis_states(s, 1, shots, 42);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, sim::sample_basis_states(s, 1, shots, 43));
+  std::vector<double> p(8);
+  sim::probabilities(s, 1, p.data());
+  std::map<std::uint64_t, int> counts;
+  for (auto v : a) counts[v]++;
+  for (int i = 0; i < 8; ++i) {
+    const double sd = std::sqrt(p[i] * (1 - p[i]) / shots);
+    EXPECT_NEAR(double(counts[i]) / shots, p[i], 5 * sd + 1e-12) << i;
+  }
+}
+
+// A single 24-qubit state: gates on low, middle and high qubits agree with the
+// same gates applied through the per-amplitude (unfolded) path on a smaller copy.
+TEST(Sim, LargeSingleState24Qubits) {
+  const int n = 24;
+  sim::State<double> s = sim::make_state<double>(n, 1);
+  const double h[3] = {0, 0, 0};
+  const auto H = to_kernel<double>(gate_matrix(GateKind::H, h));
+  for (int q : {0, 11, 23}) sim::apply_matrix(s, q, {}, H);
+  const double ry[1] = {0.7};
+  sim::apply_matrix(s, 5, {std::uint64_t(1) << 23, std::uint64_t(1) << 23},
+                    to_kernel<double>(gate_matrix(GateKind::RY, ry)));
+  std::vector<double> nrm(1), z(n);
+  sim::norms(s, nrm.data());
+  EXPECT_NEAR(nrm[0], 1.0, 1e-12);
+  sim::expval_z_all(s, z.data());
+  EXPECT_NEAR(z[0], 0.0, 1e-12);
+  EXPECT_NEAR(z[23], 0.0, 1e-12);
+  EXPECT_NEAR(z[5], 0.5 * 1.0 + 0.5 * std::cos(0.7), 1e-12);  // RY only when q23 = 1
+  EXPECT_NEAR(z[7], 1.0, 1e-12);
+}
+
+TEST(Sim, BadInputsThrow) {
+  EXPECT_THROW(sim::make_state<double>(0, 1), std::invalid_argument);
+  EXPECT_THROW(sim::make_state<double>(41, 1), std::invalid_argument);
+  EXPECT_THROW(sim::make_state<double>(3, 0), std::invalid_argument);
+  sim::State<double> s = sim::make_state<double>(3, 2);
+  const sim::Mat<double> x{{0, 1, 1, 0}, {0, 0, 0, 0}};
+  EXPECT_THROW(sim::apply_matrix(s, 3, {}, x), std::invalid_argument);
+  EXPECT_THROW(sim::apply_matrix(s, -1, {}, x), std::invalid_argument);
+  EXPECT_THROW(sim::apply_matrix(s, 0, {1, 1}, x), std::invalid_argument);   // target is a control
+  EXPECT_THROW(sim::apply_matrix(s, 0, {8, 8}, x), std::invalid_argument);   // control out of range
+  EXPECT_THROW(sim::apply_swap(s, 1, 1, {}), std::invalid_argument);
+  EXPECT_THROW(sim::probabilities(s, 2, nullptr), std::invalid_argument);
+  EXPECT_THROW(sim::sample_basis_states(s, 0, -1, 0), std::invalid_argument);
+  Circuit c;
+  c.n_qubits = 2;
+  EXPECT_THROW(add_gate(c, make_gate(GateKind::X, 2)), std::invalid_argument);
+  EXPECT_THROW(add_gate(c, make_gate(GateKind::X, 0, {{0, true}})), std::invalid_argument);
+  EXPECT_THROW(add_gate(c, make_gate(GateKind::RX, 0, {}, {Angle::param(-1)})), std::invalid_argument);
+  EXPECT_THROW(PauliString::parse("Q1"), std::invalid_argument);
+  EXPECT_THROW(PauliString::parse("Z1 X1"), std::invalid_argument);
+  EXPECT_THROW(PauliString::parse("Z"), std::invalid_argument);
+}
