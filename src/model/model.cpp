@@ -1,0 +1,273 @@
+#include "model/model.hpp"
+
+#include <bit>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+namespace qmoe::model {
+namespace {
+
+using nlohmann::json;
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("model config: " + what);
+}
+
+std::vector<GateKind> ops_gates(const std::string& ops) {
+  if (ops == "rx") return {GateKind::RX};
+  if (ops == "ry") return {GateKind::RY};
+  if (ops == "rxry") return {GateKind::RX, GateKind::RY};
+  if (ops == "rxryrz") return {GateKind::RX, GateKind::RY, GateKind::RZ};
+  throw std::invalid_argument("model config: ops must be rx, ry, rxry or rxryrz, got '" + ops + "'");
+}
+
+int routing_register_size(const ModelConfig& c) {
+  if (c.model != "qmoe") return 0;
+  if (c.routing_qubits > 0) return c.routing_qubits;
+  return std::max(1, int(std::bit_width(unsigned(c.experts - 1))));  // ceil(log2 L)
+}
+
+void cnot_ring(Circuit& c, const std::vector<int>& q, const std::vector<Control>& ctrl) {
+  const int m = int(q.size());
+  if (m < 2) return;
+  for (int i = 0; i < m; ++i) {
+    std::vector<Control> cc = ctrl;
+    cc.push_back({q[i], true});
+    add_gate(c, make_gate(GateKind::X, q[(i + 1) % m], cc));
+  }
+}
+
+// U(z): rotation layers cycling RY, RZ, RX; feature k on register qubit k mod m
+// (layer k / m); a CNOT ring after every `ring_every` layers that are followed
+// by more layers.
+void encoder(Circuit& c, const std::vector<int>& q, int first_feature, int n_features, int ring_every) {
+  static const GateKind cycle[3] = {GateKind::RY, GateKind::RZ, GateKind::RX};
+  const int m = int(q.size());
+  const int layers = (n_features + m - 1) / m;
+  for (int l = 0; l < layers; ++l) {
+    for (int i = 0; i < m && l * m + i < n_features; ++i)
+      add_gate(c, make_gate(cycle[l % 3], q[i], {}, {Angle::feature(first_feature + l * m + i)}));
+    if (ring_every > 0 && (l + 1) % ring_every == 0 && l + 1 < layers) cnot_ring(c, q, {});
+  }
+}
+
+// One ansatz layer: the trainable rotations on every qubit, then a CNOT ring;
+// every gate carries `ctrl` (an expert's selection by the routing register).
+void ansatz_layer(Circuit& c, const std::vector<int>& q, const std::vector<GateKind>& ops,
+                  const std::vector<Control>& ctrl) {
+  for (int qb : q)
+    for (GateKind k : ops) add_gate(c, make_gate(k, qb, ctrl, {Angle::param(c.n_params)}));
+  cnot_ring(c, q, ctrl);
+}
+
+}  // namespace
+
+json ModelConfig::to_json() const {
+  return json{{"model", model},
+              {"ops", ops},
+              {"n_classes", n_classes},
+              {"n_features", n_features},
+              {"data_qubits", data_qubits},
+              {"depth", depth},
+              {"experts", experts},
+              {"routing_qubits", routing_qubits},
+              {"routing_depth", routing_depth},
+              {"routing_encoder", routing_encoder},
+              {"encoder_ring_every", encoder_ring_every},
+              {"aggregation", aggregation},
+              {"readout", readout},
+              {"load_balance", load_balance}};
+}
+
+ModelConfig ModelConfig::from_json(const json& j) {
+  ModelConfig c;
+  if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    try {
+      if (k == "model") c.model = v.get<std::string>();
+      else if (k == "ops") c.ops = v.get<std::string>();
+      else if (k == "n_classes") c.n_classes = v.get<int>();
+      else if (k == "n_features") c.n_features = v.get<int>();
+      else if (k == "data_qubits") c.data_qubits = v.get<int>();
+      else if (k == "depth") c.depth = v.get<int>();
+      else if (k == "experts") c.experts = v.get<int>();
+      else if (k == "routing_qubits") c.routing_qubits = v.get<int>();
+      else if (k == "routing_depth") c.routing_depth = v.get<int>();
+      else if (k == "routing_encoder") c.routing_encoder = v.get<std::string>();
+      else if (k == "encoder_ring_every") c.encoder_ring_every = v.get<int>();
+      else if (k == "aggregation") c.aggregation = v.get<std::string>();
+      else if (k == "readout") c.readout = v.get<std::string>();
+      else if (k == "load_balance") c.load_balance = v.get<double>();
+      else throw std::invalid_argument("model config: unknown key '" + k + "'");
+    } catch (const json::exception&) {
+      throw std::invalid_argument("model config: '" + k + "' has the wrong type");
+    }
+  }
+  c.validate();
+  return c;
+}
+
+void ModelConfig::validate() const {
+  require(model == "qmoe" || model == "qnn", "model must be qmoe or qnn, got '" + model + "'");
+  ops_gates(ops);
+  require(n_classes >= 2, "n_classes must be >= 2");
+  require(n_features >= 1 && n_features <= 100000, "n_features must be 1..100000");
+  require(data_qubits >= 1 && data_qubits <= 24, "data_qubits must be 1..24");
+  require(depth >= 0 && depth <= 1000, "depth must be 0..1000");
+  require(encoder_ring_every >= 0, "encoder_ring_every must be >= 0");
+  require(readout == "pairs" || readout == "qubits", "readout must be pairs or qubits");
+  if (n_classes == 2 && readout == "pairs")
+    require(data_qubits >= 4, "the 'pairs' 2-class read-out needs 4 data qubits");
+  else
+    require(n_classes <= data_qubits, "more classes than data qubits");
+  require(load_balance >= 0 && std::isfinite(load_balance), "load_balance must be >= 0");
+  if (model == "qmoe") {
+    require(experts >= 1 && experts <= 64, "experts must be 1..64");
+    require(routing_qubits >= 0 && routing_qubits <= 6, "routing_qubits must be 0..6");
+    require((1 << routing_register_size(*this)) >= experts, "routing register too small for the experts");
+    require(routing_depth >= 0, "routing_depth must be >= 0");
+    require(routing_encoder == "full" || routing_encoder == "quadrant",
+            "routing_encoder must be full or quadrant");
+    require(routing_encoder != "quadrant" || n_features == 64, "quadrant routing encoder needs 8x8 inputs");
+    require(aggregation == "cnot" || aggregation == "none", "aggregation must be cnot or none");
+    require(data_qubits + routing_register_size(*this) <= 26, "too many qubits in total");
+  }
+}
+
+Model build_model(const ModelConfig& cfg) {
+  cfg.validate();
+  Model m;
+  m.config = cfg;
+  const int r = routing_register_size(cfg), n = cfg.data_qubits;
+  const std::vector<GateKind> ops = ops_gates(cfg.ops);
+  Circuit& c = m.circuit;
+  c.n_qubits = r + n;
+  c.n_features = cfg.n_features + (r > 0 && cfg.routing_encoder == "quadrant" ? 4 : 0);
+  for (int i = 0; i < n; ++i) m.data_qubits.push_back(r + i);
+  // routing bit i (low first) is circuit qubit r-1-i: qubit 0 is the high bit.
+  for (int i = 0; i < r; ++i) m.routing_qubits.push_back(r - 1 - i);
+
+  encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
+  if (r > 0) {
+    std::vector<int> rq(r);
+    for (int i = 0; i < r; ++i) rq[i] = i;
+    if (cfg.routing_encoder == "full")
+      encoder(c, rq, 0, cfg.n_features, cfg.encoder_ring_every);
+    else  // quadrant means: RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
+      for (int k = 0; k < 4; ++k)
+        add_gate(c, make_gate(k < 2 ? GateKind::RY : GateKind::RX, rq[k % r], {},
+                              {Angle::feature(cfg.n_features + k)}));
+    for (int l = 0; l < cfg.routing_depth; ++l) ansatz_layer(c, rq, {GateKind::RX, GateKind::RY}, {});
+    for (int k = 0; k < cfg.experts; ++k) {
+      std::vector<Control> sel;
+      for (int i = 0; i < r; ++i) sel.push_back({m.routing_qubits[i], bool((k >> i) & 1)});
+      for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, sel);
+    }
+    if (cfg.aggregation == "cnot")
+      for (int i = 0; i < std::min(r, n); ++i)
+        add_gate(c, make_gate(GateKind::X, m.data_qubits[i], {{i, true}}));
+  } else {
+    for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, {});
+  }
+
+  for (int q : m.data_qubits) m.observables.push_back(PauliString::Z(q));
+  m.n_data_observables = n;
+  for (int s = 1; s < (1 << r); ++s) {  // Z strings of the routing subsets
+    PauliString p;
+    for (int i = 0; i < r; ++i)
+      if ((s >> i) & 1) p.z |= std::uint64_t(1) << m.routing_qubits[i];
+    m.observables.push_back(p);
+  }
+
+  const int C = cfg.n_classes, K = int(m.observables.size());
+  m.readout.assign(std::size_t(C) * K, 0.0);
+  if (C == 2 && cfg.readout == "pairs") {
+    m.readout[0 * K + 0] = m.readout[0 * K + 1] = 1.0;
+    m.readout[1 * K + 2] = m.readout[1 * K + 3] = 1.0;
+  } else {
+    for (int cl = 0; cl < C; ++cl) m.readout[std::size_t(cl) * K + cl] = 1.0;
+  }
+  return m;
+}
+
+std::vector<double> init_params(const Model& m, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<double> theta(std::size_t(m.n_params()));
+  // 53 random bits -> [-pi, pi); explicit so every platform draws the same numbers
+  for (auto& t : theta) t = (double(rng() >> 11) * 0x1p-53 * 2.0 - 1.0) * M_PI;
+  return theta;
+}
+
+int matched_depth(const ModelConfig& qnn, int target_params) {
+  const int per_layer = qnn.data_qubits * int(ops_gates(qnn.ops).size());
+  return std::max(1, int(std::lround(double(target_params) / per_layer)));
+}
+
+void logits(const Model& m, const double* ev, int batch, double* out) {
+  const int C = m.n_classes(), K = int(m.observables.size());
+  for (int b = 0; b < batch; ++b)
+    for (int c = 0; c < C; ++c) {
+      double s = 0;
+      for (int k = 0; k < m.n_data_observables; ++k) s += m.readout[std::size_t(c) * K + k] * ev[std::size_t(b) * K + k];
+      out[std::size_t(b) * C + c] = s;
+    }
+}
+
+void logits_backward(const Model& m, const double* dl, int batch, double* dev) {
+  const int C = m.n_classes(), K = int(m.observables.size());
+  for (int b = 0; b < batch; ++b)
+    for (int k = 0; k < K; ++k) {
+      double s = 0;
+      for (int c = 0; c < C; ++c) s += m.readout[std::size_t(c) * K + k] * dl[std::size_t(b) * C + c];
+      dev[std::size_t(b) * K + k] = s;
+    }
+}
+
+std::vector<double> routing_probabilities(const Model& m, const double* ev, int batch) {
+  const int r = int(m.routing_qubits.size()), L = m.config.experts, K = int(m.observables.size());
+  if (r == 0) return {};
+  std::vector<double> p(std::size_t(batch) * L);
+  const double norm = 1.0 / double(1 << r);
+  for (int b = 0; b < batch; ++b)
+    for (int k = 0; k < L; ++k) {
+      double s = 1.0;  // the empty subset: <I> = 1
+      for (int S = 1; S < (1 << r); ++S)
+        s += ((std::popcount(unsigned(k & S)) & 1) ? -1.0 : 1.0) *
+             ev[std::size_t(b) * K + m.n_data_observables + S - 1];
+      p[std::size_t(b) * L + k] = norm * s;
+    }
+  return p;
+}
+
+void routing_probabilities_backward(const Model& m, const double* dp, int batch, double* dev) {
+  const int r = int(m.routing_qubits.size()), L = m.config.experts, K = int(m.observables.size());
+  const double norm = 1.0 / double(1 << r);
+  for (int b = 0; b < batch; ++b)
+    for (int k = 0; k < L; ++k)
+      for (int S = 1; S < (1 << r); ++S)
+        dev[std::size_t(b) * K + m.n_data_observables + S - 1] +=
+            norm * ((std::popcount(unsigned(k & S)) & 1) ? -1.0 : 1.0) * dp[std::size_t(b) * L + k];
+}
+
+std::vector<double> circuit_inputs(const Model& m, const double* x, int batch) {
+  const int F = m.config.n_features, Fc = m.circuit.n_features;
+  std::vector<double> out(std::size_t(batch) * Fc);
+  for (int b = 0; b < batch; ++b) {
+    const double* row = x + std::size_t(b) * F;
+    double* o = out.data() + std::size_t(b) * Fc;
+    std::copy(row, row + F, o);
+    if (Fc == F + 4)  // quadrant means of the 8x8 image: TL, TR, BL, BR
+      for (int qd = 0; qd < 4; ++qd) {
+        double s = 0;
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j];
+        o[F + qd] = s / 16.0;
+      }
+  }
+  return out;
+}
+
+}  // namespace qmoe::model
