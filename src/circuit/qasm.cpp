@@ -1,0 +1,818 @@
+#include "circuit/qasm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <unordered_map>
+
+namespace qmoe {
+
+QasmError::QasmError(int line, int column, const std::string& message)
+    : std::runtime_error("line " + std::to_string(line) + ", column " + std::to_string(column) +
+                         ": " + message),
+      line_(line),
+      column_(column),
+      message_(message) {}
+
+// ============================================================================
+// Reader
+// ============================================================================
+namespace {
+
+enum class Tok { Ident, Int, Real, String, Sym, End };
+
+struct Token {
+  Tok kind = Tok::End;
+  std::string text;  // identifier / number / string contents / symbol
+  int line = 1, col = 1;
+};
+
+std::string show(const Token& t) {
+  switch (t.kind) {
+    case Tok::End: return "end of file";
+    case Tok::String: return "\"" + t.text + "\"";
+    default: {
+      std::string s = t.text.size() > 40 ? t.text.substr(0, 40) + "..." : t.text;
+      return "'" + s + "'";
+    }
+  }
+}
+
+std::vector<Token> tokenize(std::string_view s) {
+  std::vector<Token> out;
+  int line = 1, col = 1;
+  std::size_t i = 0;
+  auto advance = [&](std::size_t n) {
+    for (std::size_t k = 0; k < n && i < s.size(); ++k, ++i) {
+      if (s[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+  };
+  auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+  auto is_alpha = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+  };
+  while (i < s.size()) {
+    const char ch = s[i];
+    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v') {
+      advance(1);
+      continue;
+    }
+    if (ch == '/' && i + 1 < s.size() && s[i + 1] == '/') {
+      while (i < s.size() && s[i] != '\n') advance(1);
+      continue;
+    }
+    if (ch == '/' && i + 1 < s.size() && s[i + 1] == '*') {
+      const int l0 = line, c0 = col;
+      advance(2);
+      while (i < s.size() && !(s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/')) advance(1);
+      if (i >= s.size()) throw QasmError(l0, c0, "unterminated comment");
+      advance(2);
+      continue;
+    }
+    Token t;
+    t.line = line;
+    t.col = col;
+    if (is_alpha(ch)) {
+      std::size_t j = i;
+      while (j < s.size() && (is_alpha(s[j]) || is_digit(s[j]))) ++j;
+      t.kind = Tok::Ident;
+      t.text = std::string(s.substr(i, j - i));
+      advance(j - i);
+    } else if (is_digit(ch) || (ch == '.' && i + 1 < s.size() && is_digit(s[i + 1]))) {
+      std::size_t j = i;
+      bool real = false;
+      while (j < s.size() && is_digit(s[j])) ++j;
+      if (j < s.size() && s[j] == '.') {
+        real = true;
+        ++j;
+        while (j < s.size() && is_digit(s[j])) ++j;
+      }
+      if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+        std::size_t k = j + 1;
+        if (k < s.size() && (s[k] == '+' || s[k] == '-')) ++k;
+        if (k >= s.size() || !is_digit(s[k]))
+          throw QasmError(line, col + int(j - i), "malformed number: exponent has no digits");
+        while (k < s.size() && is_digit(s[k])) ++k;
+        j = k;
+        real = true;
+      }
+      if (j < s.size() && is_alpha(s[j]))
+        throw QasmError(line, col + int(j - i), "malformed number");
+      t.kind = real ? Tok::Real : Tok::Int;
+      t.text = std::string(s.substr(i, j - i));
+      advance(j - i);
+    } else if (ch == '"') {
+      std::size_t j = i + 1;
+      while (j < s.size() && s[j] != '"' && s[j] != '\n') ++j;
+      if (j >= s.size() || s[j] != '"') throw QasmError(line, col, "unterminated string");
+      t.kind = Tok::String;
+      t.text = std::string(s.substr(i + 1, j - i - 1));
+      advance(j + 1 - i);
+    } else {
+      t.kind = Tok::Sym;
+      if ((ch == '-' && i + 1 < s.size() && s[i + 1] == '>') ||
+          (ch == '=' && i + 1 < s.size() && s[i + 1] == '=')) {
+        t.text = std::string(s.substr(i, 2));
+        advance(2);
+      } else if (std::string_view(";,()[]{}+-*/^").find(ch) != std::string_view::npos) {
+        t.text = std::string(1, ch);
+        advance(1);
+      } else {
+        const unsigned char u = static_cast<unsigned char>(ch);
+        char buf[64];
+        if (u >= 0x20 && u < 0x7f)
+          std::snprintf(buf, sizeof buf, "unexpected character '%c'", ch);
+        else
+          std::snprintf(buf, sizeof buf, "unexpected byte 0x%02x", unsigned(u));
+        throw QasmError(line, col, buf);
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  Token end;
+  end.kind = Tok::End;
+  end.line = line;
+  end.col = col;
+  out.push_back(end);
+  return out;
+}
+
+// One qubit argument: a single qubit (index >= 0) or a whole register (index -1).
+struct QArg {
+  int reg = 0;
+  int index = -1;
+  Token tok;  // where it starts
+};
+
+enum class G {
+  U3, U2, U1, U0, CU4, X, I, Y, Z, H, S, Sdg, T, Tdg, SX, SXdg, RX, RY, RZ,
+  CX, CY, CZ, CH, CSX, CCX, CRX, CRY, CRZ, CU1, CU3, Swap, CSwap, RZZ, RXX, RCCX, C3X, C3SX, C4X
+};
+
+struct GateSpec {
+  G g;
+  int n_angles;
+  int n_qubits;
+  bool builtin;  // U and CX: available without qelib1.inc
+};
+
+const std::unordered_map<std::string, GateSpec>& gate_table() {
+  static const std::unordered_map<std::string, GateSpec> t = {
+      {"U", {G::U3, 3, 1, true}},      {"CX", {G::CX, 0, 2, true}},
+      {"u3", {G::U3, 3, 1, false}},    {"u", {G::U3, 3, 1, false}},
+      {"u2", {G::U2, 2, 1, false}},    {"u1", {G::U1, 1, 1, false}},
+      {"p", {G::U1, 1, 1, false}},     {"u0", {G::U0, 1, 1, false}},
+      {"cx", {G::CX, 0, 2, false}},    {"id", {G::I, 0, 1, false}},
+      {"x", {G::X, 0, 1, false}},      {"y", {G::Y, 0, 1, false}},
+      {"z", {G::Z, 0, 1, false}},      {"h", {G::H, 0, 1, false}},
+      {"s", {G::S, 0, 1, false}},      {"sdg", {G::Sdg, 0, 1, false}},
+      {"t", {G::T, 0, 1, false}},      {"tdg", {G::Tdg, 0, 1, false}},
+      {"sx", {G::SX, 0, 1, false}},    {"sxdg", {G::SXdg, 0, 1, false}},
+      {"rx", {G::RX, 1, 1, false}},    {"ry", {G::RY, 1, 1, false}},
+      {"rz", {G::RZ, 1, 1, false}},    {"cz", {G::CZ, 0, 2, false}},
+      {"cy", {G::CY, 0, 2, false}},    {"ch", {G::CH, 0, 2, false}},
+      {"csx", {G::CSX, 0, 2, false}},  {"ccx", {G::CCX, 0, 3, false}},
+      {"crx", {G::CRX, 1, 2, false}},  {"cry", {G::CRY, 1, 2, false}},
+      {"crz", {G::CRZ, 1, 2, false}},  {"cu1", {G::CU1, 1, 2, false}},
+      {"cp", {G::CU1, 1, 2, false}},   {"cu3", {G::CU3, 3, 2, false}},
+      {"cu", {G::CU4, 4, 2, false}},   {"swap", {G::Swap, 0, 2, false}},
+      {"cswap", {G::CSwap, 0, 3, false}}, {"rzz", {G::RZZ, 1, 2, false}},
+      {"rxx", {G::RXX, 1, 2, false}},  {"rccx", {G::RCCX, 0, 3, false}},
+      {"c3x", {G::C3X, 0, 4, false}},  {"c3sqrtx", {G::C3SX, 0, 4, false}},
+      {"c4x", {G::C4X, 0, 5, false}},
+  };
+  return t;
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string_view text) : toks_(tokenize(text)) {}
+
+  ParsedQasm run() {
+    header();
+    while (peek().kind != Tok::End) statement();
+    out_.circuit.n_params = int(out_.theta.size());
+    return std::move(out_);
+  }
+
+ private:
+  std::vector<Token> toks_;
+  std::size_t pos_ = 0;
+  ParsedQasm out_;
+  bool qelib_ = false;
+  int depth_ = 0;
+
+  const Token& peek(std::size_t k = 0) const {
+    return toks_[std::min(pos_ + k, toks_.size() - 1)];
+  }
+  const Token& next() {
+    const Token& t = peek();
+    if (pos_ < toks_.size() - 1) ++pos_;
+    return t;
+  }
+  [[noreturn]] static void fail(const Token& t, const std::string& msg) {
+    throw QasmError(t.line, t.col, msg);
+  }
+  bool is_sym(const char* s, std::size_t k = 0) const {
+    return peek(k).kind == Tok::Sym && peek(k).text == s;
+  }
+  const Token& expect_sym(const char* s) {
+    if (!is_sym(s)) fail(peek(), std::string("expected '") + s + "', found " + show(peek()));
+    return next();
+  }
+  const Token& expect_ident(const char* what) {
+    if (peek().kind != Tok::Ident)
+      fail(peek(), std::string("expected ") + what + ", found " + show(peek()));
+    return next();
+  }
+  // A non-negative integer no larger than `limit`.
+  long expect_int(const char* what, long limit) {
+    const Token& t = peek();
+    if (t.kind != Tok::Int) fail(t, std::string("expected ") + what + ", found " + show(t));
+    std::size_t nz = t.text.find_first_not_of('0');
+    if (nz == std::string::npos) nz = t.text.size() - 1;  // "000" -> "0"
+    const std::string digits = t.text.substr(nz);
+    if (digits.size() > 12 || std::stol(digits) > limit)
+      fail(t, std::string(what) + " " + show(t) + " is too large (limit " +
+                  std::to_string(limit) + ")");
+    next();
+    return std::stol(digits);
+  }
+
+  void header() {
+    const Token& t = peek();
+    if (t.kind != Tok::Ident || t.text != "OPENQASM")
+      fail(t, "missing header: the file must start with 'OPENQASM 2.0;'");
+    next();
+    const Token& v = peek();
+    if (v.kind != Tok::Real && v.kind != Tok::Int)
+      fail(v, "expected a version number after OPENQASM, found " + show(v));
+    if (std::strtod(v.text.c_str(), nullptr) != 2.0)
+      fail(v, "unsupported OpenQASM version " + v.text + " (only 2.0 is supported)");
+    next();
+    expect_sym(";");
+  }
+
+  int find_register(const std::vector<QasmRegister>& regs, const std::string& name) const {
+    for (std::size_t i = 0; i < regs.size(); ++i)
+      if (regs[i].name == name) return int(i);
+    return -1;
+  }
+
+  void statement() {
+    const Token& t = peek();
+    if (t.kind != Tok::Ident) fail(t, "expected a statement, found " + show(t));
+    const std::string& w = t.text;
+    if (w == "OPENQASM") fail(t, "duplicate OPENQASM header");
+    if (w == "include") return include();
+    if (w == "qreg" || w == "creg") return declare(w == "qreg");
+    if (w == "barrier") return barrier();
+    if (w == "measure") return measure();
+    if (w == "reset") fail(t, "'reset' is not supported (the simulator has no mid-circuit reset)");
+    if (w == "if") fail(t, "classically controlled gates ('if') are not supported");
+    if (w == "gate") fail(t, "user gate definitions ('gate') are not supported");
+    if (w == "opaque") fail(t, "opaque gates are not supported");
+    return gate_call();
+  }
+
+  void include() {
+    next();
+    const Token& f = peek();
+    if (f.kind != Tok::String) fail(f, "expected a file name string after include, found " + show(f));
+    if (f.text != "qelib1.inc")
+      fail(f, "cannot include \"" + f.text + "\": only \"qelib1.inc\" is supported");
+    next();
+    expect_sym(";");
+    qelib_ = true;
+  }
+
+  void declare(bool quantum) {
+    next();
+    const Token& name = expect_ident("a register name");
+    if (gate_table().count(name.text) || name.text == "pi" || name.text == "OPENQASM")
+      fail(name, "'" + name.text + "' is a reserved name");
+    if (find_register(out_.qregs, name.text) >= 0 || find_register(out_.cregs, name.text) >= 0)
+      fail(name, "register '" + name.text + "' is already declared");
+    expect_sym("[");
+    const Token size_tok = peek();
+    const long size = expect_int("a register size", quantum ? kQasmMaxQubits : kQasmMaxCbits);
+    if (size < 1) fail(size_tok, "a register must have at least one bit");
+    expect_sym("]");
+    expect_sym(";");
+    QasmRegister r{name.text, int(size), 0};
+    if (quantum) {
+      r.offset = out_.circuit.n_qubits;
+      if (r.offset + size > kQasmMaxQubits)
+        fail(size_tok, "too many qubits: " + std::to_string(r.offset + size) + " (limit " +
+                           std::to_string(kQasmMaxQubits) + ")");
+      out_.circuit.n_qubits += int(size);
+      out_.qregs.push_back(r);
+    } else {
+      long total = size;
+      for (const auto& c : out_.cregs) total += c.size;
+      if (total > kQasmMaxCbits)
+        fail(size_tok, "too many classical bits (limit " + std::to_string(kQasmMaxCbits) + ")");
+      out_.cregs.push_back(r);
+    }
+  }
+
+  // name or name[index], in a quantum (or classical) register.
+  QArg argument(bool quantum) {
+    const Token& name = peek();
+    if (name.kind != Tok::Ident)
+      fail(name, std::string("expected a ") + (quantum ? "qubit" : "classical bit") +
+                     " argument, found " + show(name));
+    QArg a;
+    a.tok = name;
+    const auto& regs = quantum ? out_.qregs : out_.cregs;
+    a.reg = find_register(regs, name.text);
+    if (a.reg < 0) {
+      if (find_register(quantum ? out_.cregs : out_.qregs, name.text) >= 0)
+        fail(name, "'" + name.text + "' is a " + (quantum ? "classical" : "quantum") +
+                       " register; expected a " + (quantum ? "quantum" : "classical") + " one");
+      fail(name, std::string("unknown ") + (quantum ? "quantum" : "classical") + " register '" +
+                     name.text + "'");
+    }
+    next();
+    if (is_sym("[")) {
+      next();
+      const Token idx_tok = peek();
+      const long size = regs[std::size_t(a.reg)].size;
+      const long idx = expect_int("an index", 1L << 40);
+      if (idx >= size)
+        fail(idx_tok, "index " + std::to_string(idx) + " out of range for register '" +
+                          name.text + "' of size " + std::to_string(size));
+      a.index = int(idx);
+      expect_sym("]");
+    }
+    return a;
+  }
+
+  std::vector<QArg> argument_list(bool quantum) {
+    std::vector<QArg> args{argument(quantum)};
+    while (is_sym(",")) {
+      next();
+      args.push_back(argument(quantum));
+    }
+    return args;
+  }
+
+  void barrier() {
+    next();
+    argument_list(true);
+    expect_sym(";");
+  }
+
+  void measure() {
+    next();
+    QArg q = argument(true);
+    expect_sym("->");
+    QArg c = argument(false);
+    expect_sym(";");
+    const bool qreg = q.index < 0, creg = c.index < 0;
+    if (qreg != creg)
+      fail(q.tok, "measure: both arguments must be registers or both single bits");
+    if (qreg && out_.qregs[std::size_t(q.reg)].size != out_.cregs[std::size_t(c.reg)].size)
+      fail(c.tok, "measure: registers '" + out_.qregs[std::size_t(q.reg)].name + "' and '" +
+                      out_.cregs[std::size_t(c.reg)].name + "' differ in size");
+  }
+
+  // ---- expressions ---------------------------------------------------------
+  struct DepthGuard {
+    Parser& p;
+    DepthGuard(Parser& parser, const Token& t) : p(parser) {
+      if (++p.depth_ > kQasmMaxDepth) fail(t, "expression nested too deeply");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+
+  double expr() {
+    DepthGuard guard(*this, peek());
+    double v = term();
+    while (is_sym("+") || is_sym("-")) {
+      const bool plus = next().text == "+";
+      const double r = term();
+      v = plus ? v + r : v - r;
+    }
+    return v;
+  }
+  double term() {
+    double v = unary();
+    while (is_sym("*") || is_sym("/")) {
+      const bool mul = next().text == "*";
+      const double r = unary();
+      v = mul ? v * r : v / r;
+    }
+    return v;
+  }
+  double unary() {
+    DepthGuard guard(*this, peek());
+    if (is_sym("-")) {
+      next();
+      return -unary();
+    }
+    if (is_sym("+")) {
+      next();
+      return unary();
+    }
+    return power();
+  }
+  double power() {
+    const double base = primary();
+    if (is_sym("^")) {
+      next();
+      return std::pow(base, unary());  // right-associative, binds tighter than unary minus
+    }
+    return base;
+  }
+  double primary() {
+    const Token& t = peek();
+    if (t.kind == Tok::Int || t.kind == Tok::Real) {
+      next();
+      return std::strtod(t.text.c_str(), nullptr);
+    }
+    if (is_sym("(")) {
+      next();
+      const double v = expr();
+      expect_sym(")");
+      return v;
+    }
+    if (t.kind == Tok::Ident) {
+      if (t.text == "pi") {
+        next();
+        return M_PI;
+      }
+      static const std::unordered_map<std::string, double (*)(double)> fns = {
+          {"sin", [](double a) { return std::sin(a); }},
+          {"cos", [](double a) { return std::cos(a); }},
+          {"tan", [](double a) { return std::tan(a); }},
+          {"exp", [](double a) { return std::exp(a); }},
+          {"ln", [](double a) { return std::log(a); }},
+          {"sqrt", [](double a) { return std::sqrt(a); }},
+      };
+      auto it = fns.find(t.text);
+      if (it == fns.end()) fail(t, "unknown identifier " + show(t) + " in expression");
+      next();
+      if (!is_sym("("))
+        fail(peek(), "expected '(' after function '" + t.text + "', found " + show(peek()));
+      next();
+      const double a = expr();
+      expect_sym(")");
+      return it->second(a);
+    }
+    fail(t, "expected an expression, found " + show(t));
+  }
+
+  // ---- gate calls ----------------------------------------------------------
+  void gate_call() {
+    const Token name = next();
+    auto it = gate_table().find(name.text);
+    if (it == gate_table().end()) fail(name, "unknown gate '" + name.text + "'");
+    const GateSpec spec = it->second;
+    if (!spec.builtin && !qelib_)
+      fail(name, "gate '" + name.text + "' needs 'include \"qelib1.inc\";'");
+    std::vector<int> pidx;
+    if (is_sym("(")) {
+      const Token& open = next();
+      if (!is_sym(")")) {
+        for (;;) {
+          const Token start = peek();
+          const double v = expr();
+          if (!std::isfinite(v)) fail(start, "expression does not evaluate to a finite number");
+          pidx.push_back(int(out_.theta.size()));
+          out_.theta.push_back(v);
+          if (is_sym(")")) break;
+          expect_sym(",");
+        }
+      }
+      expect_sym(")");
+      if (int(pidx.size()) != spec.n_angles)
+        fail(open, "gate '" + name.text + "' takes " + std::to_string(spec.n_angles) +
+                       " parameter(s), got " + std::to_string(pidx.size()));
+    } else if (spec.n_angles > 0) {
+      fail(peek(), "gate '" + name.text + "' takes " + std::to_string(spec.n_angles) +
+                       " parameter(s); expected '('");
+    }
+    if (peek().kind != Tok::Ident)
+      fail(peek(), "expected a qubit argument, found " + show(peek()));
+    std::vector<QArg> args = argument_list(true);
+    if (int(args.size()) != spec.n_qubits)
+      fail(args.size() > std::size_t(spec.n_qubits) ? args[std::size_t(spec.n_qubits)].tok : peek(),
+           "gate '" + name.text + "' takes " + std::to_string(spec.n_qubits) +
+               " qubit argument(s), got " + std::to_string(args.size()));
+    expect_sym(";");
+    // Broadcasting: whole-register arguments must share one size.
+    int reps = 1;
+    const QArg* first_reg = nullptr;
+    for (const QArg& a : args) {
+      if (a.index >= 0) continue;
+      const int size = out_.qregs[std::size_t(a.reg)].size;
+      if (!first_reg) {
+        first_reg = &a;
+        reps = size;
+      } else if (size != reps) {
+        fail(a.tok, "registers '" + out_.qregs[std::size_t(first_reg->reg)].name + "' and '" +
+                        out_.qregs[std::size_t(a.reg)].name + "' differ in size");
+      }
+    }
+    for (int r = 0; r < reps; ++r) {
+      std::vector<int> q;
+      for (std::size_t k = 0; k < args.size(); ++k) {
+        const QasmRegister& reg = out_.qregs[std::size_t(args[k].reg)];
+        const int qi = reg.offset + (args[k].index >= 0 ? args[k].index : r);
+        for (int prev : q)
+          if (prev == qi) fail(args[k].tok, "gate '" + name.text + "': qubit used twice");
+        q.push_back(qi);
+      }
+      emit(spec.g, q, pidx);
+    }
+  }
+
+  void add(GateKind kind, int target, std::vector<Control> ctl = {},
+           std::array<Angle, 3> angles = {}) {
+    add_gate(out_.circuit, make_gate(kind, target, std::move(ctl), angles));
+  }
+
+  void emit(G g, const std::vector<int>& q, const std::vector<int>& p) {
+    auto P = [&](std::size_t k) { return Angle::param(p[k]); };
+    auto C = [](double v) { return Angle::constant(v); };
+    auto on = [&](std::size_t k) { return Control{q[k], true}; };
+    switch (g) {
+      case G::U3: return add(GateKind::U3, q[0], {}, {P(0), P(1), P(2)});
+      case G::U2: return add(GateKind::U2, q[0], {}, {P(0), P(1)});
+      case G::U1: return add(GateKind::U1, q[0], {}, {P(0)});
+      case G::U0: return add(GateKind::I, q[0]);
+      case G::X: return add(GateKind::X, q[0]);
+      case G::I: return add(GateKind::I, q[0]);
+      case G::Y: return add(GateKind::Y, q[0]);
+      case G::Z: return add(GateKind::Z, q[0]);
+      case G::H: return add(GateKind::H, q[0]);
+      case G::S: return add(GateKind::S, q[0]);
+      case G::Sdg: return add(GateKind::Sdg, q[0]);
+      case G::T: return add(GateKind::T, q[0]);
+      case G::Tdg: return add(GateKind::Tdg, q[0]);
+      case G::SX: return add(GateKind::SX, q[0]);
+      case G::SXdg: {
+        Gate gt = make_gate(GateKind::Matrix, q[0]);
+        gt.matrix = dagger(gate_matrix(GateKind::SX, nullptr));
+        return add_gate(out_.circuit, gt);
+      }
+      case G::RX: return add(GateKind::RX, q[0], {}, {P(0)});
+      case G::RY: return add(GateKind::RY, q[0], {}, {P(0)});
+      case G::RZ: return add(GateKind::RZ, q[0], {}, {P(0)});
+      case G::CX: return add(GateKind::X, q[1], {on(0)});
+      case G::CY: return add(GateKind::Y, q[1], {on(0)});
+      case G::CZ: return add(GateKind::Z, q[1], {on(0)});
+      case G::CH: return add(GateKind::H, q[1], {on(0)});
+      case G::CSX: return add(GateKind::SX, q[1], {on(0)});
+      case G::CCX: return add(GateKind::X, q[2], {on(0), on(1)});
+      case G::CRX: return add(GateKind::RX, q[1], {on(0)}, {P(0)});
+      case G::CRY: return add(GateKind::RY, q[1], {on(0)}, {P(0)});
+      case G::CRZ: return add(GateKind::RZ, q[1], {on(0)}, {P(0)});
+      case G::CU1: return add(GateKind::U1, q[1], {on(0)}, {P(0)});
+      case G::CU3: return add(GateKind::U3, q[1], {on(0)}, {P(0), P(1), P(2)});
+      case G::CU4:  // qiskit cu(theta, phi, lambda, gamma): phase gamma on the control
+        add(GateKind::U1, q[0], {}, {P(3)});
+        return add(GateKind::U3, q[1], {on(0)}, {P(0), P(1), P(2)});
+      case G::Swap: {
+        Gate gt = make_gate(GateKind::Swap, q[0]);
+        gt.target2 = q[1];
+        return add_gate(out_.circuit, gt);
+      }
+      case G::CSwap: {
+        Gate gt = make_gate(GateKind::Swap, q[1], {on(0)});
+        gt.target2 = q[2];
+        return add_gate(out_.circuit, gt);
+      }
+      case G::RZZ:  // exp(-i t/2 Z(x)Z)
+        add(GateKind::X, q[1], {on(0)});
+        add(GateKind::RZ, q[1], {}, {P(0)});
+        return add(GateKind::X, q[1], {on(0)});
+      case G::RXX:  // exp(-i t/2 X(x)X)
+        add(GateKind::H, q[0]);
+        add(GateKind::H, q[1]);
+        add(GateKind::X, q[1], {on(0)});
+        add(GateKind::RZ, q[1], {}, {P(0)});
+        add(GateKind::X, q[1], {on(0)});
+        add(GateKind::H, q[0]);
+        return add(GateKind::H, q[1]);
+      case G::RCCX:  // qelib1's relative-phase Toffoli, gate by gate
+        add(GateKind::U2, q[2], {}, {C(0), C(M_PI)});
+        add(GateKind::U1, q[2], {}, {C(M_PI / 4)});
+        add(GateKind::X, q[2], {on(1)});
+        add(GateKind::U1, q[2], {}, {C(-M_PI / 4)});
+        add(GateKind::X, q[2], {on(0)});
+        add(GateKind::U1, q[2], {}, {C(M_PI / 4)});
+        add(GateKind::X, q[2], {on(1)});
+        add(GateKind::U1, q[2], {}, {C(-M_PI / 4)});
+        return add(GateKind::U2, q[2], {}, {C(0), C(M_PI)});
+      case G::C3X: return add(GateKind::X, q[3], {on(0), on(1), on(2)});
+      case G::C3SX: return add(GateKind::SX, q[3], {on(0), on(1), on(2)});
+      case G::C4X: return add(GateKind::X, q[4], {on(0), on(1), on(2), on(3)});
+    }
+  }
+};
+
+}  // namespace
+
+ParsedQasm parse_qasm(std::string_view text) { return Parser(text).run(); }
+
+// ============================================================================
+// Writer
+// ============================================================================
+
+U3Decomposition decompose_u3(const Mat2& u) {
+  // U3 = [[c, -e^{il} s], [e^{ip} s, e^{i(p+l)} c]], c = cos(t/2) >= 0, s = sin(t/2) >= 0.
+  U3Decomposition d;
+  const double a00 = std::abs(u[0]), a10 = std::abs(u[2]);
+  d.theta = 2 * std::atan2(a10, a00);
+  if (a00 >= a10) {
+    d.alpha = std::arg(u[0]);
+    const double pl = std::arg(u[3]) - d.alpha;
+    d.phi = a10 > 0 ? std::arg(u[2]) - d.alpha : 0.0;
+    d.lambda = pl - d.phi;
+  } else {
+    const double A = std::arg(u[2]), B = std::arg(-u[1]);  // alpha+phi, alpha+lambda
+    d.alpha = a00 > 0 ? A + B - std::arg(u[3]) : 0.0;
+    d.phi = A - d.alpha;
+    d.lambda = B - d.alpha;
+  }
+  return d;
+}
+
+Mat2 sqrt_unitary(const Mat2& u) {
+  // sqrt(M) = (M + s I) / t with s = +-sqrt(det M), t = sqrt(tr M + 2 s)
+  // (Cayley-Hamilton); pick the sign of s that keeps t away from zero.
+  const cplx det = u[0] * u[3] - u[1] * u[2];
+  const cplx tr = u[0] + u[3];
+  cplx s = std::sqrt(det);
+  cplx t2 = tr + 2.0 * s;
+  if (std::abs(tr - 2.0 * s) > std::abs(t2)) {
+    s = -s;
+    t2 = tr + 2.0 * s;
+  }
+  const cplx t = std::sqrt(t2);
+  return {(u[0] + s) / t, u[1] / t, u[2] / t, (u[3] + s) / t};
+}
+
+namespace {
+
+std::string num(double v) {
+  if (v == 0) return "0";  // also turns -0 into 0
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+bool near(const Mat2& a, const Mat2& b) {
+  for (int k = 0; k < 4; ++k)
+    if (std::abs(a[k] - b[k]) > 1e-14) return false;
+  return true;
+}
+
+class Writer {
+ public:
+  std::ostringstream os;
+
+  std::string q(int i) const { return "q[" + std::to_string(i) + "]"; }
+
+  void line(const std::string& g, const std::vector<double>& args, std::vector<int> qs) {
+    os << g;
+    if (!args.empty()) {
+      os << '(';
+      for (std::size_t k = 0; k < args.size(); ++k) os << (k ? "," : "") << num(args[k]);
+      os << ')';
+    }
+    for (std::size_t k = 0; k < qs.size(); ++k) os << (k ? ", " : " ") << q(qs[k]);
+    os << ";\n";
+  }
+
+  // Any 2x2 unitary on an uncontrolled qubit (up to a global phase).
+  void u(const Mat2& m, int t) {
+    const U3Decomposition d = decompose_u3(m);
+    line("u3", {d.theta, d.phi, d.lambda}, {t});
+  }
+
+  // Controlled-m exactly (phase included): u1(alpha) on the control, then cu3.
+  void cu(const Mat2& m, int c, int t) {
+    static const Mat2 X = gate_matrix(GateKind::X, nullptr), Y = gate_matrix(GateKind::Y, nullptr),
+                      Z = gate_matrix(GateKind::Z, nullptr), H = gate_matrix(GateKind::H, nullptr);
+    if (near(m, X)) return line("cx", {}, {c, t});
+    if (near(m, Y)) return line("cy", {}, {c, t});
+    if (near(m, Z)) return line("cz", {}, {c, t});
+    if (near(m, H)) return line("ch", {}, {c, t});
+    const U3Decomposition d = decompose_u3(m);
+    if (std::abs(std::remainder(d.alpha, 2 * M_PI)) > 1e-15)
+      line("u1", {std::remainder(d.alpha, 2 * M_PI)}, {c});
+    line("cu3", {d.theta, d.phi, d.lambda}, {c, t});
+  }
+
+  // Multi-controlled m, controls all on |1> (Barenco et al. 1995, lemma 7.5):
+  // C^k-U = C-V(c_k,t) C^{k-1}X(c_1..c_{k-1}; c_k) C-V^+(c_k,t) C^{k-1}X(..; c_k) C^{k-1}-V(c_1..c_{k-1}; t)
+  // with V^2 = U.
+  void mcu(const Mat2& m, const std::vector<int>& ctl, int t) {
+    if (ctl.empty()) return u(m, t);
+    if (ctl.size() == 1) return cu(m, ctl[0], t);
+    static const Mat2 X = gate_matrix(GateKind::X, nullptr);
+    if (ctl.size() == 2 && near(m, X)) return line("ccx", {}, {ctl[0], ctl[1], t});
+    const Mat2 v = sqrt_unitary(m);
+    const int last = ctl.back();
+    const std::vector<int> rest(ctl.begin(), ctl.end() - 1);
+    cu(v, last, t);
+    mcu(X, rest, last);
+    cu(dagger(v), last, t);
+    mcu(X, rest, last);
+    mcu(v, rest, t);
+  }
+
+  void gate(const Gate& g, const std::array<double, 3>& a) {
+    for (const Control& c : g.controls)
+      if (!c.on_one) line("x", {}, {c.qubit});
+    std::vector<int> ctl;
+    for (const Control& c : g.controls) ctl.push_back(c.qubit);
+    body(g, a, ctl);
+    for (const Control& c : g.controls)
+      if (!c.on_one) line("x", {}, {c.qubit});
+  }
+
+  void body(const Gate& g, const std::array<double, 3>& a, const std::vector<int>& ctl) {
+    const int t = g.target;
+    if (g.kind == GateKind::Swap) {
+      if (ctl.empty()) return line("swap", {}, {t, g.target2});
+      // controlled swap = cx(b,a) C^{k+1}X(ctl, a; b) cx(b,a)
+      std::vector<int> c2 = ctl;
+      c2.push_back(t);
+      line("cx", {}, {g.target2, t});
+      mcu(gate_matrix(GateKind::X, nullptr), c2, g.target2);
+      return line("cx", {}, {g.target2, t});
+    }
+    if (g.kind == GateKind::I) return line("id", {}, {t});
+    if (ctl.empty()) {
+      switch (g.kind) {
+        case GateKind::H: case GateKind::X: case GateKind::Y: case GateKind::Z:
+        case GateKind::S: case GateKind::Sdg: case GateKind::T: case GateKind::Tdg:
+          return line(gate_name(g.kind), {}, {t});
+        case GateKind::RX: case GateKind::RY: case GateKind::RZ: case GateKind::U1:
+          return line(gate_name(g.kind), {a[0]}, {t});
+        case GateKind::U2: return line("u2", {a[0], a[1]}, {t});
+        case GateKind::U3: return line("u3", {a[0], a[1], a[2]}, {t});
+        default: return u(gate_matrix(g.kind, a.data(), g.matrix), t);  // SX, Matrix
+      }
+    }
+    if (ctl.size() == 1) {
+      const int c = ctl[0];
+      switch (g.kind) {
+        case GateKind::RX: return line("crx", {a[0]}, {c, t});
+        case GateKind::RY: return line("cry", {a[0]}, {c, t});
+        case GateKind::RZ: return line("crz", {a[0]}, {c, t});
+        case GateKind::U1: return line("cu1", {a[0]}, {c, t});
+        case GateKind::S: return line("cu1", {M_PI / 2}, {c, t});
+        case GateKind::Sdg: return line("cu1", {-M_PI / 2}, {c, t});
+        case GateKind::T: return line("cu1", {M_PI / 4}, {c, t});
+        case GateKind::Tdg: return line("cu1", {-M_PI / 4}, {c, t});
+        case GateKind::U2: return line("cu3", {M_PI / 2, a[0], a[1]}, {c, t});
+        case GateKind::U3: return line("cu3", {a[0], a[1], a[2]}, {c, t});
+        default: break;
+      }
+    }
+    mcu(gate_matrix(g.kind, a.data(), g.matrix), ctl, t);
+  }
+};
+
+}  // namespace
+
+std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const double* x,
+                       const QasmWriteOptions& opt) {
+  if (theta.size() < std::size_t(c.n_params))
+    throw std::invalid_argument("write_qasm: circuit needs " + std::to_string(c.n_params) +
+                                " parameters, got " + std::to_string(theta.size()));
+  if (c.n_features > 0 && !x)
+    throw std::invalid_argument("write_qasm: the circuit reads input features; pass one sample");
+  if (c.n_qubits < 1) throw std::invalid_argument("write_qasm: circuit has no qubits");
+  Writer w;
+  if (!opt.comment.empty()) {
+    std::istringstream in(opt.comment);
+    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
+  }
+  w.os << "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[" << c.n_qubits << "];\n";
+  if (opt.measure) w.os << "creg c[" << c.n_qubits << "];\n";
+  for (const Gate& g : c.gates) {
+    const std::array<double, 3> a = resolve_angles(g, theta.data(), x);
+    for (int j = 0; j < angle_count(g.kind); ++j)
+      if (!std::isfinite(a[std::size_t(j)]))
+        throw std::invalid_argument("write_qasm: gate '" + describe(g) + "' has a non-finite angle");
+    w.gate(g, a);
+  }
+  if (opt.measure) w.os << "measure q -> c;\n";
+  return w.os.str();
+}
+
+}  // namespace qmoe

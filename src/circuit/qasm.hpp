@@ -1,0 +1,77 @@
+// OpenQASM 2.0 reader and writer (see docs/qasm.md for the supported subset).
+//
+// Reader: every numeric gate argument in the file, in textual order, becomes
+// one trainable parameter p_j (Angle::param(j)) whose initial value theta[j]
+// is the evaluated expression; `u3(a,b,c) q[0];` gives three parameters. A
+// broadcast gate (`rx(0.1) q;`) has one argument in the text, so its copies
+// share one parameter. Qubits are numbered in declaration order across qreg
+// statements (the first register's q[0] is qubit 0).
+//
+// Writer: a standalone file using only qelib1.inc gates with every angle
+// resolved to a number (17 significant digits). Gates with two or more
+// controls are decomposed (Barenco et al. 1995, lemma 7.5 with V^2 = U,
+// recursively, ending in ccx / cu3 / u1), controls on |0> are wrapped in x.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "circuit/circuit.hpp"
+
+namespace qmoe {
+
+// A parse error at a position in the input (1-based line and column).
+// what() is "line L, column C: message"; message() is the bare message.
+class QasmError : public std::runtime_error {
+ public:
+  QasmError(int line, int column, const std::string& message);
+  int line() const { return line_; }
+  int column() const { return column_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  int line_, column_;
+  std::string message_;
+};
+
+struct QasmRegister {
+  std::string name;
+  int size = 0;
+  int offset = 0;  // global index of element 0 (quantum registers)
+};
+
+struct ParsedQasm {
+  Circuit circuit;                  // n_params == theta.size(), no features
+  std::vector<double> theta;        // initial value of each parameter p_j
+  std::vector<QasmRegister> qregs;  // in declaration order
+  std::vector<QasmRegister> cregs;
+};
+
+// Limits that keep hostile input cheap.
+inline constexpr int kQasmMaxQubits = 30;
+inline constexpr long kQasmMaxCbits = 1 << 20;
+inline constexpr int kQasmMaxDepth = 200;  // expression nesting
+
+ParsedQasm parse_qasm(std::string_view text);
+
+struct QasmWriteOptions {
+  bool measure = false;        // append `creg c[n]; measure q -> c;`
+  std::string comment;         // optional header comment (one line per '\n')
+};
+
+// theta: the circuit's parameters; x: one sample's features (may be null when
+// the circuit has no Feature angles). Throws std::invalid_argument on bad sizes.
+std::string write_qasm(const Circuit& c, const std::vector<double>& theta,
+                       const double* x = nullptr, const QasmWriteOptions& opt = {});
+
+// Exposed for tests: U = e^{i alpha} U3(theta, phi, lambda) exactly.
+struct U3Decomposition {
+  double alpha = 0, theta = 0, phi = 0, lambda = 0;
+};
+U3Decomposition decompose_u3(const Mat2& u);
+// A unitary V with V*V = u (u a 2x2 unitary).
+Mat2 sqrt_unitary(const Mat2& u);
+
+}  // namespace qmoe
