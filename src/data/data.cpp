@@ -356,8 +356,15 @@ TaskData load_image_task(const TaskInfo& t, const LoadOptions& opt) {
     if (dir == dirs[1]) hint = "reinstall it with: apt-get install --reinstall dataset-fashion-mnist";
   } else {
     dir = data_dir + "/mnist";
-    hint = "install MNIST with: QMOE_DATA_DIR=" + data_dir +
-           " scripts/fetch-mnist.sh (delete damaged files first)";
+    // scripts/fetch-mnist.sh re-fetches missing or damaged files; it resolves
+    // the directory from the environment, so name it when --data-dir differs.
+    std::string env_dir;
+    try {
+      env_dir = resolve_data_dir("");
+    } catch (const std::runtime_error&) {
+    }
+    hint = "install MNIST with: " + (env_dir == data_dir ? std::string() : "QMOE_DATA_DIR=" + data_dir + " ") +
+           "scripts/fetch-mnist.sh";
   }
   const std::string cache_dir = opt.use_verify_cache ? data_dir : "";
   std::string path[4];
