@@ -490,7 +490,8 @@ class Parser {
           pidx.push_back(int(out_.theta.size()));
           out_.theta.push_back(v);
           if (is_sym(")")) break;
-          expect_sym(",");
+          if (!is_sym(",")) fail(peek(), "expected ',' or ')', found " + show(peek()));
+          next();
         }
       }
       expect_sym(")");

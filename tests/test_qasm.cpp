@@ -1,0 +1,560 @@
+// OpenQASM 2.0 reader / writer tests.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <algorithm>
+#include <complex>
+#include <cstdio>
+#include <sstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "circuit/circuit.hpp"
+#include "circuit/execute.hpp"
+#include "circuit/qasm.hpp"
+#include "sim/state.hpp"
+
+namespace qmoe {
+namespace {
+
+const std::string kHead = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\n";
+
+using DenseMat = std::vector<cplx>;  // row-major dim x dim
+
+DenseMat identity(std::size_t dim) {
+  DenseMat m(dim * dim, 0.0);
+  for (std::size_t i = 0; i < dim; ++i) m[i * dim + i] = 1.0;
+  return m;
+}
+
+DenseMat matmul(const DenseMat& a, const DenseMat& b, std::size_t dim) {
+  DenseMat c(dim * dim, 0.0);
+  for (std::size_t i = 0; i < dim; ++i)
+    for (std::size_t k = 0; k < dim; ++k) {
+      const cplx aik = a[i * dim + k];
+      if (aik == 0.0) continue;
+      for (std::size_t j = 0; j < dim; ++j) c[i * dim + j] += aik * b[k * dim + j];
+    }
+  return c;
+}
+
+// Unitary of a circuit as the product of its dense gate matrices.
+DenseMat unitary(const Circuit& c, const std::vector<double>& theta) {
+  const std::size_t dim = std::size_t(1) << c.n_qubits;
+  DenseMat u = identity(dim);
+  for (const Gate& g : c.gates) {
+    const auto a = resolve_angles(g, theta.data(), nullptr);
+    u = matmul(dense_gate_matrix(c.n_qubits, g, a.data()), u, dim);
+  }
+  return u;
+}
+
+// max |a - e^{i phi} b| with the phase fixed by the largest entry of b.
+double distance(const std::vector<cplx>& a, const std::vector<cplx>& b, bool up_to_phase) {
+  cplx ph = 1.0;
+  if (up_to_phase) {
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < b.size(); ++i)
+      if (std::abs(b[i]) > std::abs(b[k])) k = i;
+    ph = a[k] / b[k];
+    ph /= std::abs(ph);
+  }
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - ph * b[i]));
+  return d;
+}
+
+std::vector<cplx> simulate(const Circuit& c, const std::vector<double>& theta,
+                           const double* x = nullptr) {
+  auto s = sim::make_state<double>(c.n_qubits, 1);
+  GateScratch<double> scratch;
+  scratch.reserve(1);
+  run_circuit(c, theta.data(), x, s, scratch);
+  std::vector<cplx> v(s.dim());
+  for (std::size_t i = 0; i < s.dim(); ++i) v[i] = {s.re[i], s.im[i]};
+  return v;
+}
+
+ParsedQasm parse(const std::string& body) { return parse_qasm(kHead + body); }
+
+// ---- accepted constructs ------------------------------------------------------
+
+TEST(QasmParse, MinimalAndComments) {
+  ParsedQasm p = parse_qasm(
+      "// leading comment\nOPENQASM 2.0; // header\ninclude \"qelib1.inc\";\n"
+      "qreg q[2]; creg c[2];\n/* block\ncomment */ h q[0]; // trailing\n"
+      "cx q[0],q[1];\nbarrier q;\nbarrier q[0], q[1];\nmeasure q[0] -> c[0];\nmeasure q -> c;\n");
+  EXPECT_EQ(p.circuit.n_qubits, 2);
+  ASSERT_EQ(p.circuit.gates.size(), 2u);
+  EXPECT_EQ(p.circuit.gates[0].kind, GateKind::H);
+  EXPECT_EQ(p.circuit.gates[1].kind, GateKind::X);
+  ASSERT_EQ(p.circuit.gates[1].controls.size(), 1u);
+  EXPECT_EQ(p.circuit.gates[1].controls[0].qubit, 0);
+  EXPECT_EQ(p.circuit.gates[1].target, 1);
+  ASSERT_EQ(p.qregs.size(), 1u);
+  ASSERT_EQ(p.cregs.size(), 1u);
+  EXPECT_EQ(p.cregs[0].name, "c");
+  EXPECT_TRUE(p.theta.empty());
+  EXPECT_EQ(p.circuit.n_params, 0);
+}
+
+TEST(QasmParse, BuiltinsWithoutInclude) {
+  ParsedQasm p = parse_qasm("OPENQASM 2.0;\nqreg q[2];\nU(0.1,0.2,0.3) q[0];\nCX q[0],q[1];\n");
+  ASSERT_EQ(p.circuit.gates.size(), 2u);
+  EXPECT_EQ(p.circuit.gates[0].kind, GateKind::U3);
+  EXPECT_EQ(p.theta, (std::vector<double>{0.1, 0.2, 0.3}));
+}
+
+TEST(QasmParse, SeveralRegistersNumberedInOrder) {
+  ParsedQasm p = parse("qreg a[2];\ncreg c[3];\nqreg b[3];\nx b[1];\ncx a[1], b[2];\n");
+  EXPECT_EQ(p.circuit.n_qubits, 5);
+  ASSERT_EQ(p.qregs.size(), 2u);
+  EXPECT_EQ(p.qregs[1].name, "b");
+  EXPECT_EQ(p.qregs[1].offset, 2);
+  EXPECT_EQ(p.circuit.gates[0].target, 3);
+  EXPECT_EQ(p.circuit.gates[1].controls[0].qubit, 1);
+  EXPECT_EQ(p.circuit.gates[1].target, 4);
+}
+
+TEST(QasmParse, Broadcasting) {
+  ParsedQasm p = parse("qreg a[3];\nqreg b[3];\nh a;\ncx a, b;\ncx a[0], b;\nrx(0.5) b;\n");
+  const auto& g = p.circuit.gates;
+  ASSERT_EQ(g.size(), 12u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(g[i].kind, GateKind::H);
+    EXPECT_EQ(g[i].target, i);
+    EXPECT_EQ(g[3 + i].controls[0].qubit, i);
+    EXPECT_EQ(g[3 + i].target, 3 + i);
+    EXPECT_EQ(g[6 + i].controls[0].qubit, 0);
+    EXPECT_EQ(g[6 + i].target, 3 + i);
+    // one argument in the text: the broadcast copies share parameter 0
+    EXPECT_EQ(g[9 + i].angles[0].source, AngleSource::Param);
+    EXPECT_EQ(g[9 + i].angles[0].index, 0);
+  }
+  EXPECT_EQ(p.theta, std::vector<double>{0.5});
+}
+
+TEST(QasmParse, ParametersInTextualOrder) {
+  ParsedQasm p = parse("qreg q[2];\nrx(0.1) q[0];\nu3(1,2,3) q[1];\nh q[0];\ncu1(-4) q[0],q[1];\nu2(5,6) q[0];\n");
+  EXPECT_EQ(p.theta, (std::vector<double>{0.1, 1, 2, 3, -4, 5, 6}));
+  EXPECT_EQ(p.circuit.n_params, 7);
+  const auto& g = p.circuit.gates;
+  EXPECT_EQ(g[1].angles[2].index, 3);
+  EXPECT_EQ(g[3].angles[0].index, 4);
+  EXPECT_EQ(g[4].angles[1].index, 6);
+}
+
+TEST(QasmParse, Expressions) {
+  const std::vector<std::pair<std::string, double>> cases = {
+      {"pi", M_PI},
+      {"1e-3", 1e-3},
+      {".5", 0.5},
+      {"5.", 5.0},
+      {"2.5E+2", 250},
+      {"-pi/2", -M_PI / 2},
+      {"1+2*3", 7},
+      {"(1+2)*3", 9},
+      {"2^3^2", 512},
+      {"-2^2", -4},
+      {"2^-1", 0.5},
+      {"--1", 1},
+      {"+3", 3},
+      {"10-4-3", 3},
+      {"12/4/3", 1},
+      {"sin(pi/6)", 0.5},
+      {"cos(0)", 1},
+      {"tan(pi/4)", 1},
+      {"exp(1)", std::exp(1.0)},
+      {"ln(exp(2))", 2},
+      {"sqrt(2)*sqrt(2)", 2},
+      {"3*pi/4 - (1/2)^2", 3 * M_PI / 4 - 0.25},
+      {"0007", 7},
+  };
+  for (const auto& [e, v] : cases) {
+    ParsedQasm p = parse("qreg q[1];\nrz(" + e + ") q[0];\n");
+    ASSERT_EQ(p.theta.size(), 1u) << e;
+    EXPECT_NEAR(p.theta[0], v, 1e-12) << e;
+  }
+}
+
+// ---- gate semantics -----------------------------------------------------------
+
+// Each gate against its qelib1.inc definition (or another independent
+// identity) written with other gates; `exact`: equal including global phase.
+struct Identity {
+  std::string lhs, rhs;
+  bool exact;
+  int n = 3;
+};
+
+TEST(QasmGates, QelibDefinitions) {
+  const double a = 0.7, b = -1.3, c = 2.1;
+  auto fmt = [](double v) { char buf[40]; std::snprintf(buf, sizeof buf, "%.17g", v); return std::string(buf); };
+  const std::string A = fmt(a), B = fmt(b), C = fmt(c);
+  const std::vector<Identity> ids = {
+      {"u3(" + A + "," + B + "," + C + ") q[0];", "U(" + A + "," + B + "," + C + ") q[0];", true},
+      {"u2(" + A + "," + B + ") q[0];", "u3(pi/2," + A + "," + B + ") q[0];", true},
+      {"u1(" + A + ") q[0];", "u3(0,0," + A + ") q[0];", true},
+      {"p(" + A + ") q[0];", "u1(" + A + ") q[0];", true},
+      {"u(" + A + "," + B + "," + C + ") q[0];", "u3(" + A + "," + B + "," + C + ") q[0];", true},
+      {"u0(" + A + ") q[0];", "id q[0];", true},
+      {"cx q[0],q[1];", "CX q[0],q[1];", true},
+      {"id q[0];", "u3(0,0,0) q[0];", true},
+      {"x q[0];", "u3(pi,0,pi) q[0];", true},
+      {"y q[0];", "u3(pi,pi/2,pi/2) q[0];", true},
+      {"z q[0];", "u1(pi) q[0];", true},
+      {"h q[0];", "u2(0,pi) q[0];", true},
+      {"s q[0];", "u1(pi/2) q[0];", true},
+      {"sdg q[0];", "u1(-pi/2) q[0];", true},
+      {"t q[0];", "u1(pi/4) q[0];", true},
+      {"tdg q[0];", "u1(-pi/4) q[0];", true},
+      {"sx q[0];", "sdg q[0]; h q[0]; sdg q[0];", false},
+      {"sx q[0]; sx q[0];", "x q[0];", true},
+      {"sxdg q[0];", "s q[0]; h q[0]; s q[0];", false},
+      {"sxdg q[0]; sx q[0];", "id q[0];", true},
+      {"rx(" + A + ") q[0];", "u3(" + A + ",-pi/2,pi/2) q[0];", true},
+      {"ry(" + A + ") q[0];", "u3(" + A + ",0,0) q[0];", true},
+      {"rz(" + A + ") q[0];", "u1(" + A + ") q[0];", false},
+      {"rz(" + A + ") q[0];", "u1(" + A + "/2) q[0]; x q[0]; u1(-" + A + "/2) q[0]; x q[0];", true},
+      {"cz q[0],q[1];", "h q[1]; cx q[0],q[1]; h q[1];", true},
+      {"cy q[0],q[1];", "sdg q[1]; cx q[0],q[1]; s q[1];", true},
+      {"ch q[0],q[1];", "h q[1]; sdg q[1]; cx q[0],q[1]; h q[1]; t q[1]; cx q[0],q[1]; t q[1]; h q[1];"
+                        " s q[1]; x q[1]; s q[0];", false},  // qelib1 ch carries a global phase e^{i pi/4}
+      {"ccx q[0],q[1],q[2];", "h q[2]; cx q[1],q[2]; tdg q[2]; cx q[0],q[2]; t q[2]; cx q[1],q[2];"
+                              " tdg q[2]; cx q[0],q[2]; t q[1]; t q[2]; h q[2]; cx q[0],q[1];"
+                              " t q[0]; tdg q[1]; cx q[0],q[1];", true},
+      {"crz(" + A + ") q[0],q[1];", "u1(" + A + "/2) q[1]; cx q[0],q[1]; u1(-" + A + "/2) q[1]; cx q[0],q[1];", true},
+      {"cu1(" + A + ") q[0],q[1];", "u1(" + A + "/2) q[0]; cx q[0],q[1]; u1(-" + A + "/2) q[1];"
+                                    " cx q[0],q[1]; u1(" + A + "/2) q[1];", true},
+      {"cp(" + A + ") q[0],q[1];", "cu1(" + A + ") q[0],q[1];", true},
+      {"cu3(" + A + "," + B + "," + C + ") q[0],q[1];",
+       "u1((" + C + "+" + B + ")/2) q[0]; u1((" + C + "-" + B + ")/2) q[1]; cx q[0],q[1];"
+       " u3(-" + A + "/2,0,-(" + B + "+" + C + ")/2) q[1]; cx q[0],q[1]; u3(" + A + "/2," + B + ",0) q[1];", true},
+      {"cu(" + A + "," + B + "," + C + ",0.4) q[0],q[1];",
+       "p(0.4) q[0]; cu3(" + A + "," + B + "," + C + ") q[0],q[1];", true},
+      {"crx(" + A + ") q[0],q[1];", "u1(pi/2) q[1]; cx q[0],q[1]; u3(-" + A + "/2,0,0) q[1]; cx q[0],q[1];"
+                                    " u3(" + A + "/2,-pi/2,0) q[1];", true},
+      {"cry(" + A + ") q[0],q[1];", "ry(" + A + "/2) q[1]; cx q[0],q[1]; ry(-" + A + "/2) q[1]; cx q[0],q[1];", true},
+      {"csx q[0],q[1];", "h q[1]; cu1(pi/2) q[0],q[1]; h q[1];", true},
+      {"swap q[0],q[1];", "cx q[0],q[1]; cx q[1],q[0]; cx q[0],q[1];", true},
+      {"cswap q[0],q[1],q[2];", "cx q[2],q[1]; ccx q[0],q[1],q[2]; cx q[2],q[1];", true},
+      {"rzz(" + A + ") q[0],q[1];", "cx q[0],q[1]; u1(" + A + ") q[1]; cx q[0],q[1];", false},
+      {"rccx q[0],q[1],q[2];", "u2(0,pi) q[2]; u1(pi/4) q[2]; cx q[1],q[2]; u1(-pi/4) q[2]; cx q[0],q[2];"
+                               " u1(pi/4) q[2]; cx q[1],q[2]; u1(-pi/4) q[2]; u2(0,pi) q[2];", true},
+      // Gray code: 4abc = a+b+c-(a^b)-(b^c)-(a^c)+(a^b^c); H u1(pi) H = X
+      {"c3x q[0],q[1],q[2],q[3];", "h q[3]; cu1(pi/4) q[0],q[3]; h q[3]; cx q[0],q[1]; h q[3];"
+       " cu1(-pi/4) q[1],q[3]; h q[3]; cx q[0],q[1]; h q[3]; cu1(pi/4) q[1],q[3]; h q[3]; cx q[1],q[2];"
+       " h q[3]; cu1(-pi/4) q[2],q[3]; h q[3]; cx q[0],q[2]; h q[3]; cu1(pi/4) q[2],q[3]; h q[3];"
+       " cx q[1],q[2]; h q[3]; cu1(-pi/4) q[2],q[3]; h q[3]; cx q[0],q[2]; h q[3]; cu1(pi/4) q[2],q[3];"
+       " h q[3];", true, 4},
+      {"c3sqrtx q[0],q[1],q[2],q[3];", "h q[3]; cu1(pi/8) q[0],q[3]; h q[3]; cx q[0],q[1]; h q[3];"
+       " cu1(-pi/8) q[1],q[3]; h q[3]; cx q[0],q[1]; h q[3]; cu1(pi/8) q[1],q[3]; h q[3]; cx q[1],q[2];"
+       " h q[3]; cu1(-pi/8) q[2],q[3]; h q[3]; cx q[0],q[2]; h q[3]; cu1(pi/8) q[2],q[3]; h q[3];"
+       " cx q[1],q[2]; h q[3]; cu1(-pi/8) q[2],q[3]; h q[3]; cx q[0],q[2]; h q[3]; cu1(pi/8) q[2],q[3];"
+       " h q[3];", true, 4},
+      {"c4x q[0],q[1],q[2],q[3],q[4];", "h q[4]; cu1(pi/2) q[3],q[4]; h q[4]; c3x q[0],q[1],q[2],q[3];"
+       " h q[4]; cu1(-pi/2) q[3],q[4]; h q[4]; c3x q[0],q[1],q[2],q[3]; c3sqrtx q[0],q[1],q[2],q[4];", true, 5},
+  };
+  for (const Identity& id : ids) {
+    const std::string reg = "qreg q[" + std::to_string(id.n) + "];\n";
+    ParsedQasm l = parse(reg + id.lhs + "\n"), r = parse(reg + id.rhs + "\n");
+    const DenseMat ul = unitary(l.circuit, l.theta), ur = unitary(r.circuit, r.theta);
+    EXPECT_LT(distance(ul, ur, !id.exact), 1e-12) << id.lhs << "  vs  " << id.rhs;
+    // and the simulator agrees with the dense product (its first column)
+    std::vector<cplx> col(std::size_t(1) << id.n);
+    for (std::size_t i = 0; i < col.size(); ++i) col[i] = ul[i * col.size()];
+    EXPECT_LT(distance(simulate(l.circuit, l.theta), col, false), 1e-12) << id.lhs;
+  }
+}
+
+// Matrices written out by hand (independent of gate_matrix).
+TEST(QasmGates, ExplicitMatrices) {
+  const double t = 0.9, p = -0.4, l = 1.7;
+  const cplx I1(0, 1);
+  const double c = std::cos(t / 2), s = std::sin(t / 2);
+  // cu3 q[0],q[1]: controlled [[c, -e^{il}s], [e^{ip}s, e^{i(p+l)}c]] (qubit 0 = control = low bit)
+  ParsedQasm q = parse("qreg q[2];\ncu3(0.9,-0.4,1.7) q[0],q[1];\n");
+  DenseMat u = unitary(q.circuit, q.theta);
+  DenseMat want = identity(4);
+  // basis index = q0 + 2 q1; control active on indices 1 (q1=0) and 3 (q1=1)
+  want[1 * 4 + 1] = c;
+  want[1 * 4 + 3] = -std::exp(I1 * l) * s;
+  want[3 * 4 + 1] = std::exp(I1 * p) * s;
+  want[3 * 4 + 3] = std::exp(I1 * (p + l)) * c;
+  EXPECT_LT(distance(u, want, false), 1e-14);
+  // crx: controlled exp(-i t X / 2)
+  q = parse("qreg q[2];\ncrx(0.9) q[1],q[0];\n");
+  u = unitary(q.circuit, q.theta);
+  want = identity(4);  // control q1: indices 2 (q0=0), 3 (q0=1)
+  want[2 * 4 + 2] = c;
+  want[2 * 4 + 3] = -I1 * s;
+  want[3 * 4 + 2] = -I1 * s;
+  want[3 * 4 + 3] = c;
+  EXPECT_LT(distance(u, want, false), 1e-14);
+  // rzz: diag(e^{-it/2}, e^{it/2}, e^{it/2}, e^{-it/2})
+  q = parse("qreg q[2];\nrzz(0.9) q[0],q[1];\n");
+  u = unitary(q.circuit, q.theta);
+  want = DenseMat(16, 0.0);
+  for (int i = 0; i < 4; ++i) want[i * 4 + i] = std::exp(-I1 * t / 2.0 * double((i == 0 || i == 3) ? 1 : -1));
+  EXPECT_LT(distance(u, want, false), 1e-14);
+  // rxx = cos(t/2) I - i sin(t/2) X(x)X
+  q = parse("qreg q[2];\nrxx(0.9) q[0],q[1];\n");
+  u = unitary(q.circuit, q.theta);
+  want = DenseMat(16, 0.0);
+  for (int i = 0; i < 4; ++i) {
+    want[i * 4 + i] = c;
+    want[i * 4 + (3 - i)] = -I1 * s;
+  }
+  EXPECT_LT(distance(u, want, false), 1e-14);
+  // c4x: permutation flipping q4 when q0..q3 are all 1
+  q = parse("qreg q[5];\nc4x q[0],q[1],q[2],q[3],q[4];\n");
+  u = unitary(q.circuit, q.theta);
+  want = DenseMat(32 * 32, 0.0);
+  for (int col = 0; col < 32; ++col) want[std::size_t((((col & 15) == 15) ? col ^ 16 : col) * 32 + col)] = 1.0;
+  EXPECT_LT(distance(u, want, false), 1e-14);
+  (void)p;
+}
+
+// ---- errors ---------------------------------------------------------------------
+
+struct BadCase {
+  std::string text;
+  int line, col;
+  std::string msg;  // substring of the message
+};
+
+TEST(QasmErrors, PositionsAndMessages) {
+  const std::string H = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\n";  // lines 1-2
+  const std::vector<BadCase> cases = {
+      {"", 1, 1, "missing header"},
+      {"qreg q[1];", 1, 1, "missing header"},
+      {"OPENQASM 3.0;", 1, 10, "only 2.0"},
+      {"OPENQASM 2.0", 1, 13, "expected ';'"},
+      {"OPENQASM 2.0;\nOPENQASM 2.0;", 2, 1, "duplicate OPENQASM"},
+      {H + "qreg q[2];\nx q[0]", 4, 7, "expected ';'"},
+      {H + "qreg q[2];\nh q[2];", 4, 5, "out of range"},
+      {H + "qreg q[2];\nfoo q[0];", 4, 1, "unknown gate 'foo'"},
+      {H + "qreg q[2];\ncx q[0];", 4, 8, "takes 2 qubit argument(s), got 1"},
+      {H + "qreg q[3];\nh q[0], q[1];", 4, 9, "takes 1 qubit argument(s), got 2"},
+      {H + "qreg q[2];\nrx q[0];", 4, 4, "takes 1 parameter(s)"},
+      {H + "qreg q[2];\nrx(1,2) q[0];", 4, 3, "takes 1 parameter(s), got 2"},
+      {H + "qreg q[2];\nh(1) q[0];", 4, 2, "takes 0 parameter(s), got 1"},
+      {H + "qreg q[2];\ncx q[1], q[1];", 4, 10, "qubit used twice"},
+      {H + "qreg q[2];\nccx q[0], q[1], q[0];", 4, 17, "qubit used twice"},
+      {H + "qreg q[2];\ncx q, q;", 4, 7, "qubit used twice"},
+      {H + "qreg a[2];\nqreg b[3];\ncx a, b;", 5, 7, "differ in size"},
+      {H + "qreg q[2];\nh r[0];", 4, 3, "unknown quantum register 'r'"},
+      {H + "qreg q[2];\ncreg c[2];\nh c[0];", 5, 3, "is a classical register"},
+      {H + "qreg q[2];\nqreg q[1];", 4, 6, "already declared"},
+      {H + "qreg q[0];", 3, 8, "at least one"},
+      {H + "qreg q[31];", 3, 8, "too large"},
+      {H + "qreg a[20];\nqreg b[20];", 4, 8, "too many qubits"},
+      {H + "qreg q[99999999999999999999];", 3, 8, "too large"},
+      {H + "qreg q[1.5];", 3, 8, "expected a register size"},
+      {H + "qreg q[2];\nreset q[0];", 4, 1, "'reset' is not supported"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) x q[0];", 5, 1, "'if'"},
+      {H + "gate foo a { x a; }", 3, 1, "user gate definitions"},
+      {H + "opaque foo a;", 3, 1, "opaque"},
+      {"OPENQASM 2.0;\nqreg q[1];\nh q[0];", 3, 1, "needs 'include \"qelib1.inc\";'"},
+      {"OPENQASM 2.0;\ninclude \"other.inc\";", 2, 9, "only \"qelib1.inc\""},
+      {"OPENQASM 2.0;\ninclude \"qelib1.inc;", 2, 9, "unterminated string"},
+      {H + "qreg q[1];\nrz(1/0) q[0];", 4, 4, "finite"},
+      {H + "qreg q[1];\nrz(ln(0)) q[0];", 4, 4, "finite"},
+      {H + "qreg q[1];\nrz(sqrt(-1)) q[0];", 4, 4, "finite"},
+      {H + "qreg q[1];\nrz(1e999) q[0];", 4, 4, "finite"},
+      {H + "qreg q[1];\nrz(theta) q[0];", 4, 4, "unknown identifier 'theta'"},
+      {H + "qreg q[1];\nrz(1+) q[0];", 4, 6, "expected an expression"},
+      {H + "qreg q[1];\nrz(sin 1) q[0];", 4, 8, "expected '('"},
+      {H + "qreg q[1];\nrz((1) q[0];", 4, 8, "expected ',' or ')'"},
+      {H + "qreg q[1];\nrz(1e) q[0];", 4, 5, "exponent"},
+      {H + "qreg q[1];\nrz(12abc) q[0];", 4, 6, "malformed number"},
+      {H + "qreg q[1];\nrz(1) q[0];\n  $", 5, 3, "unexpected character '$'"},
+      {H + "qreg q[1];\n\x01", 4, 1, "unexpected byte 0x01"},
+      {H + "qreg q[1];\n/* open", 4, 1, "unterminated comment"},
+      {H + "qreg q[2];\ncreg c[1];\nmeasure q -> c;", 5, 14, "differ in size"},
+      {H + "qreg q[2];\ncreg c[2];\nmeasure q[0] -> c;", 5, 9, "both"},
+      {H + "qreg q[2];\ncreg c[2];\nmeasure q[0] c[0];", 5, 14, "expected '->'"},
+      {H + "qreg q[2];\nbarrier;", 4, 8, "expected a qubit"},
+      {H + "qreg q[2];\nh q[0]", 4, 7, "expected ';', found end of file"},
+      {H + "qreg q[2];\n;", 4, 1, "expected a statement"},
+      {H + "qreg pi[2];", 3, 6, "reserved"},
+      {H + "qreg q[1];\nrz(" + std::string(300, '(') + "1" + std::string(300, ')') + ") q[0];", 4, 0, "nested too deeply"},
+      {H + "qreg q[1];\nrz(" + std::string(300, '-') + "1) q[0];", 4, 0, "nested too deeply"},
+  };
+  for (const BadCase& bc : cases) {
+    try {
+      parse_qasm(bc.text);
+      ADD_FAILURE() << "accepted: " << bc.text;
+    } catch (const QasmError& e) {
+      EXPECT_EQ(e.line(), bc.line) << bc.text << "\n" << e.what();
+      if (bc.col > 0) {
+        EXPECT_EQ(e.column(), bc.col) << bc.text << "\n" << e.what();
+      }
+      EXPECT_NE(e.message().find(bc.msg), std::string::npos) << bc.text << "\n" << e.what();
+      EXPECT_EQ(std::string(e.what()), "line " + std::to_string(e.line()) + ", column " +
+                                           std::to_string(e.column()) + ": " + e.message());
+    }
+  }
+}
+
+// ---- writer -----------------------------------------------------------------------
+
+TEST(QasmWriter, DecomposeU3AndSqrt) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> U(-M_PI, M_PI);
+  std::vector<Mat2> ms;
+  for (int k = 0; k < 200; ++k) {
+    const double a[3] = {U(rng), U(rng), U(rng)};
+    Mat2 m = gate_matrix(GateKind::U3, a);
+    const cplx ph = std::polar(1.0, U(rng));
+    for (auto& e : m) e *= ph;
+    ms.push_back(m);
+  }
+  for (GateKind k : {GateKind::I, GateKind::H, GateKind::X, GateKind::Y, GateKind::Z, GateKind::S,
+                     GateKind::Sdg, GateKind::T, GateKind::Tdg, GateKind::SX})
+    ms.push_back(gate_matrix(k, nullptr));
+  ms.push_back({-1.0, 0, 0, -1.0});
+  ms.push_back({0, cplx(0, 1), cplx(0, 1), 0});
+  for (const Mat2& m : ms) {
+    const U3Decomposition d = decompose_u3(m);
+    const double a[3] = {d.theta, d.phi, d.lambda};
+    Mat2 r = gate_matrix(GateKind::U3, a);
+    for (int e = 0; e < 4; ++e)
+      EXPECT_LT(std::abs(std::polar(1.0, d.alpha) * r[e] - m[e]), 1e-13);
+    const Mat2 v = sqrt_unitary(m);
+    const Mat2 vv = {v[0] * v[0] + v[1] * v[2], v[0] * v[1] + v[1] * v[3],
+                     v[2] * v[0] + v[3] * v[2], v[2] * v[1] + v[3] * v[3]};
+    for (int e = 0; e < 4; ++e) EXPECT_LT(std::abs(vv[e] - m[e]), 1e-13);
+    // V is unitary
+    const Mat2 vd = dagger(v);
+    const Mat2 p = {vd[0] * v[0] + vd[1] * v[2], vd[0] * v[1] + vd[1] * v[3],
+                    vd[2] * v[0] + vd[3] * v[2], vd[2] * v[1] + vd[3] * v[3]};
+    EXPECT_LT(std::abs(p[0] - 1.0) + std::abs(p[1]) + std::abs(p[2]) + std::abs(p[3] - 1.0), 1e-13);
+  }
+}
+
+Mat2 random_unitary(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> U(-M_PI, M_PI);
+  const double a[3] = {U(rng), U(rng), U(rng)};
+  Mat2 m = gate_matrix(GateKind::U3, a);
+  const cplx ph = std::polar(1.0, U(rng));
+  for (auto& e : m) e *= ph;
+  return m;
+}
+
+// Random circuit: every gate kind, 0-3 controls on |0> or |1>, angles from
+// constants, parameters and features.
+Circuit random_circuit(std::mt19937_64& rng, int n, int n_gates, int max_controls) {
+  Circuit c;
+  c.n_qubits = n;
+  std::uniform_int_distribution<int> kind_d(0, int(GateKind::Swap));
+  std::uniform_int_distribution<int> q_d(0, n - 1), src_d(0, 2), idx_d(0, 3);
+  std::uniform_int_distribution<int> nctl_d(0, max_controls);
+  std::uniform_real_distribution<double> val(-3, 3);
+  for (int k = 0; k < n_gates; ++k) {
+    Gate g;
+    g.kind = GateKind(kind_d(rng));
+    std::vector<int> qs(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) qs[std::size_t(i)] = i;
+    std::shuffle(qs.begin(), qs.end(), rng);
+    std::size_t used = 0;
+    g.target = qs[used++];
+    if (g.kind == GateKind::Swap) g.target2 = qs[used++];
+    const int nctl = std::min<int>(nctl_d(rng), n - int(used));
+    for (int j = 0; j < nctl; ++j) g.controls.push_back({qs[used++], bool(rng() & 1)});
+    for (int j = 0; j < 3; ++j) {
+      switch (src_d(rng)) {
+        case 0: g.angles[std::size_t(j)] = Angle::constant(val(rng)); break;
+        case 1: g.angles[std::size_t(j)] = Angle::param(idx_d(rng), val(rng)); break;
+        default: g.angles[std::size_t(j)] = Angle::feature(idx_d(rng), val(rng)); break;
+      }
+    }
+    if (g.kind == GateKind::Matrix) g.matrix = random_unitary(rng);
+    add_gate(c, g);
+  }
+  return c;
+}
+
+TEST(QasmWriter, RoundTripRandomCircuits) {
+  std::mt19937_64 rng(2024);
+  std::uniform_real_distribution<double> val(-2, 2);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int n = 4 + trial % 3;
+    const Circuit c = random_circuit(rng, n, 25, 3);
+    std::vector<double> theta(std::size_t(c.n_params)), x(std::size_t(c.n_features));
+    for (auto& v : theta) v = val(rng);
+    for (auto& v : x) v = val(rng);
+    const std::string text = write_qasm(c, theta, x.data());
+    ParsedQasm p;
+    ASSERT_NO_THROW(p = parse_qasm(text)) << text;
+    EXPECT_EQ(p.circuit.n_qubits, n);
+    const std::vector<cplx> want = simulate(c, theta, x.data()), got = simulate(p.circuit, p.theta);
+    EXPECT_LT(distance(got, want, true), 1e-10) << text;
+  }
+}
+
+// Every gate kind with 0..4 controls, each control on |0> and |1>, from
+// every basis state of the controls (so inactive branches are checked too).
+TEST(QasmWriter, EveryKindEveryControlCount) {
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> val(-3, 3);
+  for (int kind = 0; kind <= int(GateKind::Swap); ++kind) {
+    for (int nctl = 0; nctl <= 4; ++nctl) {
+      const int n = nctl + 2;
+      Gate g;
+      g.kind = GateKind(kind);
+      g.target = 0;
+      if (g.kind == GateKind::Swap) g.target2 = 1;
+      for (int j = 0; j < nctl; ++j) g.controls.push_back({2 + j, bool(j % 2)});
+      for (int j = 0; j < 3; ++j) g.angles[std::size_t(j)] = Angle::constant(val(rng));
+      if (g.kind == GateKind::Matrix) g.matrix = random_unitary(rng);
+      Circuit c;
+      c.n_qubits = n;
+      // random product input state, then the gate; compare the full unitary's action
+      for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::U3, q, {}, {Angle::constant(val(rng)), Angle::constant(val(rng)), Angle::constant(val(rng))}));
+      add_gate(c, g);
+      const std::string text = write_qasm(c, {}, nullptr);
+      const ParsedQasm p = parse_qasm(text);
+      EXPECT_LT(distance(unitary(p.circuit, p.theta), unitary(c, {}), true), 1e-10)
+          << describe(g) << "\n" << text;
+    }
+  }
+}
+
+TEST(QasmWriter, AnglesReadBackExactly) {
+  Circuit c;
+  c.n_qubits = 2;
+  add_gate(c, make_gate(GateKind::RX, 0, {}, {Angle::param(0, 0.5)}));
+  add_gate(c, make_gate(GateKind::U3, 1, {{0, true}}, {Angle::param(1), Angle::feature(0), Angle::constant(M_PI / 3)}));
+  add_gate(c, make_gate(GateKind::RZ, 1, {}, {Angle::constant(-0.0)}));
+  const std::vector<double> theta = {0.1234567890123456789, -2.718281828459045};
+  const double x[1] = {1e-7 / 3};
+  const std::string text = write_qasm(c, theta, x, {true, "exported\nby qmoe"});
+  EXPECT_EQ(text.rfind("// exported\n// by qmoe\nOPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\n", 0), 0u) << text;
+  EXPECT_NE(text.find("measure q -> c;"), std::string::npos);
+  const ParsedQasm p = parse_qasm(text);
+  ASSERT_EQ(p.theta.size(), 5u) << text;
+  const std::vector<double> want = {0.5 * theta[0], theta[1], x[0], M_PI / 3, 0.0};
+  for (std::size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(p.theta[k], want[k], 1e-15 * (1 + std::abs(want[k])));
+  EXPECT_THROW(write_qasm(c, {0.1}, x), std::invalid_argument);
+  EXPECT_THROW(write_qasm(c, theta, nullptr), std::invalid_argument);
+}
+
+TEST(QasmWriter, UsesOnlyQelibGates) {
+  std::mt19937_64 rng(5);
+  const Circuit c = random_circuit(rng, 6, 200, 4);
+  std::vector<double> theta(std::size_t(c.n_params), 0.3), x(std::size_t(c.n_features), -0.7);
+  const std::string text = write_qasm(c, theta, x.data());
+  const std::vector<std::string> allowed = {"OPENQASM", "include", "qreg", "u3", "u2", "u1", "cx", "id", "x", "y", "z", "h",
+                                            "s", "sdg", "t", "tdg", "rx", "ry", "rz", "cz", "cy", "ch",
+                                            "ccx", "crz", "cu1", "cu3", "crx", "cry", "swap"};
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const std::string word = line.substr(0, line.find_first_of(" ("));
+    EXPECT_NE(std::find(allowed.begin(), allowed.end(), word), allowed.end()) << line;
+  }
+}
+
+}  // namespace
+}  // namespace qmoe
