@@ -6,7 +6,8 @@ namespace qmoe::cli {
 void add_demo_command(CLI::App& app);
 void add_qasm_command(CLI::App& app);
 void add_data_command(CLI::App& app);
-void add_train_commands(CLI::App& app);  // train, eval, predict, export
+void add_train_command(CLI::App& app);
+void add_inspect_commands(CLI::App& app);  // eval, predict, export
 void add_bench_command(CLI::App& app);
 void add_reproduce_command(CLI::App& app);
 }  // namespace qmoe::cli

@@ -1,6 +1,120 @@
-// qmoe train: not yet implemented (placeholder so the CLI links).
+// qmoe train: trains a QMoE or QNN on a task, writing DIR/config.json,
+// DIR/metrics.csv, DIR/checkpoint (last epoch) and DIR/checkpoint.best.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
 #include "cli/cli.hpp"
+#include "cli/train_common.hpp"
 
 namespace qmoe::cli {
-void add_train_commands(CLI::App&) {}
+namespace {
+
+struct TrainArgs {
+  DataOptions data;
+  model::ModelConfig model;
+  std::string model_name = "qmoe";
+  train::TrainConfig train;
+  std::string out = "runs/latest";
+  bool resume = false;
+  int threads = 0;
+};
+
+std::string metrics_csv(const std::vector<train::EpochMetrics>& h) {
+  std::ostringstream os;
+  os << "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n";
+  os.precision(10);
+  for (const auto& e : h)
+    os << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
+       << e.seconds << '\n';
+  return os.str();
+}
+
+void run_train(TrainArgs& a) {
+  namespace fs = std::filesystem;
+  set_threads(a.threads);
+  const std::string ckpt_path = (fs::path(a.out) / "checkpoint").string();
+  train::Checkpoint ck;
+  bool resumed = false;
+  if (fs::exists(ckpt_path)) {
+    if (!a.resume)
+      throw std::runtime_error(a.out + " already holds a checkpoint: pass --resume to continue it, or choose another --out");
+    ck = train::load_checkpoint(ckpt_path);
+    const int epochs = a.train.epochs;
+    a.data = DataOptions::from_json(ck.task);
+    a.data.data_dir = a.data.data_dir;
+    ck.train.epochs = epochs;  // --epochs may extend a finished run
+    resumed = true;
+  }
+  const data::TaskData td = a.data.load();
+  if (!resumed) {
+    a.model.n_classes = td.train.n_classes;
+    a.model.n_features = td.train.n_features;
+    ck.model = resolve_model(a.model, a.model_name);
+    ck.train = a.train;
+    ck.task = a.data.to_json();
+  }
+  const model::Model m = model::build_model(ck.model);
+  if (!resumed) ck.state = train::initial_state(m, ck.train);
+  fs::create_directories(a.out);
+  nlohmann::json cfg = {{"model", ck.model.to_json()}, {"train", ck.train.to_json()}, {"task", ck.task},
+                        {"params", m.n_params()}, {"qubits", m.circuit.n_qubits}, {"gates", m.circuit.gates.size()},
+                        {"train_samples", td.train.size()}, {"test_samples", td.test.size()}};
+  train::write_file_atomic((fs::path(a.out) / "config.json").string(), cfg.dump(2) + "\n");
+
+  const bool tty = isatty(fileno(stderr));
+  std::fprintf(stderr, "%s %s on %s: %d qubits, %d parameters, %zu train / %zu test samples%s\n",
+               ck.model.model.c_str(), ck.model.ops.c_str(), td.task.c_str(), m.circuit.n_qubits, m.n_params(),
+               td.train.size(), td.test.size(),
+               resumed ? (", resuming after epoch " + std::to_string(ck.state.epoch)).c_str() : "");
+  auto t_epoch = std::chrono::steady_clock::now();
+  train::Callbacks cb;
+  cb.on_batch = [&](int epoch, std::size_t done, std::size_t total, double loss, double acc) {
+    if (!tty) return;
+    if (done == std::size_t(std::min<long>(long(total), a.train.batch))) t_epoch = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+    const double rate = secs > 0 ? double(done) / secs : 0.0;
+    const int width = 24, filled = int(width * double(done) / double(total));
+    std::fprintf(stderr, "\repoch %d/%d [%s%s] %3d%% loss %.4f acc %.2f%% %.0f samples/s, %.0f s left   ", epoch,
+                 ck.train.epochs, std::string(std::size_t(filled), '#').c_str(),
+                 std::string(std::size_t(width - filled), '.').c_str(), int(100.0 * double(done) / double(total)),
+                 loss, 100 * acc, rate, rate > 0 ? double(total - done) / rate : 0.0);
+  };
+  cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics& e, bool best) {
+    ck.state = st;
+    train::save_checkpoint(ckpt_path, ck);
+    if (best) train::save_checkpoint(ckpt_path + ".best", ck);
+    train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), metrics_csv(st.history));
+    std::fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1f s\n",
+                 tty ? "\r\033[K" : "", e.epoch, ck.train.epochs, e.train_loss, 100 * e.train_acc, e.test_loss,
+                 100 * e.test_acc, e.seconds);
+  };
+  train::train(m, ck.train, td.train, td.test, ck.state, cb);
+  train::save_checkpoint(ckpt_path, ck);
+  const double acc = ck.state.history.empty() ? 0.0 : ck.state.history.back().test_acc;
+  std::printf("test accuracy: %.2f%%\n", 100 * acc);
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "train a QMoE or a baseline QNN");
+  a->data.add(*cmd, false);
+  add_model_options(*cmd, a->model, a->model_name);
+  cmd->add_option("--epochs", a->train.epochs, "epochs")->check(CLI::Range(0, 100000));
+  cmd->add_option("--batch", a->train.batch, "mini-batch size")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--lr", a->train.lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", a->train.seed, "seed (initial parameters and shuffling)");
+  cmd->add_option("--gradient", a->train.gradient, "adjoint (default) or param-shift")
+      ->check(CLI::IsMember({"adjoint", "param-shift"}));
+  cmd->add_option("--out", a->out, "output directory");
+  cmd->add_flag("--resume", a->resume, "continue the checkpoint in --out");
+  cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->callback([a] { run_train(*a); });
+}
+
 }  // namespace qmoe::cli

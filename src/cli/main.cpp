@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   qmoe::cli::add_demo_command(app);
   qmoe::cli::add_qasm_command(app);
   qmoe::cli::add_data_command(app);
-  qmoe::cli::add_train_commands(app);
+  qmoe::cli::add_train_command(app);
+  qmoe::cli::add_inspect_commands(app);
   qmoe::cli::add_bench_command(app);
   qmoe::cli::add_reproduce_command(app);
   try {

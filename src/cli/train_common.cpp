@@ -1,0 +1,82 @@
+#include "cli/train_common.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace qmoe::cli {
+
+void DataOptions::add(CLI::App& cmd, bool task_required) {
+  auto* t = cmd.add_option("--task", task, "task: " + data::task_list() + ", or a CSV file");
+  if (task_required) t->required();
+  cmd.add_option("--data-dir", data_dir, "data directory (default $QMOE_DATA_DIR or ~/.local/share/qmoe)");
+  cmd.add_option("--scaling", scaling, "pixel to angle mapping: tq (default), unit, pi");
+  cmd.add_option("--train-limit", train_limit, "use only the first N training samples")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--test-limit", test_limit, "use only the first N test samples")->check(CLI::NonNegativeNumber);
+}
+
+nlohmann::json DataOptions::to_json() const {
+  return {{"task", task}, {"scaling", scaling}, {"train_limit", train_limit}, {"test_limit", test_limit}};
+}
+
+DataOptions DataOptions::from_json(const nlohmann::json& j) {
+  DataOptions d;
+  d.task = j.value("task", d.task);
+  d.scaling = j.value("scaling", d.scaling);
+  d.train_limit = j.value("train_limit", 0L);
+  d.test_limit = j.value("test_limit", 0L);
+  return d;
+}
+
+data::TaskData DataOptions::load() const {
+  data::LoadOptions o;
+  o.data_dir = data_dir;
+  o.scaling = data::parse_scaling(scaling);
+  o.max_train = std::size_t(train_limit);
+  o.max_test = std::size_t(test_limit);
+  return data::load_task(task, o);
+}
+
+void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {
+  cmd.add_option("--model", model_name, "qmoe (default), qnn, or qnn-matched (a QNN with as many parameters as the QMoE)")
+      ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched"}));
+  cmd.add_option("--ops", mc.ops, "trainable rotations: rx, ry, rxry (default), rxryrz")
+      ->check(CLI::IsMember({"rx", "ry", "rxry", "rxryrz"}));
+  cmd.add_option("--experts", mc.experts, "number of experts L (QMoE)")->check(CLI::Range(1, 64));
+  cmd.add_option("--depth", mc.depth, "ansatz layers per expert / of the QNN")->check(CLI::Range(0, 1000));
+  cmd.add_option("--qubits", mc.data_qubits, "data qubits")->check(CLI::Range(1, 24));
+  cmd.add_option("--routing-depth", mc.routing_depth, "layers of the routing circuit G")->check(CLI::Range(0, 1000));
+  cmd.add_option("--routing-encoder", mc.routing_encoder, "full (U(z) on the routing register) or quadrant")
+      ->check(CLI::IsMember({"full", "quadrant"}));
+  cmd.add_option("--aggregation", mc.aggregation, "cnot (default) or none")->check(CLI::IsMember({"cnot", "none"}));
+  cmd.add_option("--readout", mc.readout, "2-class read-out: pairs (default) or qubits")
+      ->check(CLI::IsMember({"pairs", "qubits"}));
+  cmd.add_option("--ring-every", mc.encoder_ring_every, "CNOT ring after every k encoder layers (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name) {
+  if (model_name == "qnn-matched") {
+    model::ModelConfig q = mc;
+    q.model = "qmoe";
+    const int target = model::build_model(q).n_params();
+    mc.model = "qnn";
+    mc.depth = model::matched_depth(mc, target);
+  } else {
+    mc.model = model_name;
+  }
+  mc.validate();
+  return mc;
+}
+
+void set_threads(int threads) {
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#else
+  (void)threads;
+#endif
+}
+
+}  // namespace qmoe::cli

@@ -1,0 +1,35 @@
+// Shared by the train / eval / predict / export / reproduce commands.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "data/data.hpp"
+#include "model/model.hpp"
+#include "train/trainer.hpp"
+
+namespace qmoe::cli {
+
+// Options that select and load a task's data.
+struct DataOptions {
+  std::string task = "mnist4";
+  std::string data_dir;
+  std::string scaling = "tq";
+  long train_limit = 0;  // total samples kept (0: all)
+  long test_limit = 0;
+  void add(CLI::App& cmd, bool task_required);
+  nlohmann::json to_json() const;
+  static DataOptions from_json(const nlohmann::json& j);
+  data::TaskData load() const;
+};
+
+// Model flags on top of a ModelConfig.
+void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name);
+// "qnn-matched": a QNN whose depth gives about as many parameters as the QMoE
+// built from the same flags.
+model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name);
+
+void set_threads(int threads);  // 0: all cores
+
+}  // namespace qmoe::cli

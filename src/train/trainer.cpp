@@ -1,0 +1,328 @@
+#include "train/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+#include "grad/param_shift.hpp"
+
+namespace qmoe::train {
+
+using nlohmann::json;
+
+json TrainConfig::to_json() const {
+  return json{{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"seed", seed},
+              {"gradient", gradient}, {"chunk", chunk}};
+}
+
+TrainConfig TrainConfig::from_json(const json& j) {
+  TrainConfig t;
+  try {
+    t.epochs = j.at("epochs").get<int>();
+    t.batch = j.at("batch").get<int>();
+    t.lr = j.at("lr").get<double>();
+    t.seed = j.at("seed").get<std::uint64_t>();
+    t.gradient = j.at("gradient").get<std::string>();
+    t.chunk = j.value("chunk", 32);
+  } catch (const json::exception& e) {
+    throw std::invalid_argument(std::string("train config: ") + e.what());
+  }
+  t.validate();
+  return t;
+}
+
+void TrainConfig::validate() const {
+  if (epochs < 0 || epochs > 100000) throw std::invalid_argument("epochs must be 0..100000");
+  if (batch < 1 || batch > 1000000) throw std::invalid_argument("batch must be >= 1");
+  if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be > 0");
+  if (gradient != "adjoint" && gradient != "param-shift")
+    throw std::invalid_argument("gradient must be adjoint or param-shift, got '" + gradient + "'");
+  if (chunk < 1) throw std::invalid_argument("chunk must be >= 1");
+}
+
+namespace {
+
+void check_data(const model::Model& m, const data::Dataset& d) {
+  if (d.n_features != m.config.n_features)
+    throw std::invalid_argument("data has " + std::to_string(d.n_features) + " features, the model expects " +
+                                std::to_string(m.config.n_features));
+  if (d.n_classes > m.n_classes())
+    throw std::invalid_argument("data has " + std::to_string(d.n_classes) + " classes, the model " +
+                                std::to_string(m.n_classes()));
+}
+
+// Gathers rows into a contiguous batch of circuit inputs.
+std::vector<double> gather(const model::Model& m, const data::Dataset& d, const std::size_t* rows, int n,
+                           std::vector<int>& labels) {
+  std::vector<double> x(std::size_t(n) * d.n_features);
+  labels.resize(std::size_t(n));
+  for (int i = 0; i < n; ++i) {
+    std::copy(d.row(rows[i]), d.row(rows[i]) + d.n_features, x.begin() + std::size_t(i) * d.n_features);
+    labels[std::size_t(i)] = d.y[rows[i]];
+  }
+  return model::circuit_inputs(m, x.data(), n);
+}
+
+}  // namespace
+
+std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
+                                      const data::Dataset& d, const std::vector<std::size_t>& rows,
+                                      const std::string& method, std::vector<double>& grad,
+                                      Workspace<double>& ws) {
+  const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
+  std::vector<int> labels;
+  const std::vector<double> x = gather(m, d, rows.data(), B, labels);
+  std::vector<double> ev(std::size_t(B) * K), lg(std::size_t(B) * C), dlg(std::size_t(B) * C),
+      dev(std::size_t(B) * K);
+  forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
+  model::logits(m, ev.data(), B, lg.data());
+  int correct = 0;
+  double loss = nll_log_softmax(lg.data(), labels.data(), B, C, dlg.data(), &correct);
+  model::logits_backward(m, dlg.data(), B, dev.data());
+  if (m.config.load_balance > 0 && !m.routing_qubits.empty()) {
+    // Switch-Transformer-style balance on soft routing: lambda * L * sum_k pbar_k^2,
+    // smallest when the batch's mean routing distribution is uniform.
+    const int L = m.config.experts;
+    const std::vector<double> p = model::routing_probabilities(m, ev.data(), B);
+    std::vector<double> pbar(std::size_t(L), 0.0), dp(std::size_t(B) * L);
+    for (int b = 0; b < B; ++b)
+      for (int k = 0; k < L; ++k) pbar[k] += p[std::size_t(b) * L + k] / B;
+    for (int k = 0; k < L; ++k) loss += m.config.load_balance * L * pbar[k] * pbar[k];
+    for (int b = 0; b < B; ++b)
+      for (int k = 0; k < L; ++k) dp[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
+    model::routing_probabilities_backward(m, dp.data(), B, dev.data());
+  }
+  grad.assign(theta.size(), 0.0);
+  if (method == "param-shift")
+    param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data());
+  else
+    backward(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data(), nullptr, ws);
+  return {loss, correct};
+}
+
+Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
+                    Workspace<double>& ws) {
+  check_data(m, d);
+  Evaluation e;
+  const int C = m.n_classes(), K = int(m.observables.size()), L = m.routing_qubits.empty() ? 0 : m.config.experts;
+  const std::size_t n = d.size();
+  e.predictions.resize(n);
+  e.probabilities.resize(n * C);
+  e.expvals.resize(n * K);
+  e.routing.resize(n * L);
+  e.confusion.assign(std::size_t(C), std::vector<int>(std::size_t(C), 0));
+  e.routing_by_class.assign(std::size_t(C), std::vector<double>(std::size_t(L), 0.0));
+  const int step = 1024;
+  std::vector<std::size_t> rows(n);
+  std::iota(rows.begin(), rows.end(), std::size_t(0));
+  double loss_sum = 0;
+  int correct_sum = 0;
+  for (std::size_t s = 0; s < n; s += step) {
+    const int B = int(std::min<std::size_t>(step, n - s));
+    std::vector<int> labels;
+    const std::vector<double> x = gather(m, d, rows.data() + s, B, labels);
+    double* ev = e.expvals.data() + s * K;
+    forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
+    std::vector<double> lg(std::size_t(B) * C);
+    model::logits(m, ev, B, lg.data());
+    int correct = 0;
+    loss_sum += nll_log_softmax(lg.data(), labels.data(), B, C, nullptr, &correct) * B;
+    correct_sum += correct;
+    const std::vector<double> p = model::routing_probabilities(m, ev, B);
+    std::copy(p.begin(), p.end(), e.routing.begin() + std::ptrdiff_t(s * L));
+    for (int b = 0; b < B; ++b) {
+      const double* z = lg.data() + std::size_t(b) * C;
+      const int arg = int(std::max_element(z, z + C) - z);
+      double mx = z[arg], sum = 0;
+      for (int c = 0; c < C; ++c) sum += std::exp(z[c] - mx);
+      for (int c = 0; c < C; ++c) e.probabilities[(s + b) * C + c] = std::exp(z[c] - mx) / sum;
+      e.predictions[s + b] = arg;
+      e.confusion[std::size_t(labels[b])][std::size_t(arg)]++;
+      for (int k = 0; k < L; ++k) e.routing_by_class[std::size_t(labels[b])][std::size_t(k)] += p[std::size_t(b) * L + k];
+    }
+  }
+  const std::vector<std::size_t> counts = d.class_counts();
+  for (int c = 0; c < C && c < int(counts.size()); ++c)
+    for (int k = 0; k < L; ++k)
+      if (counts[c]) e.routing_by_class[c][k] /= double(counts[c]);
+  e.loss = n ? loss_sum / double(n) : 0.0;
+  e.accuracy = n ? double(correct_sum) / double(n) : 0.0;
+  return e;
+}
+
+TrainState initial_state(const model::Model& m, const TrainConfig& tc) {
+  TrainState s;
+  s.theta = model::init_params(m, tc.seed);
+  s.adam.lr = tc.lr;
+  std::mt19937_64 rng(tc.seed ^ 0x9e3779b97f4a7c15ULL);
+  std::ostringstream os;
+  os << rng;
+  s.rng_state = os.str();
+  return s;
+}
+
+void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
+           const data::Dataset& test_set, TrainState& st, const Callbacks& cb) {
+  tc.validate();
+  check_data(m, train_set);
+  check_data(m, test_set);
+  if (st.theta.size() != std::size_t(m.n_params()))
+    throw std::invalid_argument("parameter count does not match the model");
+  if (train_set.size() == 0) throw std::invalid_argument("the training set is empty");
+  Workspace<double> ws;
+  ws.chunk_size = tc.chunk;
+  std::mt19937_64 rng;
+  {
+    std::istringstream is(st.rng_state);
+    is >> rng;
+    if (is.fail()) throw std::runtime_error("damaged random-number state in the training state");
+  }
+  std::vector<double> grad;
+  std::vector<std::size_t> order(train_set.size());
+  for (int epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    for (std::size_t i = order.size() - 1; i > 0; --i)  // Fisher-Yates with explicit draws
+      std::swap(order[i], order[rng() % (i + 1)]);
+    double loss_sum = 0;
+    std::size_t correct = 0;
+    for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
+      const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
+      const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
+      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws);
+      st.adam.step(st.theta, grad);
+      loss_sum += loss * double(rows.size());
+      correct += std::size_t(hits);
+      if (cb.on_batch) cb.on_batch(epoch, e, order.size(), loss_sum / double(e), double(correct) / double(e));
+    }
+    EpochMetrics em;
+    em.epoch = epoch;
+    em.train_loss = loss_sum / double(order.size());
+    em.train_acc = double(correct) / double(order.size());
+    const Evaluation ev = evaluate(m, st.theta, test_set, ws);
+    em.test_loss = ev.loss;
+    em.test_acc = ev.accuracy;
+    em.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    st.epoch = epoch;
+    st.history.push_back(em);
+    std::ostringstream os;
+    os << rng;
+    st.rng_state = os.str();
+    const bool best = em.test_acc > st.best_test_acc;
+    if (best) st.best_test_acc = em.test_acc, st.best_epoch = epoch;
+    if (cb.on_epoch) cb.on_epoch(st, em, best);
+  }
+}
+
+// ---- checkpoints ---------------------------------------------------------------
+
+static json metrics_json(const EpochMetrics& e) {
+  return json{{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_acc", e.train_acc},
+              {"test_loss", e.test_loss}, {"test_acc", e.test_acc}, {"seconds", e.seconds}};
+}
+
+json to_json(const Checkpoint& c) {
+  json hist = json::array();
+  for (const auto& e : c.state.history) hist.push_back(metrics_json(e));
+  return json{{"format", "qmoe-checkpoint"},
+              {"version", 1},
+              {"model", c.model.to_json()},
+              {"train", c.train.to_json()},
+              {"task", c.task},
+              {"state",
+               {{"theta", c.state.theta},
+                {"adam", {{"lr", c.state.adam.lr}, {"beta1", c.state.adam.beta1}, {"beta2", c.state.adam.beta2},
+                          {"eps", c.state.adam.eps}, {"step", c.state.adam.step_count}, {"m", c.state.adam.m},
+                          {"v", c.state.adam.v}}},
+                {"epoch", c.state.epoch},
+                {"rng", c.state.rng_state},
+                {"history", hist},
+                {"best_test_acc", c.state.best_test_acc},
+                {"best_epoch", c.state.best_epoch}}}};
+}
+
+Checkpoint checkpoint_from_json(const json& j) {
+  Checkpoint c;
+  if (!j.is_object() || j.value("format", "") != "qmoe-checkpoint")
+    throw std::runtime_error("not a qmoe checkpoint");
+  if (j.value("version", 0) != 1) throw std::runtime_error("unsupported checkpoint version");
+  try {
+    c.model = model::ModelConfig::from_json(j.at("model"));
+    c.train = TrainConfig::from_json(j.at("train"));
+    c.task = j.at("task");
+    const json& s = j.at("state");
+    c.state.theta = s.at("theta").get<std::vector<double>>();
+    const json& a = s.at("adam");
+    c.state.adam.lr = a.at("lr").get<double>();
+    c.state.adam.beta1 = a.at("beta1").get<double>();
+    c.state.adam.beta2 = a.at("beta2").get<double>();
+    c.state.adam.eps = a.at("eps").get<double>();
+    c.state.adam.step_count = a.at("step").get<std::int64_t>();
+    c.state.adam.m = a.at("m").get<std::vector<double>>();
+    c.state.adam.v = a.at("v").get<std::vector<double>>();
+    c.state.epoch = s.at("epoch").get<int>();
+    c.state.rng_state = s.at("rng").get<std::string>();
+    for (const json& e : s.at("history")) {
+      EpochMetrics m;
+      m.epoch = e.at("epoch").get<int>();
+      m.train_loss = e.at("train_loss").get<double>();
+      m.train_acc = e.at("train_acc").get<double>();
+      m.test_loss = e.at("test_loss").get<double>();
+      m.test_acc = e.at("test_acc").get<double>();
+      m.seconds = e.at("seconds").get<double>();
+      c.state.history.push_back(m);
+    }
+    c.state.best_test_acc = s.at("best_test_acc").get<double>();
+    c.state.best_epoch = s.at("best_epoch").get<int>();
+  } catch (const json::exception& e) {
+    throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
+  }
+  const model::Model m = model::build_model(c.model);
+  if (c.state.theta.size() != std::size_t(m.n_params()) ||
+      (!c.state.adam.m.empty() && c.state.adam.m.size() != c.state.theta.size()) ||
+      c.state.adam.v.size() != c.state.adam.m.size())
+    throw std::runtime_error("damaged checkpoint: parameter count does not match its model");
+  for (double t : c.state.theta)
+    if (!std::isfinite(t)) throw std::runtime_error("damaged checkpoint: non-finite parameter");
+  return c;
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+    f << text;
+    f.flush();
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot rename " + tmp + " to " + path);
+  }
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& c) { write_file_atomic(path, to_json(c).dump()); }
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot open checkpoint " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error("checkpoint " + path + " is damaged (not valid JSON)");
+  try {
+    return checkpoint_from_json(j);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("checkpoint " + path + ": " + e.what());
+  }
+}
+
+}  // namespace qmoe::train

@@ -1,0 +1,102 @@
+// Training and evaluation of a model on a data set. No printing: progress and
+// end-of-epoch results go to callbacks (the CLI draws a progress bar and writes
+// checkpoints; Python bindings or MPI can plug in their own).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/data.hpp"
+#include "grad/adjoint.hpp"
+#include "model/model.hpp"
+#include "train/optim.hpp"
+
+namespace qmoe::train {
+
+struct TrainConfig {
+  int epochs = 10;
+  int batch = 32;
+  double lr = 2e-3;
+  std::uint64_t seed = 0;
+  std::string gradient = "adjoint";  // adjoint | param-shift
+  int chunk = 32;                    // samples per thread work item
+
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j);
+  void validate() const;
+};
+
+struct EpochMetrics {
+  int epoch = 0;  // 1-based
+  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, seconds = 0;
+};
+
+// Everything needed to continue training exactly where it stopped.
+struct TrainState {
+  std::vector<double> theta;
+  Adam adam;
+  int epoch = 0;            // completed epochs
+  std::string rng_state;    // std::mt19937_64 state (shuffling), as text
+  std::vector<EpochMetrics> history;
+  double best_test_acc = -1;
+  int best_epoch = 0;
+};
+
+struct Evaluation {
+  double loss = 0, accuracy = 0;  // accuracy in [0,1]
+  std::vector<int> predictions;   // per sample
+  std::vector<double> probabilities;  // softmax, [n][C]
+  std::vector<double> expvals;        // [n][K] model observables
+  std::vector<double> routing;        // [n][L] (QMoE)
+  std::vector<std::vector<int>> confusion;        // [true][predicted]
+  std::vector<std::vector<double>> routing_by_class;  // [class][expert] mean p_k
+};
+
+// Runs the model on every sample of d (inference only).
+Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
+                    Workspace<double>& ws);
+
+// Loss and gradient of one mini-batch (rows of d); grad is overwritten.
+// Returns {loss, correct}.
+std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
+                                      const data::Dataset& d, const std::vector<std::size_t>& rows,
+                                      const std::string& method, std::vector<double>& grad,
+                                      Workspace<double>& ws);
+
+struct Callbacks {
+  // after each mini-batch: samples done this epoch, of total; running loss and accuracy
+  std::function<void(int epoch, std::size_t done, std::size_t total, double loss, double acc)> on_batch;
+  // after each epoch, with the state to checkpoint; is_best when test accuracy improved
+  std::function<void(const TrainState& state, const EpochMetrics& m, bool is_best)> on_epoch;
+};
+
+// A fresh state: initial parameters from the seed.
+TrainState initial_state(const model::Model& m, const TrainConfig& tc);
+
+// Trains from `state` (fresh or resumed) up to tc.epochs.
+void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
+           const data::Dataset& test_set, TrainState& state, const Callbacks& cb);
+
+// ---- checkpoints -------------------------------------------------------------
+// One JSON file: format tag, model + train config, task info, the TrainState.
+struct Checkpoint {
+  model::ModelConfig model;
+  TrainConfig train;
+  nlohmann::json task;  // {"task": name, "scaling": ..., limits...}
+  TrainState state;
+};
+nlohmann::json to_json(const Checkpoint& c);
+Checkpoint checkpoint_from_json(const nlohmann::json& j);  // throws std::runtime_error
+// Written to path + ".tmp" and renamed: never half-written.
+void save_checkpoint(const std::string& path, const Checkpoint& c);
+Checkpoint load_checkpoint(const std::string& path);  // one clear error line on any problem
+
+// Writes text to path atomically (temporary file + rename).
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace qmoe::train

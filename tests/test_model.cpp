@@ -1,0 +1,255 @@
+// Models and training: QMoE structure (Eq. 1), gradients through the loss,
+// determinism, resume, checkpoints.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "circuit/execute.hpp"
+#include "model/model.hpp"
+#include "test_helpers.hpp"
+#include "train/trainer.hpp"
+
+using namespace qmoe;
+using namespace qmoe::testing;
+
+namespace {
+
+model::ModelConfig small_qmoe(int experts, const std::string& ops = "rxryrz") {
+  model::ModelConfig c;
+  c.model = "qmoe";
+  c.ops = ops;
+  c.n_classes = 4;
+  c.n_features = 16;
+  c.data_qubits = 4;
+  c.depth = 2;
+  c.experts = experts;
+  c.routing_depth = 2;
+  c.encoder_ring_every = 2;
+  return c;
+}
+
+data::Dataset synthetic(int n, int features, int classes, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  data::Dataset d;
+  d.n_features = features;
+  d.n_classes = classes;
+  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
+  d.x = random_vector(rng, std::size_t(n) * features, -1.5, 1.5);
+  for (int i = 0; i < n; ++i) {
+    d.y.push_back(i % classes);
+    d.x[std::size_t(i) * features + (i % classes)] += 2.0;  // a learnable signal
+    d.source_index.push_back(i);
+  }
+  return d;
+}
+
+// Simulate a sub-list of the model's gates on a fresh register of `n` qubits,
+// mapping model qubit q -> q - offset, dropping the listed control qubits.
+std::vector<cplx> run_subcircuit(const Circuit& full, int offset, int n, const std::vector<double>& theta,
+                                 const double* x, const std::vector<std::size_t>& gates, bool drop_controls) {
+  Circuit c;
+  c.n_qubits = n;
+  c.n_params = full.n_params;
+  c.n_features = full.n_features;
+  for (std::size_t gi : gates) {
+    Gate g = full.gates[gi];
+    std::vector<Control> kept;
+    for (const Control& ctl : g.controls)
+      if (!(drop_controls && ctl.qubit < offset)) kept.push_back({ctl.qubit - offset, ctl.on_one});
+    g.controls = kept;
+    g.target -= offset;
+    add_gate(c, g);
+  }
+  return dense_run(c, theta, x);
+}
+
+}  // namespace
+
+// <Z_q> of the QMoE == sum_k p_k <Z_q>_k with p_k from the routing register alone
+// and <Z_q>_k from expert k alone on the data register (the paper's Eq. 1),
+// computed with independent small simulations.
+TEST(Model, QmoeIsMixtureOfExperts) {
+  for (int L : {2, 3, 4}) {
+    const model::Model m = model::build_model(small_qmoe(L));
+    const int r = int(m.routing_qubits.size()), n = m.config.data_qubits;
+    ASSERT_EQ(r, L <= 2 ? 1 : 2);
+    std::mt19937_64 rng(20 + L);
+    const auto theta = random_vector(rng, std::size_t(m.n_params()));
+    const auto x = random_vector(rng, 16);
+    // The QMoE itself
+    Workspace<double> ws;
+    std::vector<double> ev(m.observables.size());
+    forward(m.circuit, theta, x.data(), 1, m.observables, ev.data(), ws);
+    const auto p = model::routing_probabilities(m, ev.data(), 1);
+    // classify gates by the register they touch
+    std::vector<std::size_t> routing_gates, data_prefix;
+    std::vector<std::vector<std::size_t>> expert_gates(std::size_t(1) << r);
+    std::vector<std::size_t> aggregation;
+    for (std::size_t gi = 0; gi < m.circuit.gates.size(); ++gi) {
+      const Gate& g = m.circuit.gates[gi];
+      bool on_routing = g.target < r, ctrl_routing = false;
+      for (const Control& ctl : g.controls) ctrl_routing |= ctl.qubit < r;
+      if (on_routing) { routing_gates.push_back(gi); continue; }
+      if (!ctrl_routing) { data_prefix.push_back(gi); continue; }
+      int k = 0, nr = 0;
+      for (const Control& ctl : g.controls)
+        if (ctl.qubit < r) k |= (ctl.on_one ? 1 : 0) << (r - 1 - ctl.qubit), ++nr;
+      if (nr == r) expert_gates[std::size_t(k)].push_back(gi);
+      else aggregation.push_back(gi);  // CNOT from one routing qubit
+    }
+    // p_k from the routing register alone
+    const auto psi_r = run_subcircuit(m.circuit, 0, r, theta, x.data(), routing_gates, false);
+    double total = 0;
+    for (int k = 0; k < L; ++k) {
+      // routing basis index: qubit 0 is the high bit of k
+      std::size_t idx = 0;
+      for (int i = 0; i < r; ++i) idx |= std::size_t((k >> (r - 1 - i)) & 1) << i;
+      EXPECT_NEAR(p[std::size_t(k)], std::norm(psi_r[idx]), 1e-12) << "L=" << L << " k=" << k;
+      total += p[std::size_t(k)];
+    }
+    EXPECT_LE(total, 1.0 + 1e-12);
+    if (L == 4 || L == 2) EXPECT_NEAR(total, 1.0, 1e-12);
+    // <Z_q> from each expert alone, with the aggregation flips of its branch
+    std::vector<double> mix(std::size_t(n), 0.0);
+    for (std::size_t idx = 0; idx < (std::size_t(1) << r); ++idx) {
+      int k = 0;
+      for (int i = 0; i < r; ++i) k |= int((idx >> i) & 1) << (r - 1 - i);
+      std::vector<std::size_t> gates = data_prefix;
+      if (k < L) gates.insert(gates.end(), expert_gates[std::size_t(k)].begin(), expert_gates[std::size_t(k)].end());
+      Circuit tmp;  // aggregation: X on data qubit i when routing qubit i is 1
+      for (std::size_t gi : aggregation) {
+        const Gate& g = m.circuit.gates[gi];
+        if ((idx >> g.controls[0].qubit) & 1) gates.push_back(gi);
+      }
+      const auto psi_d = run_subcircuit(m.circuit, r, n, theta, x.data(), gates, true);
+      for (int q = 0; q < n; ++q) mix[std::size_t(q)] += std::norm(psi_r[idx]) * dense_expval(psi_d, PauliString::Z(q));
+    }
+    for (int q = 0; q < n; ++q) EXPECT_NEAR(ev[std::size_t(q)], mix[std::size_t(q)], 1e-12) << "L=" << L << " q=" << q;
+  }
+}
+
+// dLoss/dtheta of a mini-batch (NLL + load balancing) == central finite differences.
+TEST(Model, BatchGradientMatchesFiniteDifferences) {
+  for (const char* kind : {"qmoe", "qnn"}) {
+    model::ModelConfig cfg = small_qmoe(3, "rxry");
+    cfg.model = kind;
+    cfg.load_balance = std::string(kind) == "qmoe" ? 0.3 : 0.0;
+    cfg.n_classes = 2;  // the 'pairs' read-out
+    cfg.depth = 1;
+    const model::Model m = model::build_model(cfg);
+    const data::Dataset d = synthetic(6, 16, 2, 5);
+    std::vector<std::size_t> rows = {0, 3, 4};
+    std::mt19937_64 rng(9);
+    auto theta = random_vector(rng, std::size_t(m.n_params()));
+    Workspace<double> ws;
+    std::vector<double> grad, ps_grad, g2;
+    train::batch_gradient(m, theta, d, rows, "adjoint", grad, ws);
+    train::batch_gradient(m, theta, d, rows, "param-shift", ps_grad, ws);
+    const double h = 1e-5;
+    for (int j = 0; j < m.n_params(); ++j) {
+      auto tp = theta, tm = theta;
+      tp[std::size_t(j)] += h, tm[std::size_t(j)] -= h;
+      const double fp = train::batch_gradient(m, tp, d, rows, "adjoint", g2, ws).first;
+      const double fm = train::batch_gradient(m, tm, d, rows, "adjoint", g2, ws).first;
+      EXPECT_NEAR(grad[std::size_t(j)], (fp - fm) / (2 * h), 1e-7) << kind << " param " << j;
+      EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << kind << " param " << j;
+    }
+  }
+}
+
+TEST(Model, ParameterCountsAndMatchedBaseline) {
+  model::ModelConfig q;  // defaults: 8 data qubits, 4 experts, depth 2, rxry
+  const model::Model qm = model::build_model(q);
+  EXPECT_EQ(qm.circuit.n_qubits, 10);
+  EXPECT_EQ(qm.n_params(), 4 * 2 * 8 * 2 + 2 * 2 * 2);
+  model::ModelConfig b = q;
+  b.model = "qnn";
+  EXPECT_EQ(model::build_model(b).n_params(), 2 * 8 * 2);
+  b.depth = model::matched_depth(b, qm.n_params());
+  EXPECT_LE(std::abs(model::build_model(b).n_params() - qm.n_params()), 8);
+  for (const auto& [ops, per] : std::vector<std::pair<std::string, int>>{{"rx", 1}, {"ry", 1}, {"rxryrz", 3}}) {
+    b.ops = ops;
+    b.depth = 3;
+    EXPECT_EQ(model::build_model(b).n_params(), 3 * 8 * per);
+  }
+}
+
+TEST(Model, ConfigValidationAndJson) {
+  model::ModelConfig c;
+  EXPECT_EQ(model::ModelConfig::from_json(c.to_json()).to_json(), c.to_json());
+  auto bad = [](auto mutate) {
+    model::ModelConfig c;
+    mutate(c);
+    return c;
+  };
+  EXPECT_THROW(model::build_model(bad([](auto& c) { c.ops = "rq"; })), std::invalid_argument);
+  EXPECT_THROW(model::build_model(bad([](auto& c) { c.experts = 5, c.routing_qubits = 2; })), std::invalid_argument);
+  EXPECT_THROW(model::build_model(bad([](auto& c) { c.n_classes = 9; })), std::invalid_argument);
+  EXPECT_THROW(model::build_model(bad([](auto& c) { c.model = "moe"; })), std::invalid_argument);
+  EXPECT_THROW(model::ModelConfig::from_json({{"bogus", 1}}), std::invalid_argument);
+  EXPECT_THROW(model::ModelConfig::from_json({{"depth", "two"}}), std::invalid_argument);
+}
+
+// Same seed: same numbers. Resuming after epoch 1 gives exactly the
+// parameters of an uninterrupted 2-epoch run, through a checkpoint file.
+TEST(Train, DeterministicAndResumable) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
+  const data::Dataset tr = synthetic(40, 16, 4, 1), te = synthetic(12, 16, 4, 2);
+  train::TrainConfig tc;
+  tc.epochs = 2;
+  tc.batch = 8;
+  tc.lr = 0.05;
+  tc.seed = 3;
+  auto full = train::initial_state(m, tc), again = train::initial_state(m, tc);
+  train::train(m, tc, tr, te, full, {});
+  train::train(m, tc, tr, te, again, {});
+  EXPECT_EQ(full.theta, again.theta);
+  EXPECT_NE(full.theta, train::initial_state(m, tc).theta);
+  EXPECT_LT(full.history.back().train_loss, full.history.front().train_loss + 0.5);
+
+  const std::string path = (std::filesystem::temp_directory_path() / "qmoe_test_ckpt").string();
+  train::TrainConfig one = tc;
+  one.epochs = 1;
+  auto part = train::initial_state(m, tc);
+  train::train(m, one, tr, te, part, {});
+  train::Checkpoint ck{m.config, tc, {{"task", "synthetic"}}, part};
+  train::save_checkpoint(path, ck);
+  train::Checkpoint back = train::load_checkpoint(path);
+  train::train(m, tc, tr, te, back.state, {});
+  EXPECT_EQ(back.state.theta, full.theta);
+  EXPECT_EQ(back.state.epoch, 2);
+
+  // damaged and foreign checkpoints: clear errors
+  std::ofstream(path) << "{\"format\": \"qmoe-checkpoint\", \"version\": 1, \"model\": {}";
+  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  nlohmann::json j = train::to_json(ck);
+  j["state"]["theta"].push_back(0.5);
+  std::ofstream(path) << j.dump();
+  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  std::ofstream(path) << "[1,2,3]";
+  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  EXPECT_THROW(train::load_checkpoint(path + ".missing"), std::runtime_error);
+  std::remove(path.c_str());
+}
+
+TEST(Train, AdamAndLossAgainstHandComputedValues) {
+  train::Adam a;
+  a.lr = 0.1;
+  std::vector<double> th = {1.0, -2.0};
+  a.step(th, {0.5, -4.0});
+  // first step: mhat = g, vhat = g^2 -> update = lr * sign(g) (up to eps)
+  EXPECT_NEAR(th[0], 0.9, 1e-7);
+  EXPECT_NEAR(th[1], -1.9, 1e-7);
+  const double logits[4] = {0.2, -0.1, 1.0, 0.0};
+  const int labels[2] = {0, 0};
+  double d[4];
+  int correct = -1;
+  const double loss = train::nll_log_softmax(logits, labels, 2, 2, d, &correct);
+  const double l0 = std::log(std::exp(0.2) + std::exp(-0.1)) - 0.2, l1 = std::log(std::exp(1.0) + 1.0) - 1.0;
+  EXPECT_NEAR(loss, (l0 + l1) / 2, 1e-14);
+  EXPECT_EQ(correct, 2);
+  EXPECT_NEAR(d[0], (std::exp(0.2) / (std::exp(0.2) + std::exp(-0.1)) - 1) / 2, 1e-14);
+  EXPECT_NEAR(d[0] + d[1], 0.0, 1e-15);
+}
