@@ -1,5 +1,7 @@
 #include "circuit/execute.hpp"
 
+#include "circuit/fusion.hpp"
+
 #include <stdexcept>
 #include <string>
 
@@ -22,6 +24,16 @@ void GateScratch<T>::set(int slot, int batch, int b, const Mat2& m) {
   for (int k = 0; k < 4; ++k) {
     base[std::size_t(k) * batch] = T(m[k].real());
     base[std::size_t(4 + k) * batch] = T(m[k].imag());
+  }
+}
+
+bool is_diagonal(GateKind k) {
+  switch (k) {
+    case GateKind::I: case GateKind::Z: case GateKind::S: case GateKind::Sdg:
+    case GateKind::T: case GateKind::Tdg: case GateKind::RZ: case GateKind::U1:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -49,10 +61,19 @@ void apply_gate(sim::State<T>& s, const Gate& g, const double* theta, const doub
     sim::apply_swap(s, g.target, g.target2, c);  // its own inverse
     return;
   }
+  if (g.kind == GateKind::X) {
+    sim::apply_x(s, g.target, c);  // a permutation of slots, its own inverse
+    return;
+  }
+  const bool diagonal = is_diagonal(g.kind);
   if (!is_per_sample(g)) {
     const auto a = resolve_angles(g, theta, nullptr);
-    const Mat2 m = gate_matrix(g.kind, a.data(), g.matrix);
-    sim::apply_matrix(s, g.target, c, to_kernel<T>(inverse ? dagger(m) : m));
+    const Mat2 m0 = gate_matrix(g.kind, a.data(), g.matrix);
+    const sim::Mat<T> m = to_kernel<T>(inverse ? dagger(m0) : m0);
+    if (diagonal)
+      sim::apply_diagonal(s, g.target, c, sim::Diag<T>{{m.re[0], m.re[3]}, {m.im[0], m.im[3]}});
+    else
+      sim::apply_matrix(s, g.target, c, m);
     return;
   }
   scratch.reserve(s.batch);
@@ -61,15 +82,18 @@ void apply_gate(sim::State<T>& s, const Gate& g, const double* theta, const doub
     const Mat2 m = gate_matrix(g.kind, a.data(), g.matrix);
     scratch.set(0, s.batch, b, inverse ? dagger(m) : m);
   }
-  sim::apply_matrix(s, g.target, c, scratch.mat(0, s.batch));
+  const sim::BatchMat<T> m = scratch.mat(0, s.batch);
+  if (diagonal)
+    sim::apply_diagonal(s, g.target, c, sim::BatchDiag<T>{{m.re[0], m.re[3]}, {m.im[0], m.im[3]}});
+  else
+    sim::apply_matrix(s, g.target, c, m);
 }
 
 template <class T>
 void run_circuit(const Circuit& c, const double* theta, const double* x, sim::State<T>& s,
                  GateScratch<T>& scratch) {
   if (s.n_qubits != c.n_qubits) throw std::invalid_argument("run_circuit: state has wrong qubit count");
-  sim::set_zero_state(s);
-  for (const Gate& g : c.gates) apply_gate(s, g, theta, x, c.n_features, false, scratch);
+  run_plan(c, cached_plan(c), theta, x, s, scratch);
 }
 
 void check_inputs(const Circuit& c, std::size_t n_theta, std::size_t n_x, int batch) {

@@ -14,12 +14,16 @@ namespace qmoe {
 template <class T>
 struct GateScratch {
   std::vector<T> data;  // 4 matrices x 8 arrays x batch
+  sim::State<T> buffer;  // permutation kernel's second state
+  std::vector<T> product;  // product-state factors (fusion.hpp)
   sim::BatchMat<T> mat(int slot, int batch);  // slot 0..3
   void set(int slot, int batch, int b, const Mat2& m);  // write sample b's matrix
   void reserve(int batch) { data.resize(std::size_t(4 * 8) * std::size_t(batch)); }
 };
 
 sim::Controls control_mask(const Gate& g);
+// True for kinds whose matrix is diagonal (I Z S Sdg T Tdg RZ U1).
+bool is_diagonal(GateKind k);
 
 // Matrix of g for the whole batch (g not per-sample), as a kernel argument.
 template <class T>
@@ -31,7 +35,8 @@ template <class T>
 void apply_gate(sim::State<T>& s, const Gate& g, const double* theta, const double* x,
                 int x_stride, bool inverse, GateScratch<T>& scratch);
 
-// Reset s to |0...0> and run every gate.
+// Reset s to |0...0> and run every gate (through the fused plan of
+// circuit/fusion.hpp; equal to gate-by-gate to rounding).
 template <class T>
 void run_circuit(const Circuit& c, const double* theta, const double* x, sim::State<T>& s,
                  GateScratch<T>& scratch);

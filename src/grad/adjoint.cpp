@@ -5,6 +5,8 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "circuit/fusion.hpp"
+
 namespace qmoe {
 
 PauliString PauliString::parse(const std::string& text) {
@@ -106,67 +108,86 @@ ChunkRange chunk_range(int c, int chunk, int batch) {
   return {b0, std::min(chunk, batch - b0)};
 }
 
-// One backward sweep of chunk ch (samples r.begin ..) through all gates.
+// Which gates the backward sweep differentiates (keep[gi]) and the first of
+// them: the sweep stops there, as no earlier gate has anything to differentiate.
+struct SweepGates {
+  std::vector<char> keep;
+  int first = 0;
+};
+SweepGates sweep_gates(const Circuit& c, bool want_dx) {
+  SweepGates s;
+  s.keep.assign(c.gates.size(), 0);
+  s.first = int(c.gates.size());
+  for (int gi = int(c.gates.size()) - 1; gi >= 0; --gi) {
+    const Gate& g = c.gates[std::size_t(gi)];
+    for (int j = 0; j < angle_count(g.kind); ++j) {
+      const AngleSource src = g.angles[j].source;
+      if (src == AngleSource::Param || (want_dx && src == AngleSource::Feature)) s.keep[std::size_t(gi)] = 1;
+    }
+    if (s.keep[std::size_t(gi)]) s.first = gi;
+  }
+  return s;
+}
+
+// Undo one differentiable gate on phi and lam and accumulate its gradient.
 template <class T>
-void sweep(const Circuit& c, const std::vector<double>& theta, const double* x, ChunkRange r,
-           bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
+void sweep_gate(const Circuit& c, const Gate& g, const std::vector<double>& theta, const double* xr,
+                ChunkRange r, bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
+  const int B = r.size, F = c.n_features;
+  const sim::Controls ctl = control_mask(g);
+  int slots[3], nd = 0;
+  for (int j = 0; j < angle_count(g.kind); ++j) {
+    const AngleSource src = g.angles[j].source;
+    if (src == AngleSource::Param || (want_dx && src == AngleSource::Feature)) slots[nd++] = j;
+  }
+  double* grad[3];
+  for (int j = 0; j < 3; ++j) grad[j] = ch.grad_tmp.data() + std::size_t(j) * B;
+  std::fill(ch.grad_tmp.begin(), ch.grad_tmp.end(), 0.0);
+
+  if (!is_per_sample(g)) {
+    const auto a = resolve_angles(g, theta.data(), nullptr);
+    const sim::Mat<T> inv = to_kernel<T>(dagger(gate_matrix(g.kind, a.data(), g.matrix)));
+    sim::Mat<T> d[3];
+    for (int j = 0; j < nd; ++j) d[j] = to_kernel<T>(gate_matrix_derivative(g.kind, a.data(), slots[j]));
+    sim::adjoint_step(ch.phi, ch.lam, g.target, ctl, inv, nd, d, grad);
+  } else {
+    for (int b = 0; b < B; ++b) {
+      const auto a = resolve_angles(g, theta.data(), xr + std::size_t(b) * F);
+      ch.scratch.set(0, B, b, dagger(gate_matrix(g.kind, a.data(), g.matrix)));
+      for (int j = 0; j < nd; ++j)
+        ch.scratch.set(1 + j, B, b, gate_matrix_derivative(g.kind, a.data(), slots[j]));
+    }
+    sim::BatchMat<T> d[3];
+    for (int j = 0; j < nd; ++j) d[j] = ch.scratch.mat(1 + j, B);
+    sim::adjoint_step(ch.phi, ch.lam, g.target, ctl, ch.scratch.mat(0, B), nd, d, grad);
+  }
+  for (int j = 0; j < nd; ++j) {
+    const Angle& a = g.angles[slots[j]];
+    if (a.source == AngleSource::Param) {
+      double sum = 0.0;
+      for (int b = 0; b < B; ++b) sum += grad[j][b];
+      ch.grad_theta[std::size_t(a.index)] += a.value * sum;
+    } else {
+      for (int b = 0; b < B; ++b) dx[std::size_t(r.begin + b) * F + a.index] += a.value * grad[j][b];
+    }
+  }
+}
+
+// One backward sweep of chunk ch (samples r.begin ..) through the planned ops
+// (plan: gates first.. end, differentiable gates kept alone, the rest fused).
+template <class T>
+void sweep(const Circuit& c, const Plan& plan, const std::vector<double>& theta, const double* x,
+           ChunkRange r, bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
   const int B = r.size, F = c.n_features;
   const double* xr = x ? x + std::size_t(r.begin) * F : nullptr;
-  auto differentiable = [&](const Angle& a) {
-    return a.source == AngleSource::Param || (want_dx && a.source == AngleSource::Feature);
-  };
-  // Stop once no earlier gate has anything to differentiate.
-  int first = int(c.gates.size());
-  for (int gi = 0; gi < int(c.gates.size()); ++gi) {
-    const Gate& g = c.gates[gi];
-    bool any = false;
-    for (int j = 0; j < angle_count(g.kind); ++j) any |= differentiable(g.angles[j]);
-    if (any) { first = gi; break; }
-  }
   ch.scratch.reserve(B);
   ch.grad_tmp.assign(std::size_t(3) * B, 0.0);
-  for (int gi = int(c.gates.size()) - 1; gi >= first; --gi) {
-    const Gate& g = c.gates[gi];
-    const sim::Controls ctl = control_mask(g);
-    if (g.kind == GateKind::Swap) {
-      sim::apply_swap(ch.phi, g.target, g.target2, ctl);
-      sim::apply_swap(ch.lam, g.target, g.target2, ctl);
-      continue;
-    }
-    int slots[3], nd = 0;
-    for (int j = 0; j < angle_count(g.kind); ++j)
-      if (differentiable(g.angles[j])) slots[nd++] = j;
-    double* grad[3];
-    for (int j = 0; j < 3; ++j) grad[j] = ch.grad_tmp.data() + std::size_t(j) * B;
-    std::fill(ch.grad_tmp.begin(), ch.grad_tmp.end(), 0.0);
-
-    if (!is_per_sample(g)) {
-      const auto a = resolve_angles(g, theta.data(), nullptr);
-      const sim::Mat<T> inv = to_kernel<T>(dagger(gate_matrix(g.kind, a.data(), g.matrix)));
-      sim::Mat<T> d[3];
-      for (int j = 0; j < nd; ++j) d[j] = to_kernel<T>(gate_matrix_derivative(g.kind, a.data(), slots[j]));
-      sim::adjoint_step(ch.phi, ch.lam, g.target, ctl, inv, nd, d, grad);
-    } else {
-      for (int b = 0; b < B; ++b) {
-        const auto a = resolve_angles(g, theta.data(), xr + std::size_t(b) * F);
-        ch.scratch.set(0, B, b, dagger(gate_matrix(g.kind, a.data(), g.matrix)));
-        for (int j = 0; j < nd; ++j)
-          ch.scratch.set(1 + j, B, b, gate_matrix_derivative(g.kind, a.data(), slots[j]));
-      }
-      sim::BatchMat<T> d[3];
-      for (int j = 0; j < nd; ++j) d[j] = ch.scratch.mat(1 + j, B);
-      sim::adjoint_step(ch.phi, ch.lam, g.target, ctl, ch.scratch.mat(0, B), nd, d, grad);
-    }
-    for (int j = 0; j < nd; ++j) {
-      const Angle& a = g.angles[slots[j]];
-      if (a.source == AngleSource::Param) {
-        double sum = 0.0;
-        for (int b = 0; b < B; ++b) sum += grad[j][b];
-        ch.grad_theta[a.index] += a.value * sum;
-      } else {
-        for (int b = 0; b < B; ++b) dx[std::size_t(r.begin + b) * F + a.index] += a.value * grad[j][b];
-      }
-    }
+  for (auto it = plan.ops.rbegin(); it != plan.ops.rend(); ++it) {
+    const PlanOp& op = *it;
+    if (op.kind == PlanOp::Kind::Single)
+      sweep_gate<T>(c, c.gates[std::size_t(op.gates[0])], theta, xr, r, want_dx, dx, ch);
+    else
+      apply_op_pair(ch.phi, ch.lam, c, op, theta.data(), xr, F, true, ch.scratch);
   }
 }
 
@@ -182,13 +203,14 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   if (int(ws.chunks.size()) != n_chunks) ws.chunks.resize(std::size_t(n_chunks));
   ws.batch = batch;
   const int K = int(obs.size());
+  const Plan& plan = cached_plan(c);  // shared by the threads (read only)
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
     const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
     auto& ch = ws.chunks[std::size_t(ci)];
     ensure_state(ch.psi, c.n_qubits, r.size);
     const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
-    run_circuit(c, theta.data(), xr, ch.psi, ch.scratch);
+    run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch);
     if (K > 0) readout(ch.psi, obs, expvals + std::size_t(r.begin) * K);
   }
 }
@@ -202,6 +224,12 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   const int n_chunks = int(ws.chunks.size());
   const int K = int(obs.size());
   if (dx) std::fill(dx, dx + std::size_t(batch) * c.n_features, 0.0);
+  SweepGates sg = sweep_gates(c, dx != nullptr);
+  PlanOptions opt;
+  opt.begin = sg.first;
+  opt.product_prefix = false;
+  opt.keep = std::move(sg.keep);
+  const Plan& plan = cached_plan(c, opt);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
     const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
@@ -210,7 +238,7 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
     ensure_state(ch.lam, c.n_qubits, r.size);
     seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
     ch.phi = ch.psi;
-    sweep<T>(c, theta, x, r, dx != nullptr, dx, ch);
+    sweep<T>(c, plan, theta, x, r, dx != nullptr, dx, ch);
   }
   for (const auto& ch : ws.chunks)  // fixed order: same sums for any thread count
     for (int j = 0; j < c.n_params; ++j) dtheta[j] += ch.grad_theta[std::size_t(j)];

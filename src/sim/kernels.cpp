@@ -122,6 +122,20 @@ PerSampleM<T> per_sample(const BatchMat<T>& m) {
   return s;
 }
 
+template <class T>
+struct SharedD {
+  T r[2], i[2];
+  T re(int k, std::size_t) const { return r[k]; }
+  T im(int k, std::size_t) const { return i[k]; }
+};
+template <class T>
+struct PerSampleD {
+  const T* __restrict r[2];
+  const T* __restrict i[2];
+  T re(int k, std::size_t b) const { return r[k][b]; }
+  T im(int k, std::size_t b) const { return i[k][b]; }
+};
+
 // (a0, a1) <- M (a0, a1) for one slot; the heart of every kernel.
 template <class T, class M>
 [[gnu::always_inline]] inline void mul2(const M& m, std::size_t b, T& a0r, T& a0i, T& a1r,
@@ -145,6 +159,50 @@ template <int K, class T, class M>
       T* __restrict q1 = im + (i0 | p.tbit) * run;
 #pragma omp simd
       for (std::size_t b = 0; b < run; ++b) mul2<T>(m, b, r0[b], q0[b], r1[b], q1[b]);
+    }
+  });
+}
+
+// The same loop for a diagonal matrix: a0 *= d0, a1 *= d1.
+template <int K, class T, class D>
+[[gnu::always_inline]] inline void diag_pairs(T* re, T* im, const PairSpace& p, const D& d) {
+  for_pairs(p, [&](u64 h0, u64 h1) {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h);
+      T* __restrict r0 = re + i0 * run;
+      T* __restrict q0 = im + i0 * run;
+      T* __restrict r1 = re + (i0 | p.tbit) * run;
+      T* __restrict q1 = im + (i0 | p.tbit) * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        const T x0r = r0[b], x0i = q0[b], x1r = r1[b], x1i = q1[b];
+        r0[b] = d.re(0, b) * x0r - d.im(0, b) * x0i;
+        q0[b] = d.re(0, b) * x0i + d.im(0, b) * x0r;
+        r1[b] = d.re(1, b) * x1r - d.im(1, b) * x1i;
+        q1[b] = d.re(1, b) * x1i + d.im(1, b) * x1r;
+      }
+    }
+  });
+}
+
+// And for X: exchange the two slots.
+template <int K, class T>
+[[gnu::always_inline]] inline void swap_pairs(T* re, T* im, const PairSpace& p) {
+  for_pairs(p, [&](u64 h0, u64 h1) {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h);
+      T* __restrict r0 = re + i0 * run;
+      T* __restrict q0 = im + i0 * run;
+      T* __restrict r1 = re + (i0 | p.tbit) * run;
+      T* __restrict q1 = im + (i0 | p.tbit) * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        const T xr = r0[b], xi = q0[b];
+        r0[b] = r1[b], q0[b] = q1[b];
+        r1[b] = xr, q1[b] = xi;
+      }
     }
   });
 }
@@ -258,17 +316,88 @@ QMOE_CLONES void apply_matrix(State<T>& s, int target, Controls c, const BatchMa
 }
 
 template <class T>
+QMOE_CLONES void apply_x(State<T>& s, int target, Controls c) {
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
+  with_k(p.k, [&]<int K>() { swap_pairs<K>(s.re.data(), s.im.data(), p); });
+}
+
+template <class T>
+QMOE_CLONES void apply_diagonal(State<T>& s, int target, Controls c, const Diag<T>& d) {
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
+  const SharedD<T> dd{{d.re[0], d.re[1]}, {d.im[0], d.im[1]}};
+  with_k(p.k, [&]<int K>() { diag_pairs<K>(s.re.data(), s.im.data(), p, dd); });
+}
+
+template <class T>
+QMOE_CLONES void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d) {
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, false);
+  const PerSampleD<T> dd{{d.re[0], d.re[1]}, {d.im[0], d.im[1]}};
+  with_k(p.k, [&]<int K>() { diag_pairs<K>(s.re.data(), s.im.data(), p, dd); });
+}
+
+template <class T>
+void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, State<T>& buffer) {
+  const std::size_t B = std::size_t(s.batch), dim = s.dim();
+  buffer.n_qubits = s.n_qubits;
+  buffer.batch = s.batch;
+  buffer.re.resize(s.re.size());
+  buffer.im.resize(s.im.size());
+  const T* __restrict ir = s.re.data();
+  const T* __restrict ii = s.im.data();
+  T* __restrict orr = buffer.re.data();
+  T* __restrict oi = buffer.im.data();
+  for (std::size_t i = 0; i < dim; ++i) {
+    const std::size_t from = inverse ? perm[i] : i, to = inverse ? i : perm[i];
+    std::copy_n(ir + from * B, B, orr + to * B);
+    std::copy_n(ii + from * B, B, oi + to * B);
+  }
+  std::swap(s.re, buffer.re);
+  std::swap(s.im, buffer.im);
+}
+
+template <class T>
+QMOE_CLONES void set_product_state(State<T>& s, const T* amp) {
+  // Build the tensor product qubit by qubit: after qubit q the first 2^(q+1)
+  // amplitudes hold the product over qubits 0..q.
+  const std::size_t B = std::size_t(s.batch);
+  T* __restrict re = s.re.data();
+  T* __restrict im = s.im.data();
+  std::fill_n(re, B, T(1));
+  std::fill_n(im, B, T(0));
+  for (int q = 0; q < s.n_qubits; ++q) {
+    const std::size_t half = std::size_t(1) << q;
+    const T* a0r = amp + std::size_t(q * 4 + 0) * B;
+    const T* a0i = amp + std::size_t(q * 4 + 1) * B;
+    const T* a1r = amp + std::size_t(q * 4 + 2) * B;
+    const T* a1i = amp + std::size_t(q * 4 + 3) * B;
+    for (std::size_t i = 0; i < half; ++i) {
+      T* __restrict r0 = re + i * B;
+      T* __restrict q0 = im + i * B;
+      T* __restrict r1 = re + (i + half) * B;
+      T* __restrict q1 = im + (i + half) * B;
+#pragma omp simd
+      for (std::size_t b = 0; b < B; ++b) {
+        const T xr = r0[b], xi = q0[b];
+        r1[b] = a1r[b] * xr - a1i[b] * xi;
+        q1[b] = a1r[b] * xi + a1i[b] * xr;
+        r0[b] = a0r[b] * xr - a0i[b] * xi;
+        q0[b] = a0r[b] * xi + a0i[b] * xr;
+      }
+    }
+  }
+}
+
+template <class T>
 void apply_swap(State<T>& s, int q0, int q1, Controls c) {
   // SWAP = CX(q1->q0) CX(q0->q1) CX(q1->q0); the gate's own controls join each.
   check_qubit(s.n_qubits, q0, "swap");
   check_qubit(s.n_qubits, q1, "swap");
   if (q0 == q1) throw std::invalid_argument("swap: both targets are the same qubit");
-  const Mat<T> x{{0, 1, 1, 0}, {0, 0, 0, 0}};
   const Controls c0{c.mask | (u64(1) << q1), c.value | (u64(1) << q1)};
   const Controls c1{c.mask | (u64(1) << q0), c.value | (u64(1) << q0)};
-  apply_matrix(s, q0, c0, x);
-  apply_matrix(s, q1, c1, x);
-  apply_matrix(s, q0, c0, x);
+  apply_x(s, q0, c0);
+  apply_x(s, q1, c1);
+  apply_x(s, q0, c0);
 }
 
 template <class T>
@@ -443,6 +572,11 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void apply_matrix<T>(State<T>&, int, Controls, const Mat<T>&);                     \
   template void apply_matrix<T>(State<T>&, int, Controls, const BatchMat<T>&);                \
   template void apply_swap<T>(State<T>&, int, int, Controls);                                 \
+  template void apply_x<T>(State<T>&, int, Controls);                                         \
+  template void apply_diagonal<T>(State<T>&, int, Controls, const Diag<T>&);                  \
+  template void apply_diagonal<T>(State<T>&, int, Controls, const BatchDiag<T>&);             \
+  template void apply_permutation<T>(State<T>&, const std::uint32_t*, bool, State<T>&);       \
+  template void set_product_state<T>(State<T>&, const T*);                                    \
   template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const Mat<T>&, int,      \
                                 const Mat<T>*, double* const*);                               \
   template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const BatchMat<T>&, int, \

@@ -67,6 +67,38 @@ void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m);
 template <class T>
 void apply_swap(State<T>& s, int q0, int q1, Controls c);
 
+// ---- specialised kernels ----------------------------------------------------
+// Each gives the same result as apply_matrix with the equivalent 2x2 matrix.
+// X on `target` where the controls match: swaps amplitude slots, no arithmetic.
+template <class T>
+void apply_x(State<T>& s, int target, Controls c);
+// diag(d0, d1) on `target` where the controls match (half the work of a 2x2).
+template <class T>
+struct Diag {
+  T re[2];
+  T im[2];
+};
+// One diagonal per sample: re[k][b], im[k][b] for k = 0, 1.
+template <class T>
+struct BatchDiag {
+  const T* re[2];
+  const T* im[2];
+};
+template <class T>
+void apply_diagonal(State<T>& s, int target, Controls c, const Diag<T>& d);
+template <class T>
+void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d);
+// A permutation of the basis (e.g. a whole CNOT ring in one pass): amplitude i
+// moves to perm[i]; with `inverse`, amplitude perm[i] moves to i. perm has
+// s.dim() entries. Writes into `buffer` (reshaped as needed) and swaps storage
+// with s, so s's vectors change identity.
+template <class T>
+void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, State<T>& buffer);
+// Set s to the product state (x) over qubits q of (a_q0 |0> + a_q1 |1>), one
+// factor per sample: amp[(q * 4 + k) * batch + b] with k = re0, im0, re1, im1.
+template <class T>
+void set_product_state(State<T>& s, const T* amp);
+
 // ---- the adjoint sweep --------------------------------------------------------
 // One backward step of the adjoint method through a gate with matrix M:
 //   phi <- M^-1 phi  (m_inv = M^dagger is passed in);

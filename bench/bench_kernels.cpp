@@ -1,0 +1,245 @@
+// Google Benchmark: gate kernels, memory bandwidth and a 10-qubit circuit.
+//
+//   build-perf/qmoe_bench                       # everything
+//   build-perf/qmoe_bench --benchmark_filter=Circuit
+//
+// Kernel benchmarks: args are (qubits, batch). bytes_per_second counts the
+// state read and written once (2 x 2^n x batch x 2 x sizeof(T)), so it can be
+// compared with the STREAM-like copy / scale / triad benchmarks on a state of
+// the same size (BM_Stream*), which count bytes the STREAM way.
+// Circuit benchmarks report us_per_sample (wall time / batch).
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "circuit/circuit.hpp"
+#include "circuit/execute.hpp"
+#include "grad/adjoint.hpp"
+#include "sim/state.hpp"
+
+using namespace qmoe;
+
+namespace {
+
+template <class T>
+sim::State<T> random_state(int n, int batch) {
+  sim::State<T> s = sim::make_state<T>(n, batch);
+  std::mt19937_64 rng(1);
+  std::normal_distribution<double> g;
+  for (auto& v : s.re) v = T(g(rng));
+  for (auto& v : s.im) v = T(g(rng));
+  return s;
+}
+
+template <class T>
+sim::Mat<T> ry_mat(double t) {
+  return to_kernel<T>(gate_matrix(GateKind::RY, &t));
+}
+
+// Per-sample RY matrices for `batch` samples.
+template <class T>
+struct PerSample {
+  std::vector<T> data;
+  sim::BatchMat<T> m;
+  explicit PerSample(int batch) : data(std::size_t(8) * batch) {
+    for (int b = 0; b < batch; ++b) {
+      const double t = 0.1 + 0.01 * b;
+      const Mat2 u = gate_matrix(GateKind::RY, &t);
+      for (int k = 0; k < 4; ++k) {
+        data[std::size_t(k) * batch + b] = T(u[k].real());
+        data[std::size_t(4 + k) * batch + b] = T(u[k].imag());
+      }
+    }
+    for (int k = 0; k < 4; ++k) {
+      m.re[k] = data.data() + std::size_t(k) * batch;
+      m.im[k] = data.data() + std::size_t(4 + k) * batch;
+    }
+  }
+};
+
+void set_bytes(benchmark::State& st, int n, int batch, std::size_t elem) {
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * (std::int64_t(1) << n) * batch * 2 *
+                       std::int64_t(elem));
+}
+
+// kind: 0 = 1-qubit, 1 = controlled, 2 = 3 controls; shared or per-sample matrix.
+template <class T, int Kind, bool Shared>
+void BM_Gate(benchmark::State& st) {
+  const int n = int(st.range(0)), batch = int(st.range(1));
+  sim::State<T> s = random_state<T>(n, batch);
+  const int target = n / 2;
+  sim::Controls c;
+  const int nc = Kind == 0 ? 0 : Kind == 1 ? 1 : 3;
+  for (int j = 0; j < nc; ++j) {
+    const int q = (target + 1 + j) % n;
+    c.mask |= std::uint64_t(1) << q;
+    c.value |= std::uint64_t(1) << q;
+  }
+  const sim::Mat<T> m = ry_mat<T>(0.3);
+  PerSample<T> ps(batch);
+  for (auto _ : st) {
+    if constexpr (Shared)
+      sim::apply_matrix(s, target, c, m);
+    else
+      sim::apply_matrix(s, target, c, ps.m);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, batch, sizeof(T));
+}
+
+// The specialised kernels through the Gate interface: CNOT (permutation) and RZ (diagonal).
+template <class T>
+void BM_GateCNOT(benchmark::State& st) {
+  const int n = int(st.range(0)), batch = int(st.range(1));
+  sim::State<T> s = random_state<T>(n, batch);
+  GateScratch<T> scratch;
+  const Gate g = make_gate(GateKind::X, n / 2, {{(n / 2 + 1) % n, true}});
+  for (auto _ : st) {
+    apply_gate(s, g, nullptr, nullptr, 0, false, scratch);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, batch, sizeof(T));
+}
+template <class T>
+void BM_GateRZ(benchmark::State& st) {
+  const int n = int(st.range(0)), batch = int(st.range(1));
+  sim::State<T> s = random_state<T>(n, batch);
+  GateScratch<T> scratch;
+  const Gate g = make_gate(GateKind::RZ, n / 2, {}, {Angle::constant(0.3)});
+  for (auto _ : st) {
+    apply_gate(s, g, nullptr, nullptr, 0, false, scratch);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, batch, sizeof(T));
+}
+
+void kernel_args(benchmark::internal::Benchmark* b) {
+  for (int n : {4, 8, 10, 12, 20})
+    for (int batch : {1, 32, 256, 1024})
+      if ((std::int64_t(1) << n) * batch <= (std::int64_t(1) << 22)) b->Args({n, batch});
+}
+
+// ---- STREAM-like bandwidth on arrays the size of a 20-qubit double state -----
+// Two arrays (re, im) of 2^20 doubles each per operand; threads as for the gates.
+constexpr std::size_t kStreamN = std::size_t(2) << 20;
+
+struct StreamArrays {
+  std::vector<double> a, b, c;
+  StreamArrays() : a(kStreamN, 1.0), b(kStreamN, 2.0), c(kStreamN, 0.5) {}
+};
+
+void BM_StreamCopy(benchmark::State& st) {
+  StreamArrays s;
+  double* a = s.a.data();
+  const double* b = s.b.data();
+  for (auto _ : st) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < kStreamN; ++i) a[i] = b[i];
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * kStreamN * sizeof(double));
+}
+// In place a = s * a: the access pattern of a 1-qubit gate (read + write each element).
+void BM_StreamScale(benchmark::State& st) {
+  StreamArrays s;
+  double* a = s.a.data();
+  for (auto _ : st) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < kStreamN; ++i) a[i] = 0.999 * a[i];
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * kStreamN * sizeof(double));
+}
+void BM_StreamTriad(benchmark::State& st) {
+  StreamArrays s;
+  double* a = s.a.data();
+  const double* b = s.b.data();
+  const double* c = s.c.data();
+  for (auto _ : st) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < kStreamN; ++i) a[i] = b[i] + 0.5 * c[i];
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 3 * kStreamN * sizeof(double));
+}
+
+// ---- a 10-qubit, 200-gate circuit ---------------------------------------------
+// 4 layers of: RY(x) and RZ(x) on each qubit (per-sample angles), RX(theta) on
+// each qubit, a CNOT ring, and 4 doubly-controlled RY(theta) (4 * 44 = 176);
+// then RY(theta) gates cycling over the qubits up to 200 gates.
+Circuit bench_circuit() {
+  const int n = 10;
+  Circuit c;
+  c.n_qubits = n;
+  int p = 0, f = 0;
+  for (int layer = 0; layer < 4; ++layer) {
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::feature(f++ % 64)}));
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::RZ, q, {}, {Angle::feature(f++ % 64)}));
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::RX, q, {}, {Angle::param(p++)}));
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+    for (int j = 0; j < 4; ++j)
+      add_gate(c, make_gate(GateKind::RY, (2 * j + 2) % n, {{2 * j, true}, {2 * j + 1, true}},
+                            {Angle::param(p++)}));
+  }
+  while (c.gates.size() < 200)
+    add_gate(c, make_gate(GateKind::RY, int(c.gates.size()) % n, {}, {Angle::param(p++)}));
+  return c;
+}
+
+template <class T>
+void BM_Circuit(benchmark::State& st) {
+  const int batch = int(st.range(0));
+  const bool with_backward = st.range(1) != 0;
+  const Circuit c = bench_circuit();
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-M_PI, M_PI);
+  std::vector<double> theta(std::size_t(c.n_params)), x(std::size_t(c.n_features) * batch);
+  for (auto& v : theta) v = u(rng);
+  for (auto& v : x) v = u(rng);
+  std::vector<PauliString> obs;
+  for (int q = 0; q < c.n_qubits; ++q) obs.push_back(PauliString::Z(q));
+  std::vector<double> ev(obs.size() * batch), dO(obs.size() * batch, 0.1), dtheta(theta.size());
+  Workspace<T> ws;
+  if (st.range(2) > 0) ws.chunk_size = int(st.range(2));
+  for (auto _ : st) {
+    forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+    if (with_backward) backward(c, theta, x.data(), batch, obs, dO.data(), dtheta.data(), nullptr, ws);
+    benchmark::DoNotOptimize(ev.data());
+  }
+  st.counters["us_per_sample"] = benchmark::Counter(
+      double(st.iterations()) * batch,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  st.counters["gates"] = double(c.gates.size());
+}
+
+}  // namespace
+
+BENCHMARK(BM_StreamCopy)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StreamScale)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StreamTriad)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+BENCHMARK(BM_Gate<double, 0, true>)->Name("BM_Gate1q_shared")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<double, 0, false>)->Name("BM_Gate1q_persample")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<double, 1, true>)->Name("BM_GateC1_shared")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<double, 1, false>)->Name("BM_GateC1_persample")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<double, 2, true>)->Name("BM_GateC3_shared")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<double, 2, false>)->Name("BM_GateC3_persample")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_GateCNOT<double>)->Name("BM_GateCNOT")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_GateRZ<double>)->Name("BM_GateRZ")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<float, 0, true>)->Name("BM_Gate1q_shared_f32")->Args({20, 1})->Args({10, 256})->UseRealTime();
+
+// args: batch, with backward, chunk size (0: workspace default)
+BENCHMARK(BM_Circuit<double>)->Name("BM_Circuit10q_f64")
+    ->ArgsProduct({{32, 256, 1024}, {0, 1}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Circuit<float>)->Name("BM_Circuit10q_f32")
+    ->ArgsProduct({{256, 1024}, {0, 1}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Circuit<double>)->Name("BM_Circuit10q_f64_chunk")
+    ->ArgsProduct({{256}, {0, 1}, {4, 8, 16, 32, 64}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,329 @@
+#include "circuit/fusion.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace qmoe {
+namespace {
+
+using u64 = std::uint64_t;
+
+// A 2x2 complex matrix as separate real / imaginary parts (row-major), so the
+// products below stay plain double arithmetic (std::complex * calls
+// __muldc3 without -ffast-math).
+struct M2 {
+  double r[4], i[4];
+};
+
+constexpr M2 kIdentity{{1, 0, 0, 1}, {0, 0, 0, 0}};
+
+// a * b
+inline M2 mul(const M2& a, const M2& b) {
+  M2 c;
+  for (int row = 0; row < 2; ++row)
+    for (int col = 0; col < 2; ++col) {
+      const int x = 2 * row, y = col;
+      c.r[x + y] = a.r[x] * b.r[y] - a.i[x] * b.i[y] + a.r[x + 1] * b.r[y + 2] - a.i[x + 1] * b.i[y + 2];
+      c.i[x + y] = a.r[x] * b.i[y] + a.i[x] * b.r[y] + a.r[x + 1] * b.i[y + 2] + a.i[x + 1] * b.r[y + 2];
+    }
+  return c;
+}
+
+inline M2 dag(const M2& a) {
+  return {{a.r[0], a.r[2], a.r[1], a.r[3]}, {-a.i[0], -a.i[2], -a.i[1], -a.i[3]}};
+}
+
+// gate_matrix for one gate, with the common rotations written out (the same
+// formulas as circuit.cpp, without std::complex).
+inline M2 matrix_of(const Gate& g, const double* theta, const double* x) {
+  const auto a = resolve_angles(g, theta, x);
+  switch (g.kind) {
+    case GateKind::RX: {
+      const double c = std::cos(a[0] / 2), s = std::sin(a[0] / 2);
+      return {{c, 0, 0, c}, {0, -s, -s, 0}};
+    }
+    case GateKind::RY: {
+      const double c = std::cos(a[0] / 2), s = std::sin(a[0] / 2);
+      return {{c, -s, s, c}, {0, 0, 0, 0}};
+    }
+    case GateKind::RZ: {
+      const double c = std::cos(a[0] / 2), s = std::sin(a[0] / 2);
+      return {{c, 0, 0, c}, {-s, 0, 0, s}};
+    }
+    default: {
+      const Mat2 m = gate_matrix(g.kind, a.data(), g.matrix);
+      M2 o;
+      for (int k = 0; k < 4; ++k) o.r[k] = m[k].real(), o.i[k] = m[k].imag();
+      return o;
+    }
+  }
+}
+
+u64 touched(const Gate& g) {
+  u64 m = u64(1) << g.target;
+  if (g.kind == GateKind::Swap) m |= u64(1) << g.target2;
+  for (const Control& c : g.controls) m |= u64(1) << c.qubit;
+  return m;
+}
+
+// Where basis state i goes under an X-type gate.
+u64 permute_index(const Gate& g, const sim::Controls& c, u64 i) {
+  if ((i & c.mask) != c.value) return i;
+  if (g.kind == GateKind::X) return i ^ (u64(1) << g.target);
+  const u64 b0 = (i >> g.target) & 1, b1 = (i >> g.target2) & 1;  // Swap
+  if (b0 == b1) return i;
+  return i ^ ((u64(1) << g.target) | (u64(1) << g.target2));
+}
+
+// Largest state for which several X-type gates become one permutation table.
+constexpr int kMaxPermutationQubits = 16;
+
+// The fused matrix of op for sample features x (null if none).
+inline M2 fused_matrix(const Circuit& c, const PlanOp& op, const double* theta, const double* x,
+                       bool inverse) {
+  M2 m = matrix_of(c.gates[op.gates[0]], theta, x);
+  for (std::size_t k = 1; k < op.gates.size(); ++k) m = mul(matrix_of(c.gates[op.gates[k]], theta, x), m);
+  return inverse ? dag(m) : m;
+}
+
+template <class T>
+void store(GateScratch<T>& scratch, int batch, int b, const M2& m) {
+  T* base = scratch.data.data() + b;
+  for (int k = 0; k < 4; ++k) {
+    base[std::size_t(k) * batch] = T(m.r[k]);
+    base[std::size_t(4 + k) * batch] = T(m.i[k]);
+  }
+}
+
+template <class T>
+void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const PlanOp& op,
+                 const double* theta, const double* x, int x_stride, bool inverse,
+                 GateScratch<T>& scratch) {
+  if (!op.per_sample) {
+    const M2 m = fused_matrix(c, op, theta, nullptr, inverse);
+    if (op.diagonal) {
+      const sim::Diag<T> d{{T(m.r[0]), T(m.r[3])}, {T(m.i[0]), T(m.i[3])}};
+      sim::apply_diagonal(s, op.target, op.controls, d);
+      if (s2) sim::apply_diagonal(*s2, op.target, op.controls, d);
+    } else {
+      sim::Mat<T> k;
+      for (int j = 0; j < 4; ++j) k.re[j] = T(m.r[j]), k.im[j] = T(m.i[j]);
+      sim::apply_matrix(s, op.target, op.controls, k);
+      if (s2) sim::apply_matrix(*s2, op.target, op.controls, k);
+    }
+    return;
+  }
+  const int B = s.batch;
+  scratch.reserve(B);
+  for (int b = 0; b < B; ++b)
+    store(scratch, B, b, fused_matrix(c, op, theta, x + std::size_t(b) * x_stride, inverse));
+  const sim::BatchMat<T> m = scratch.mat(0, B);
+  if (op.diagonal) {
+    const sim::BatchDiag<T> d{{m.re[0], m.re[3]}, {m.im[0], m.im[3]}};
+    sim::apply_diagonal(s, op.target, op.controls, d);
+    if (s2) sim::apply_diagonal(*s2, op.target, op.controls, d);
+  } else {
+    sim::apply_matrix(s, op.target, op.controls, m);
+    if (s2) sim::apply_matrix(*s2, op.target, op.controls, m);
+  }
+}
+
+// FNV-1a over the bytes that define the plan.
+struct Hasher {
+  u64 h = 1469598103934665603ull;
+  void add(const void* p, std::size_t n) {
+    const unsigned char* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  }
+  template <class V>
+  void val(const V& v) { add(&v, sizeof v); }
+};
+
+u64 plan_key(const Circuit& c, const PlanOptions& o) {
+  Hasher h;
+  h.val(c.n_qubits);
+  h.val(c.gates.size());
+  for (const Gate& g : c.gates) {
+    h.val(g.kind), h.val(g.target), h.val(g.target2);
+    for (const Control& ctl : g.controls) h.val(ctl.qubit), h.val(ctl.on_one);
+    h.val(int(g.controls.size()));
+    for (const Angle& a : g.angles) h.val(a.source), h.val(a.index), h.val(a.value);
+    if (g.kind == GateKind::Matrix)
+      for (const cplx& z : g.matrix) h.val(z.real()), h.val(z.imag());
+  }
+  h.val(o.fuse), h.val(o.permutations), h.val(o.product_prefix), h.val(o.begin), h.val(o.end);
+  h.val(o.keep.size());
+  if (!o.keep.empty()) h.add(o.keep.data(), o.keep.size());
+  return h.h;
+}
+
+}  // namespace
+
+Plan make_plan(const Circuit& c, const PlanOptions& opt) {
+  const int n = c.n_qubits;
+  const int end = opt.end < 0 ? int(c.gates.size()) : opt.end;
+  if (opt.begin < 0 || opt.begin > end || end > int(c.gates.size()))
+    throw std::invalid_argument("make_plan: bad gate range");
+  Plan p;
+  p.n_qubits = n;
+  std::vector<int> last(std::size_t(std::max(n, 1)), -1);  // latest op touching each qubit
+  for (int gi = opt.begin; gi < end; ++gi) {
+    const Gate& g = c.gates[std::size_t(gi)];
+    const sim::Controls ctl = control_mask(g);
+    const u64 qs = touched(g);
+    int j = -1;
+    for (u64 m = qs; m; m &= m - 1) j = std::max(j, last[std::size_t(std::countr_zero(m))]);
+    const bool keep = !opt.keep.empty() && opt.keep[std::size_t(gi)];
+    const bool swap = g.kind == GateKind::Swap;
+    const bool xtype = opt.permutations && (g.kind == GateKind::X || swap);
+    PlanOp* prev = j >= 0 ? &p.ops[std::size_t(j)] : nullptr;
+    int at = -1;
+    if (!keep && opt.fuse && prev && !swap && prev->kind == PlanOp::Kind::Fused &&
+        prev->target == g.target && prev->controls.mask == ctl.mask &&
+        prev->controls.value == ctl.value) {
+      prev->gates.push_back(gi);  // same target and controls: multiply in
+      prev->per_sample |= is_per_sample(g);
+      prev->diagonal &= opt.permutations && is_diagonal(g.kind);
+      at = j;
+    } else if (!keep && opt.fuse && xtype && prev && prev->kind == PlanOp::Kind::Permutation &&
+               n <= kMaxPermutationQubits) {
+      prev->gates.push_back(gi);  // one more X-type gate in the same permutation
+      at = j;
+    } else {
+      PlanOp op;
+      op.target = g.target;
+      op.controls = ctl;
+      op.gates = {gi};
+      if (keep || (swap && !xtype)) {
+        op.kind = PlanOp::Kind::Single;
+      } else if (xtype) {
+        op.kind = PlanOp::Kind::Permutation;
+      } else {
+        op.kind = PlanOp::Kind::Fused;
+        op.per_sample = is_per_sample(g);
+        op.diagonal = opt.permutations && is_diagonal(g.kind);
+        op.prefix = opt.fuse && opt.product_prefix && opt.begin == 0 && ctl.mask == 0 && j < 0;
+        p.has_prefix |= op.prefix;
+      }
+      p.ops.push_back(std::move(op));
+      at = int(p.ops.size()) - 1;
+    }
+    for (u64 m = qs; m; m &= m - 1) last[std::size_t(std::countr_zero(m))] = at;
+  }
+  // Permutation tables for groups of several X-type gates.
+  for (PlanOp& op : p.ops) {
+    if (op.kind != PlanOp::Kind::Permutation || op.gates.size() < 2) continue;
+    const u64 dim = u64(1) << n;
+    op.perm.resize(dim);
+    std::vector<sim::Controls> ctls;
+    for (int gi : op.gates) ctls.push_back(control_mask(c.gates[std::size_t(gi)]));
+    for (u64 i = 0; i < dim; ++i) {
+      u64 k = i;
+      for (std::size_t t = 0; t < op.gates.size(); ++t) k = permute_index(c.gates[std::size_t(op.gates[t])], ctls[t], k);
+      op.perm[i] = std::uint32_t(k);
+    }
+  }
+  return p;
+}
+
+const Plan& cached_plan(const Circuit& c, const PlanOptions& opt) {
+  struct Entry {
+    u64 key = 0;
+    bool used = false;
+    Plan plan;
+  };
+  constexpr int kEntries = 8;
+  thread_local Entry cache[kEntries];
+  thread_local int next = 0;
+  const u64 key = plan_key(c, opt);
+  for (Entry& e : cache)
+    if (e.used && e.key == key) return e.plan;
+  Entry& e = cache[next];
+  next = (next + 1) % kEntries;
+  e.plan = make_plan(c, opt);
+  e.key = key;
+  e.used = true;
+  return e.plan;
+}
+
+template <class T>
+void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double* theta,
+              const double* x, int x_stride, bool inverse, GateScratch<T>& scratch) {
+  switch (op.kind) {
+    case PlanOp::Kind::Single:
+      apply_gate(s, c.gates[std::size_t(op.gates[0])], theta, x, x_stride, inverse, scratch);
+      return;
+    case PlanOp::Kind::Permutation: {
+      if (!op.perm.empty()) {
+        sim::apply_permutation(s, op.perm.data(), inverse, scratch.buffer);
+        return;
+      }
+      const Gate& g = c.gates[std::size_t(op.gates[0])];
+      if (g.kind == GateKind::Swap)
+        sim::apply_swap(s, g.target, g.target2, op.controls);
+      else
+        sim::apply_x(s, g.target, op.controls);
+      return;
+    }
+    case PlanOp::Kind::Fused:
+      apply_fused<T>(s, nullptr, c, op, theta, x, x_stride, inverse, scratch);
+      return;
+  }
+}
+
+template <class T>
+void apply_op_pair(sim::State<T>& s, sim::State<T>& s2, const Circuit& c, const PlanOp& op,
+                   const double* theta, const double* x, int x_stride, bool inverse,
+                   GateScratch<T>& scratch) {
+  if (op.kind == PlanOp::Kind::Fused) {
+    apply_fused<T>(s, &s2, c, op, theta, x, x_stride, inverse, scratch);
+    return;
+  }
+  apply_op(s, c, op, theta, x, x_stride, inverse, scratch);
+  apply_op(s2, c, op, theta, x, x_stride, inverse, scratch);
+}
+
+template <class T>
+void run_plan(const Circuit& c, const Plan& p, const double* theta, const double* x,
+              sim::State<T>& s, GateScratch<T>& scratch) {
+  if (s.n_qubits != c.n_qubits || p.n_qubits != c.n_qubits)
+    throw std::invalid_argument("run_plan: state has wrong qubit count");
+  const int B = s.batch, F = c.n_features;
+  if (p.has_prefix) {
+    // Column 0 of each prefix op's matrix is that qubit's state.
+    auto& amp = scratch.product;
+    amp.assign(std::size_t(4) * c.n_qubits * B, T(0));
+    for (int q = 0; q < c.n_qubits; ++q) std::fill_n(amp.begin() + std::size_t(q * 4) * B, B, T(1));
+    for (const PlanOp& op : p.ops) {
+      if (!op.prefix) continue;
+      T* a = amp.data() + std::size_t(op.target * 4) * B;
+      const int nb = op.per_sample ? B : 1;
+      for (int b = 0; b < nb; ++b) {
+        const M2 m = fused_matrix(c, op, theta, op.per_sample ? x + std::size_t(b) * F : nullptr, false);
+        a[b] = T(m.r[0]), a[B + b] = T(m.i[0]), a[2 * B + b] = T(m.r[2]), a[3 * B + b] = T(m.i[2]);
+      }
+      for (int b = nb; b < B; ++b)
+        for (int k = 0; k < 4; ++k) a[std::size_t(k) * B + b] = a[std::size_t(k) * B];
+    }
+    sim::set_product_state(s, amp.data());
+  } else {
+    sim::set_zero_state(s);
+  }
+  for (const PlanOp& op : p.ops)
+    if (!op.prefix) apply_op(s, c, op, theta, x, F, false, scratch);
+}
+
+#define QMOE_INSTANTIATE(T)                                                                     \
+  template void apply_op<T>(sim::State<T>&, const Circuit&, const PlanOp&, const double*,       \
+                            const double*, int, bool, GateScratch<T>&);                         \
+  template void apply_op_pair<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&, \
+                                 const double*, const double*, int, bool, GateScratch<T>&);     \
+  template void run_plan<T>(const Circuit&, const Plan&, const double*, const double*,          \
+                            sim::State<T>&, GateScratch<T>&);
+QMOE_INSTANTIATE(double)
+QMOE_INSTANTIATE(float)
+
+}  // namespace qmoe
