@@ -470,8 +470,22 @@ std::vector<std::string_view> split_fields(std::string_view line) {
   return f;
 }
 
+// A field quoted in an error message: at most 40 bytes, control and non-ASCII
+// bytes as \xNN, so the message stays one printable line.
 std::string shorten(std::string_view s) {
-  return s.size() > 40 ? std::string(s.substr(0, 37)) + "..." : std::string(s);
+  std::string o;
+  const bool cut = s.size() > 40;
+  for (unsigned char c : cut ? s.substr(0, 37) : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      o += static_cast<char>(c);
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      o += "\\x";
+      o += hex[c >> 4];
+      o += hex[c & 15];
+    }
+  }
+  return cut ? o + "..." : o;
 }
 }  // namespace
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# qmoe data on a user CSV file: text and --json output.
+# Usage: data_csv.sh QMOE_BINARY SOURCE_DIR
+set -eu
+QMOE=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+printf 'f1,f2,f3,label\n0.5,1,2,7\n-1,0,3,3\n2.5,1,1,7\n' >"$tmp/train.csv"
+printf '0,0,0,3\n1,1,1,3\n' >"$tmp/test.csv"
+"$QMOE" data "$tmp/train.csv" --test-csv "$tmp/test.csv" --json >"$tmp/out.json"
+/usr/bin/python3 - "$tmp/out.json" <<'PY' || fail "unexpected JSON: $(cat "$tmp/out.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["features"] == 3, j
+assert j["classes"] == 2, j
+assert j["class_names"] == ["3", "7"], j
+assert j["train"] == {"0": 1, "1": 2}, j
+assert j["test"] == {"0": 2, "1": 0}, j
+assert j["min"] == -1 and j["max"] == 3, j
+PY
+"$QMOE" data "$tmp/train.csv" >"$tmp/out.txt"
+grep -q '^features  3' "$tmp/out.txt" || fail "text output: $(cat "$tmp/out.txt")"
+grep -q '^total .* 3 *0$' "$tmp/out.txt" || fail "text totals: $(cat "$tmp/out.txt")"
+echo "data_csv: ok"
