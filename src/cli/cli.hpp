@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 
 namespace qmoe::cli {
-void add_demo_command(CLI::App& app);
 void add_qasm_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);

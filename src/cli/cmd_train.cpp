@@ -21,11 +21,13 @@ struct TrainArgs {
   std::string out = "runs/latest";
   bool resume = false;
   int threads = 0;
+  double val = 0;  // fraction of training data held out and evaluated instead of the test split
 };
 
-std::string metrics_csv(const std::vector<train::EpochMetrics>& h) {
+std::string metrics_csv(const std::vector<train::EpochMetrics>& h, bool val) {
   std::ostringstream os;
-  os << "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n";
+  os << (val ? "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
+             : "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n");
   os.precision(10);
   for (const auto& e : h)
     os << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
@@ -44,18 +46,26 @@ void run_train(TrainArgs& a) {
       throw std::runtime_error(a.out + " already holds a checkpoint: pass --resume to continue it, or choose another --out");
     ck = train::load_checkpoint(ckpt_path);
     const int epochs = a.train.epochs;
+    const std::string data_dir = a.data.data_dir;  // where the data is may differ from run to run
     a.data = DataOptions::from_json(ck.task);
-    a.data.data_dir = a.data.data_dir;
+    a.data.data_dir = data_dir;
     ck.train.epochs = epochs;  // --epochs may extend a finished run
     resumed = true;
   }
-  const data::TaskData td = a.data.load();
+  data::TaskData td = a.data.load();
+  if (resumed) a.val = ck.task.value("val", 0.0);
+  if (a.val > 0) {  // model selection without touching the test split
+    data::Split sp = data::split_validation(td.train, a.val, a.train.seed);
+    td.train = std::move(sp.first);
+    td.test = std::move(sp.second);
+  }
   if (!resumed) {
     a.model.n_classes = td.train.n_classes;
     a.model.n_features = td.train.n_features;
     ck.model = resolve_model(a.model, a.model_name);
     ck.train = a.train;
     ck.task = a.data.to_json();
+    if (a.val > 0) ck.task["val"] = a.val;
   }
   const model::Model m = model::build_model(ck.model);
   if (!resumed) ck.state = train::initial_state(m, ck.train);
@@ -87,15 +97,16 @@ void run_train(TrainArgs& a) {
     ck.state = st;
     train::save_checkpoint(ckpt_path, ck);
     if (best) train::save_checkpoint(ckpt_path + ".best", ck);
-    train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), metrics_csv(st.history));
-    std::fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1f s\n",
-                 tty ? "\r\033[K" : "", e.epoch, ck.train.epochs, e.train_loss, 100 * e.train_acc, e.test_loss,
+    train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), metrics_csv(st.history, a.val > 0));
+    std::fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%%, %s loss %.4f acc %.2f%%, %.1f s\n",
+                 tty ? "\r\033[K" : "", e.epoch, ck.train.epochs, e.train_loss, 100 * e.train_acc,
+                 a.val > 0 ? "validation" : "test", e.test_loss,
                  100 * e.test_acc, e.seconds);
   };
   train::train(m, ck.train, td.train, td.test, ck.state, cb);
   train::save_checkpoint(ckpt_path, ck);
   const double acc = ck.state.history.empty() ? 0.0 : ck.state.history.back().test_acc;
-  std::printf("test accuracy: %.2f%%\n", 100 * acc);
+  std::printf("%s accuracy: %.2f%%\n", a.val > 0 ? "validation" : "test", 100 * acc);
 }
 
 }  // namespace
@@ -113,6 +124,8 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"adjoint", "param-shift"}));
   cmd->add_option("--out", a->out, "output directory");
   cmd->add_flag("--resume", a->resume, "continue the checkpoint in --out");
+  cmd->add_option("--val", a->val, "hold out this fraction of the training data and evaluate on it instead of the test split")
+      ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([a] { run_train(*a); });
 }

@@ -8,7 +8,6 @@
 int main(int argc, char** argv) {
   CLI::App app{"qmoe: quantum mixture of experts and quantum neural networks on a CPU"};
   app.require_subcommand(1);
-  qmoe::cli::add_demo_command(app);
   qmoe::cli::add_qasm_command(app);
   qmoe::cli::add_data_command(app);
   qmoe::cli::add_train_command(app);
