@@ -28,6 +28,7 @@ struct Token {
   Tok kind = Tok::End;
   std::string text;  // identifier / number / string contents / symbol
   int line = 1, col = 1;
+  int end_line = 1, end_col = 1;  // just past the token
 };
 
 std::string show(const Token& t) {
@@ -135,6 +136,8 @@ std::vector<Token> tokenize(std::string_view s) {
         throw QasmError(line, col, buf);
       }
     }
+    t.end_line = line;
+    t.end_col = col;
     out.push_back(std::move(t));
   }
   Token end;
@@ -225,7 +228,16 @@ class Parser {
     return peek(k).kind == Tok::Sym && peek(k).text == s;
   }
   const Token& expect_sym(const char* s) {
-    if (!is_sym(s)) fail(peek(), std::string("expected '") + s + "', found " + show(peek()));
+    if (!is_sym(s)) {
+      // A ';' missing at the end of a line is reported where it belongs.
+      if (std::string_view(s) == ";" && pos_ > 0 && peek().line > toks_[pos_ - 1].end_line) {
+        const Token& prev = toks_[pos_ - 1];
+        throw QasmError(prev.end_line, prev.end_col,
+                        "expected ';' after " + show(prev) + " (found " + show(peek()) +
+                            " on line " + std::to_string(peek().line) + ")");
+      }
+      fail(peek(), std::string("expected '") + s + "', found " + show(peek()));
+    }
     return next();
   }
   const Token& expect_ident(const char* what) {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# qmoe qasm: JSON output on files with known answers, shots, seeds, errors.
+# Usage: qasm_cli.sh QMOE_BINARY SOURCE_DIR
+set -u
+QMOE=$1
+DATA=$2/tests/data/qasm
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# run ARGS...: run qmoe qasm, stdout into $tmp/out (one JSON line), exit 0 expected.
+run() {
+  "$QMOE" qasm "$@" >"$tmp/out" 2>"$tmp/err" || fail "qmoe qasm $* failed: $(cat "$tmp/err")"
+  [ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "qmoe qasm $*: expected one line, got: $(cat "$tmp/out")"
+}
+# check JQ_EXPR: the expression must be true on the last output.
+check() {
+  jq -e "$1" "$tmp/out" >/dev/null || fail "'$1' is false on: $(cat "$tmp/out")"
+}
+near() {  # near EXPR VALUE TOL -> jq expression
+  echo "(($1) - ($2)) * (($1) - ($2)) <= ($3) * ($3)"
+}
+
+# x q[0]: <Z> = [-1, 1], keys in the documented order.
+run "$DATA/x.qasm"
+[ "$(cat "$tmp/out")" = '{"n_qubits":2,"expval_z":[-1.0,1.0]}' ] || fail "x.qasm: $(cat "$tmp/out")"
+run "$DATA/x.qasm" --grad
+check '.jacobian == [[],[]]'
+
+# ry(0.3): <Z> = cos 0.3, d<Z>/dp0 = -sin 0.3 (adjoint, exact).
+run "$DATA/ry.qasm" --grad
+check "$(near '.expval_z[0]' 0.955336489125606 1e-12)"
+check "$(near '.jacobian[0][0]' -0.29552020666133955 1e-12)"
+check '.n_qubits == 1 and (.jacobian | length) == 1 and (.jacobian[0] | length) == 1'
+run "$DATA/ry.qasm" --grad --float
+check "$(near '.expval_z[0]' 0.955336489125606 1e-6)"
+check "$(near '.jacobian[0][0]' -0.29552020666133955 1e-6)"
+
+# Several registers, u3 with three parameters, crz: Z of b[1] = cos(pi/3), and
+# d<Z_b1>/dp0 = -sin(pi/3); p runs over 0.0-free numeric args: 3 (u3) + 1 (crz).
+run "$DATA/bell.qasm" --grad
+check "$(near '.expval_z[0]' 0 1e-12) and $(near '.expval_z[1]' 0 1e-12) and $(near '.expval_z[2]' 0.5 1e-12)"
+check "$(near '.jacobian[2][0]' -0.8660254037844386 1e-12) and (.jacobian[0] | length) == 4"
+
+# Shots: converge within a few standard errors; same seed -> same output.
+N=20000
+run "$DATA/ry.qasm" --shots $N --seed 7
+cp "$tmp/out" "$tmp/shots1"
+check "$(near '.expval_z[0]' 0.955336489125606 "5 * ((1 - 0.9127) / $N | sqrt)")"
+check '(.expval_z[0] * '$N' | . == floor)'  # a mean of +-1 outcomes: 2k/N - 1
+run "$DATA/ry.qasm" --shots $N --seed 7
+cmp -s "$tmp/out" "$tmp/shots1" || fail "same seed gave different output"
+run "$DATA/ry.qasm" --shots $N --seed 8
+cmp -s "$tmp/out" "$tmp/shots1" && fail "different seeds gave identical output"
+run "$DATA/ry.qasm" --shots $N   # default seed 0
+run "$DATA/ry.qasm" --shots $N --seed 0
+check 'has("jacobian") | not'
+# --grad --shots: parameter-shift rule on shot estimates, std ~ 0.68/sqrt(N).
+run "$DATA/ry.qasm" --grad --shots $N --seed 3
+check "$(near '.jacobian[0][0]' -0.29552020666133955 "5 * 0.68 / ($N | sqrt)")"
+cp "$tmp/out" "$tmp/g1"
+run "$DATA/ry.qasm" --grad --shots $N --seed 3
+cmp -s "$tmp/out" "$tmp/g1" || fail "--grad --shots not deterministic"
+# A controlled rotation (four-term rule) on shots agrees with the adjoint value.
+run "$DATA/all_gates.qasm" --grad
+cp "$tmp/out" "$tmp/exact"
+run "$DATA/all_gates.qasm" --grad --shots 40000 --seed 1
+jq -e --slurpfile e "$tmp/exact" '
+  [range(0; .expval_z | length) as $i | (.expval_z[$i] - $e[0].expval_z[$i]) | fabs] | max < 0.03' \
+  "$tmp/out" >/dev/null || fail "shot expectations far from exact: $(cat "$tmp/out")"
+jq -e --slurpfile e "$tmp/exact" '
+  [range(0; .jacobian | length) as $i | range(0; .jacobian[$i] | length) as $j
+   | (.jacobian[$i][$j] - $e[0].jacobian[$i][$j]) | fabs] | max < 0.08' \
+  "$tmp/out" >/dev/null || fail "shot jacobian far from exact: $(cat "$tmp/out")"
+
+# Errors: one line "qmoe: error: FILE:LINE:COL: message", exit 1.
+expect_error() {
+  local code=$1 pat=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" -eq "$code" ] || fail "$* exited $rc, expected $code; stderr: $(cat "$tmp/err")"
+  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "$*: expected one stderr line, got: $(cat "$tmp/err")"
+  grep -q -- "$pat" "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' does not match '$pat'"
+  [ ! -s "$tmp/out" ] || fail "$*: printed output despite the error"
+}
+B=$DATA/bad_missing_semicolon.qasm
+expect_error 1 "^qmoe: error: $B:5:14: expected ';' after ']' (found 'measure' on line 6)\$" -- "$QMOE" qasm "$B"
+expect_error 1 "^qmoe: error: cannot open $tmp/none.qasm: No such file or directory\$" -- "$QMOE" qasm "$tmp/none.qasm"
+printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[2];\n' >"$tmp/range.qasm"
+expect_error 1 "^qmoe: error: $tmp/range.qasm:4:5: index 2 out of range for register 'q' of size 2\$" -- "$QMOE" qasm "$tmp/range.qasm"
+printf 'qreg q[1];\n' >"$tmp/nohead.qasm"
+expect_error 1 ":1:1: missing header" -- "$QMOE" qasm "$tmp/nohead.qasm"
+printf 'OPENQASM 2.0;\n' >"$tmp/empty.qasm"
+expect_error 1 "no qubits declared" -- "$QMOE" qasm "$tmp/empty.qasm"
+expect_error 2 "" -- "$QMOE" qasm "$DATA/x.qasm" --shots 0
+expect_error 2 "" -- "$QMOE" qasm
+echo "qasm_cli: ok"
