@@ -6,8 +6,11 @@
 // becomes i0 by inserting zero bits at the K sorted positions of the qubits
 // the gate touches; K is a template argument for 1-3 qubits so the compiler
 // unrolls that arithmetic. The inner loop is a plain loop the compiler
-// vectorises; the exported functions carry target_clones so the same source
-// is compiled for baseline x86-64, AVX2+FMA and AVX-512 and picked at run time.
+// vectorises. Each kernel is a small struct (MatrixKernel, DiagKernel, ...);
+// run_range carries target_clones and flatten, so the same source is compiled
+// for baseline x86-64, AVX2+FMA and AVX-512 and picked at run time, and
+// run_pairs splits large states across OpenMP threads around it (so the
+// threaded path uses the clones too).
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -73,27 +76,6 @@ PairSpace make_pairs(int n, std::size_t batch, int target, Controls c, bool fold
   return p;
 }
 
-// Run body(h_begin, h_end) over all pairs, split across threads when large.
-template <class Body>
-inline void for_pairs(const PairSpace& p, Body&& body) {
-  if (p.count * p.run < kParallelAmplitudes || p.count < 2) {
-    body(u64(0), p.count);
-    return;
-  }
-#pragma omp parallel
-  {
-    // Static contiguous split: deterministic and cache friendly.
-    int nt = 1, id = 0;
-#ifdef _OPENMP
-    nt = omp_get_num_threads();
-    id = omp_get_thread_num();
-#endif
-    const u64 chunk = (p.count + nt - 1) / nt;
-    const u64 b = std::min<u64>(p.count, chunk * id), e = std::min<u64>(p.count, b + chunk);
-    body(b, e);
-  }
-}
-
 // Matrix accessors: the same 2x2 for every slot, or one per sample.
 template <class T>
 struct SharedM {
@@ -147,9 +129,19 @@ template <class T, class M>
   a1i = m.re(2, b) * x0i + m.im(2, b) * x0r + m.re(3, b) * x1i + m.im(3, b) * x1r;
 }
 
-template <int K, class T, class M>
-[[gnu::always_inline]] inline void apply_pairs(T* re, T* im, const PairSpace& p, const M& m) {
-  for_pairs(p, [&](u64 h0, u64 h1) {
+// ---- the kernels ---------------------------------------------------------------
+// Each kernel is a small struct whose run<K>(p, h0, h1) is the loop over pairs
+// [h0, h1); run_range below compiles it once per ISA and run_pairs splits the
+// pairs across threads for large states.
+
+// (a0, a1) <- M (a0, a1): a general 2x2, shared or per sample.
+template <class T, class M>
+struct MatrixKernel {
+  T* re;
+  T* im;
+  M m;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
     const std::size_t run = p.run;
     for (u64 h = h0; h < h1; ++h) {
       const u64 i0 = p.index0<K>(h);
@@ -160,13 +152,17 @@ template <int K, class T, class M>
 #pragma omp simd
       for (std::size_t b = 0; b < run; ++b) mul2<T>(m, b, r0[b], q0[b], r1[b], q1[b]);
     }
-  });
-}
+  }
+};
 
-// The same loop for a diagonal matrix: a0 *= d0, a1 *= d1.
-template <int K, class T, class D>
-[[gnu::always_inline]] inline void diag_pairs(T* re, T* im, const PairSpace& p, const D& d) {
-  for_pairs(p, [&](u64 h0, u64 h1) {
+// a0 *= d0, a1 *= d1: a diagonal matrix, half the arithmetic.
+template <class T, class D>
+struct DiagKernel {
+  T* re;
+  T* im;
+  D d;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
     const std::size_t run = p.run;
     for (u64 h = h0; h < h1; ++h) {
       const u64 i0 = p.index0<K>(h);
@@ -183,13 +179,16 @@ template <int K, class T, class D>
         q1[b] = d.re(1, b) * x1i + d.im(1, b) * x1r;
       }
     }
-  });
-}
+  }
+};
 
-// And for X: exchange the two slots.
-template <int K, class T>
-[[gnu::always_inline]] inline void swap_pairs(T* re, T* im, const PairSpace& p) {
-  for_pairs(p, [&](u64 h0, u64 h1) {
+// X: exchange the two slots, no arithmetic.
+template <class T>
+struct SwapKernel {
+  T* re;
+  T* im;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
     const std::size_t run = p.run;
     for (u64 h = h0; h < h1; ++h) {
       const u64 i0 = p.index0<K>(h);
@@ -204,51 +203,82 @@ template <int K, class T>
         r1[b] = xr, q1[b] = xi;
       }
     }
-  });
-}
+  }
+};
 
-template <int ND, int K, class T, class M>
-[[gnu::always_inline]] inline void adjoint_pairs(State<T>& phi, State<T>& lam, const PairSpace& p,
-                                                 const M& m_inv, const M* d, double* const* g) {
-  // Per-thread partial sums would be needed for the threaded path; gradients
-  // are only taken on batches small enough to stay serial (see make_pairs call).
-  const std::size_t run = p.run;
-  for (u64 h = 0; h < p.count; ++h) {
-    const u64 i0 = p.index0<K>(h), i1 = i0 | p.tbit;
-    T* __restrict pr0 = phi.re.data() + i0 * run;
-    T* __restrict pi0 = phi.im.data() + i0 * run;
-    T* __restrict pr1 = phi.re.data() + i1 * run;
-    T* __restrict pi1 = phi.im.data() + i1 * run;
-    T* __restrict lr0 = lam.re.data() + i0 * run;
-    T* __restrict li0 = lam.im.data() + i0 * run;
-    T* __restrict lr1 = lam.re.data() + i1 * run;
-    T* __restrict li1 = lam.im.data() + i1 * run;
+// One adjoint step with ND derivative matrices (see state.hpp). Runs serially:
+// gradients are taken per chunk of samples, small enough for one thread.
+template <int ND, class T, class M>
+struct AdjointKernel {
+  State<T>& phi;
+  State<T>& lam;
+  M m_inv;
+  const M* d;
+  double* const* g;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h), i1 = i0 | p.tbit;
+      T* __restrict pr0 = phi.re.data() + i0 * run;
+      T* __restrict pi0 = phi.im.data() + i0 * run;
+      T* __restrict pr1 = phi.re.data() + i1 * run;
+      T* __restrict pi1 = phi.im.data() + i1 * run;
+      T* __restrict lr0 = lam.re.data() + i0 * run;
+      T* __restrict li0 = lam.im.data() + i0 * run;
+      T* __restrict lr1 = lam.re.data() + i1 * run;
+      T* __restrict li1 = lam.im.data() + i1 * run;
 #pragma omp simd
-    for (std::size_t b = 0; b < run; ++b) {
-      T a0r = pr0[b], a0i = pi0[b], a1r = pr1[b], a1i = pi1[b];
-      mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
-      pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
-      const T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
-      for (int j = 0; j < ND; ++j) {
-        T d0r = a0r, d0i = a0i, d1r = a1r, d1i = a1i;
-        mul2<T>(d[j], b, d0r, d0i, d1r, d1i);
-        g[j][b] += 2.0 * double(l0r * d0r + l0i * d0i + l1r * d1r + l1i * d1i);
+      for (std::size_t b = 0; b < run; ++b) {
+        T a0r = pr0[b], a0i = pi0[b], a1r = pr1[b], a1i = pi1[b];
+        mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
+        pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
+        const T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
+        for (int j = 0; j < ND; ++j) {
+          T d0r = a0r, d0i = a0i, d1r = a1r, d1i = a1i;
+          mul2<T>(d[j], b, d0r, d0i, d1r, d1i);
+          g[j][b] += 2.0 * double(l0r * d0r + l0i * d0i + l1r * d1r + l1i * d1i);
+        }
+        T m0r = l0r, m0i = l0i, m1r = l1r, m1i = l1i;
+        mul2<T>(m_inv, b, m0r, m0i, m1r, m1i);
+        lr0[b] = m0r, li0[b] = m0i, lr1[b] = m1r, li1[b] = m1i;
       }
-      T m0r = l0r, m0i = l0i, m1r = l1r, m1i = l1i;
-      mul2<T>(m_inv, b, m0r, m0i, m1r, m1i);
-      lr0[b] = m0r, li0[b] = m0i, lr1[b] = m1r, li1[b] = m1i;
     }
+  }
+};
+
+// Pairs [h0, h1) of one kernel, compiled for each ISA (flatten inlines the
+// kernel into every clone), with the number of touched qubits K a template
+// argument so index0 is unrolled.
+template <class Kernel>
+QMOE_CLONES __attribute__((flatten)) void run_range(const Kernel& kern, const PairSpace& p, u64 h0,
+                                                    u64 h1) {
+  switch (p.k) {
+    case 1: kern.template run<1>(p, h0, h1); break;
+    case 2: kern.template run<2>(p, h0, h1); break;
+    case 3: kern.template run<3>(p, h0, h1); break;
+    default: kern.template run<0>(p, h0, h1); break;
   }
 }
 
-// Dispatch on the number of touched qubits so index0 is unrolled.
-template <class F>
-inline void with_k(int k, F&& f) {
-  switch (k) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    case 3: f.template operator()<3>(); break;
-    default: f.template operator()<0>(); break;
+// All pairs, split across threads (static contiguous ranges: deterministic and
+// cache friendly) when the state is large.
+template <class Kernel>
+void run_pairs(const Kernel& kern, const PairSpace& p) {
+  if (p.count * p.run < kParallelAmplitudes || p.count < 2) {
+    run_range(kern, p, 0, p.count);
+    return;
+  }
+#pragma omp parallel
+  {
+    int nt = 1, id = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    id = omp_get_thread_num();
+#endif
+    const u64 chunk = (p.count + nt - 1) / nt;
+    const u64 b = std::min<u64>(p.count, chunk * id), e = std::min<u64>(p.count, b + chunk);
+    run_range(kern, p, b, e);
   }
 }
 
@@ -264,14 +294,12 @@ void adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls c, cons
   check_batch_state(phi, lam);
   if (n_deriv < 0 || n_deriv > 3) throw std::invalid_argument("adjoint_step: 0-3 derivatives");
   const PairSpace p = make_pairs(phi.n_qubits, std::size_t(phi.batch), target, c, false);
-  with_k(p.k, [&]<int K>() {
-    switch (n_deriv) {
-      case 0: adjoint_pairs<0, K>(phi, lam, p, m_inv, d, g); break;
-      case 1: adjoint_pairs<1, K>(phi, lam, p, m_inv, d, g); break;
-      case 2: adjoint_pairs<2, K>(phi, lam, p, m_inv, d, g); break;
-      default: adjoint_pairs<3, K>(phi, lam, p, m_inv, d, g); break;
-    }
-  });
+  switch (n_deriv) {
+    case 0: run_range(AdjointKernel<0, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
+    case 1: run_range(AdjointKernel<1, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
+    case 2: run_range(AdjointKernel<2, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
+    default: run_range(AdjointKernel<3, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
+  }
 }
 
 }  // namespace
@@ -302,37 +330,35 @@ void set_zero_state(State<T>& s) {
 // ---- gates ------------------------------------------------------------------
 
 template <class T>
-QMOE_CLONES void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m) {
+void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
-  const SharedM<T> mm = shared(m);
-  with_k(p.k, [&]<int K>() { apply_pairs<K>(s.re.data(), s.im.data(), p, mm); });
+  run_pairs(MatrixKernel<T, SharedM<T>>{s.re.data(), s.im.data(), shared(m)}, p);
 }
 
 template <class T>
-QMOE_CLONES void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
+void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, false);
-  const PerSampleM<T> mm = per_sample(m);
-  with_k(p.k, [&]<int K>() { apply_pairs<K>(s.re.data(), s.im.data(), p, mm); });
+  run_pairs(MatrixKernel<T, PerSampleM<T>>{s.re.data(), s.im.data(), per_sample(m)}, p);
 }
 
 template <class T>
-QMOE_CLONES void apply_x(State<T>& s, int target, Controls c) {
+void apply_x(State<T>& s, int target, Controls c) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
-  with_k(p.k, [&]<int K>() { swap_pairs<K>(s.re.data(), s.im.data(), p); });
+  run_pairs(SwapKernel<T>{s.re.data(), s.im.data()}, p);
 }
 
 template <class T>
-QMOE_CLONES void apply_diagonal(State<T>& s, int target, Controls c, const Diag<T>& d) {
+void apply_diagonal(State<T>& s, int target, Controls c, const Diag<T>& d) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
   const SharedD<T> dd{{d.re[0], d.re[1]}, {d.im[0], d.im[1]}};
-  with_k(p.k, [&]<int K>() { diag_pairs<K>(s.re.data(), s.im.data(), p, dd); });
+  run_pairs(DiagKernel<T, SharedD<T>>{s.re.data(), s.im.data(), dd}, p);
 }
 
 template <class T>
-QMOE_CLONES void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d) {
+void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, false);
   const PerSampleD<T> dd{{d.re[0], d.re[1]}, {d.im[0], d.im[1]}};
-  with_k(p.k, [&]<int K>() { diag_pairs<K>(s.re.data(), s.im.data(), p, dd); });
+  run_pairs(DiagKernel<T, PerSampleD<T>>{s.re.data(), s.im.data(), dd}, p);
 }
 
 template <class T>
@@ -401,7 +427,7 @@ void apply_swap(State<T>& s, int q0, int q1, Controls c) {
 }
 
 template <class T>
-QMOE_CLONES void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
+void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
                               const Mat<T>& m_inv, int n_deriv, const Mat<T>* deriv,
                               double* const* grad) {
   SharedM<T> d[3];
@@ -410,7 +436,7 @@ QMOE_CLONES void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls
 }
 
 template <class T>
-QMOE_CLONES void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
+void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
                               const BatchMat<T>& m_inv, int n_deriv, const BatchMat<T>* deriv,
                               double* const* grad) {
   PerSampleM<T> d[3];
