@@ -111,9 +111,9 @@ void add_data_command(CLI::App& app) {
   cmd->add_option("--png", args->png, "Write a PNG grid of samples per class (28x28 original beside the 8x8 input)");
   cmd->add_option("--samples", args->samples, "Samples per class in the PNG")->check(CLI::Range(1, 64));
   cmd->add_option("--train-per-class", args->train_per_class, "At most N training samples per class (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000000));
   cmd->add_option("--test-per-class", args->test_per_class, "At most N test samples per class (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000000));
   cmd->add_option("--test-csv", args->test_csv, "CSV tasks: a separate test file");
   cmd->add_flag("--no-verify-cache", args->no_cache, "Hash the data files even if verified before");
   cmd->callback([args]() { run_data(*args); });
