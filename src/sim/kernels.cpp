@@ -362,7 +362,7 @@ void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d) 
 }
 
 template <class T>
-void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, State<T>& buffer) {
+QMOE_CLONES void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, State<T>& buffer) {
   const std::size_t B = std::size_t(s.batch), dim = s.dim();
   buffer.n_qubits = s.n_qubits;
   buffer.batch = s.batch;
@@ -373,9 +373,9 @@ void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, Sta
   T* __restrict orr = buffer.re.data();
   T* __restrict oi = buffer.im.data();
   for (std::size_t i = 0; i < dim; ++i) {
-    const std::size_t from = inverse ? perm[i] : i, to = inverse ? i : perm[i];
-    std::copy_n(ir + from * B, B, orr + to * B);
-    std::copy_n(ii + from * B, B, oi + to * B);
+    const std::size_t from = (inverse ? perm[i] : i) * B, to = (inverse ? i : perm[i]) * B;
+#pragma omp simd
+    for (std::size_t b = 0; b < B; ++b) orr[to + b] = ir[from + b], oi[to + b] = ii[from + b];
   }
   std::swap(s.re, buffer.re);
   std::swap(s.im, buffer.im);
