@@ -46,13 +46,16 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
   cmd.add_option("--depth", mc.depth, "ansatz layers per expert / of the QNN")->check(CLI::Range(0, 1000));
   cmd.add_option("--qubits", mc.data_qubits, "data qubits")->check(CLI::Range(1, 24));
   cmd.add_option("--routing-depth", mc.routing_depth, "layers of the routing circuit G")->check(CLI::Range(0, 1000));
-  cmd.add_option("--routing-encoder", mc.routing_encoder, "full (U(z) on the routing register) or quadrant")
-      ->check(CLI::IsMember({"full", "quadrant"}));
+  cmd.add_option("--routing-encoder", mc.routing_encoder,
+                 "full (U(z) on the routing register too), quadrant (4 quadrant means), joint (one U(z) across both registers)")
+      ->check(CLI::IsMember({"full", "quadrant", "joint"}));
   cmd.add_option("--aggregation", mc.aggregation, "cnot (default) or none")->check(CLI::IsMember({"cnot", "none"}));
   cmd.add_option("--readout", mc.readout, "2-class read-out: pairs (default) or qubits")
       ->check(CLI::IsMember({"pairs", "qubits"}));
   cmd.add_option("--ring-every", mc.encoder_ring_every, "CNOT ring after every k encoder layers (0: none)")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--logit-scale", mc.logit_scale, "logits = scale * <Z> read-out (default 1)")
+      ->check(CLI::Range(1e-6, 1000.0));
   cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
       ->check(CLI::NonNegativeNumber);
 }

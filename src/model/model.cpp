@@ -77,7 +77,8 @@ json ModelConfig::to_json() const {
               {"encoder_ring_every", encoder_ring_every},
               {"aggregation", aggregation},
               {"readout", readout},
-              {"load_balance", load_balance}};
+              {"load_balance", load_balance},
+              {"logit_scale", logit_scale}};
 }
 
 ModelConfig ModelConfig::from_json(const json& j) {
@@ -101,6 +102,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
       else if (k == "aggregation") c.aggregation = v.get<std::string>();
       else if (k == "readout") c.readout = v.get<std::string>();
       else if (k == "load_balance") c.load_balance = v.get<double>();
+      else if (k == "logit_scale") c.logit_scale = v.get<double>();
       else throw std::invalid_argument("model config: unknown key '" + k + "'");
     } catch (const json::exception&) {
       throw std::invalid_argument("model config: '" + k + "' has the wrong type");
@@ -124,13 +126,14 @@ void ModelConfig::validate() const {
   else
     require(n_classes <= data_qubits, "more classes than data qubits");
   require(load_balance >= 0 && std::isfinite(load_balance), "load_balance must be >= 0");
+  require(logit_scale > 0 && logit_scale <= 1000, "logit_scale must be in (0, 1000]");
   if (model == "qmoe") {
     require(experts >= 1 && experts <= 64, "experts must be 1..64");
     require(routing_qubits >= 0 && routing_qubits <= 6, "routing_qubits must be 0..6");
     require((1 << routing_register_size(*this)) >= experts, "routing register too small for the experts");
     require(routing_depth >= 0, "routing_depth must be >= 0");
-    require(routing_encoder == "full" || routing_encoder == "quadrant",
-            "routing_encoder must be full or quadrant");
+    require(routing_encoder == "full" || routing_encoder == "quadrant" || routing_encoder == "joint",
+            "routing_encoder must be full, quadrant or joint");
     require(routing_encoder != "quadrant" || n_features == 64, "quadrant routing encoder needs 8x8 inputs");
     require(aggregation == "cnot" || aggregation == "none", "aggregation must be cnot or none");
     require(data_qubits + routing_register_size(*this) <= 26, "too many qubits in total");
@@ -150,13 +153,19 @@ Model build_model(const ModelConfig& cfg) {
   // routing bit i (low first) is circuit qubit r-1-i: qubit 0 is the high bit.
   for (int i = 0; i < r; ++i) m.routing_qubits.push_back(r - 1 - i);
 
-  encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
+  std::vector<int> rq(r);
+  for (int i = 0; i < r; ++i) rq[i] = i;
+  if (r > 0 && cfg.routing_encoder == "joint") {
+    std::vector<int> all(std::size_t(r + n));
+    for (int q = 0; q < r + n; ++q) all[std::size_t(q)] = q;
+    encoder(c, all, 0, cfg.n_features, cfg.encoder_ring_every);
+  } else {
+    encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
+  }
   if (r > 0) {
-    std::vector<int> rq(r);
-    for (int i = 0; i < r; ++i) rq[i] = i;
     if (cfg.routing_encoder == "full")
       encoder(c, rq, 0, cfg.n_features, cfg.encoder_ring_every);
-    else  // quadrant means: RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
+    else if (cfg.routing_encoder == "quadrant")  // RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
       for (int k = 0; k < 4; ++k)
         add_gate(c, make_gate(k < 2 ? GateKind::RY : GateKind::RX, rq[k % r], {},
                               {Angle::feature(cfg.n_features + k)}));
@@ -184,11 +193,12 @@ Model build_model(const ModelConfig& cfg) {
 
   const int C = cfg.n_classes, K = int(m.observables.size());
   m.readout.assign(std::size_t(C) * K, 0.0);
+  const double s = cfg.logit_scale;
   if (C == 2 && cfg.readout == "pairs") {
-    m.readout[0 * K + 0] = m.readout[0 * K + 1] = 1.0;
-    m.readout[1 * K + 2] = m.readout[1 * K + 3] = 1.0;
+    m.readout[0 * K + 0] = m.readout[0 * K + 1] = s;
+    m.readout[1 * K + 2] = m.readout[1 * K + 3] = s;
   } else {
-    for (int cl = 0; cl < C; ++cl) m.readout[std::size_t(cl) * K + cl] = 1.0;
+    for (int cl = 0; cl < C; ++cl) m.readout[std::size_t(cl) * K + cl] = s;
   }
   return m;
 }
