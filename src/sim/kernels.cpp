@@ -247,6 +247,50 @@ struct AdjointKernel {
   }
 };
 
+// The adjoint step of a rotation exp(-i a P/2) (P = X, Y, Z by Pauli = 0, 1, 2):
+// dM/da M^-1 = -i/2 P, so the gradient 2 Re <lam| dM/da |M^-1 phi> is
+// 2 Re <lam| -i/2 P |phi> before the undo: a few products instead of a
+// third 2x2 multiply.
+template <int Pauli, class T, class M>
+struct RotationAdjointKernel {
+  State<T>& phi;
+  State<T>& lam;
+  M m_inv;
+  double* g;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h), i1 = i0 | p.tbit;
+      T* __restrict pr0 = phi.re.data() + i0 * run;
+      T* __restrict pi0 = phi.im.data() + i0 * run;
+      T* __restrict pr1 = phi.re.data() + i1 * run;
+      T* __restrict pi1 = phi.im.data() + i1 * run;
+      T* __restrict lr0 = lam.re.data() + i0 * run;
+      T* __restrict li0 = lam.im.data() + i0 * run;
+      T* __restrict lr1 = lam.re.data() + i1 * run;
+      T* __restrict li1 = lam.im.data() + i1 * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        T a0r = pr0[b], a0i = pi0[b], a1r = pr1[b], a1i = pi1[b];
+        T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
+        T v;
+        if constexpr (Pauli == 0)  // Im(conj(l0) a1 + conj(l1) a0)
+          v = l0r * a1i - l0i * a1r + l1r * a0i - l1i * a0r;
+        else if constexpr (Pauli == 1)  // Re(conj(l1) a0 - conj(l0) a1)
+          v = l1r * a0r + l1i * a0i - l0r * a1r - l0i * a1i;
+        else  // Im(conj(l0) a0 - conj(l1) a1)
+          v = l0r * a0i - l0i * a0r - l1r * a1i + l1i * a1r;
+        g[b] += double(v);
+        mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
+        pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
+        mul2<T>(m_inv, b, l0r, l0i, l1r, l1i);
+        lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
+      }
+    }
+  }
+};
+
 // Pairs [h0, h1) of one kernel, compiled for each ISA (flatten inlines the
 // kernel into every clone), with the number of touched qubits K a template
 // argument so index0 is unrolled.
@@ -299,6 +343,19 @@ void adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls c, cons
     case 1: run_range(AdjointKernel<1, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
     case 2: run_range(AdjointKernel<2, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
     default: run_range(AdjointKernel<3, T, M>{phi, lam, m_inv, d, g}, p, 0, p.count); break;
+  }
+}
+
+template <class T, class M>
+void rotation_adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls c,
+                               const M& m_inv, char pauli, double* g) {
+  check_batch_state(phi, lam);
+  const PairSpace p = make_pairs(phi.n_qubits, std::size_t(phi.batch), target, c, false);
+  switch (pauli) {
+    case 'X': run_range(RotationAdjointKernel<0, T, M>{phi, lam, m_inv, g}, p, 0, p.count); break;
+    case 'Y': run_range(RotationAdjointKernel<1, T, M>{phi, lam, m_inv, g}, p, 0, p.count); break;
+    case 'Z': run_range(RotationAdjointKernel<2, T, M>{phi, lam, m_inv, g}, p, 0, p.count); break;
+    default: throw std::invalid_argument("adjoint_step_rotation: Pauli must be X, Y or Z");
   }
 }
 
@@ -442,6 +499,18 @@ void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
   PerSampleM<T> d[3];
   for (int j = 0; j < n_deriv && j < 3; ++j) d[j] = per_sample(deriv[j]);
   adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), n_deriv, d, grad);
+}
+
+template <class T>
+void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const Mat<T>& m_inv, char pauli, double* grad) {
+  rotation_adjoint_dispatch(phi, lam, target, c, shared(m_inv), pauli, grad);
+}
+
+template <class T>
+void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const BatchMat<T>& m_inv, char pauli, double* grad) {
+  rotation_adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), pauli, grad);
 }
 
 // ---- read-out ---------------------------------------------------------------
@@ -607,6 +676,10 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                 const Mat<T>*, double* const*);                               \
   template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const BatchMat<T>&, int, \
                                 const BatchMat<T>*, double* const*);                          \
+  template void adjoint_step_rotation<T>(State<T>&, State<T>&, int, Controls, const Mat<T>&,  \
+                                         char, double*);                                      \
+  template void adjoint_step_rotation<T>(State<T>&, State<T>&, int, Controls,                 \
+                                         const BatchMat<T>&, char, double*);                  \
   template void expval_z_all<T>(const State<T>&, double*);                                    \
   template void expval_pauli<T>(const State<T>&, std::uint64_t, std::uint64_t, double*);      \
   template void apply_weighted_z<T>(const State<T>&, const double*, State<T>&);               \

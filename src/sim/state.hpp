@@ -112,6 +112,16 @@ template <class T>
 void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c, const BatchMat<T>& m_inv,
                   int n_deriv, const BatchMat<T>* deriv, double* const* grad);
 
+// adjoint_step for a rotation M = exp(-i a P/2), P = 'X', 'Y' or 'Z' (RX, RY,
+// RZ, also controlled), with the one derivative d/da: the same numbers (to
+// rounding) as adjoint_step with deriv = dM/da, using dM/da M^-1 = -i/2 P.
+template <class T>
+void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const Mat<T>& m_inv, char pauli, double* grad);
+template <class T>
+void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const BatchMat<T>& m_inv, char pauli, double* grad);
+
 // ---- read-out ---------------------------------------------------------------
 // out[b * n_qubits + q] = <Z_q> of sample b.
 template <class T>
