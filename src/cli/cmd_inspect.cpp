@@ -69,17 +69,34 @@ Loaded load(const InspectArgs& a) {
 
   l.data = DataOptions::from_json(l.ck.task);
   // The split's sample limit: the checkpoint's for its own task, else all.
+  const bool own_task = a.task.empty() || a.task == l.data.task;
+  const double val = own_task ? l.ck.task.value("val", 0.0) : 0.0;
+  if (a.split == "val" && !(val > 0))
+    throw std::runtime_error("--split val needs a checkpoint trained with --val on the same task (" + l.path +
+                             " has no validation split)");
   long limit = a.split == "test" ? l.data.test_limit : l.data.train_limit;
-  if (!a.task.empty() && a.task != l.data.task) {
+  if (!own_task) {
     l.data.task = a.task;
     limit = 0;
   }
   if (a.limit >= 0) limit = a.limit;
   l.data.data_dir = a.data_dir;
-  // Only the selected split is needed: keep the other one tiny.
+  // Only the selected split is needed: keep the other one tiny. The
+  // validation split is cut from the training data exactly as `train --val`
+  // did (same limit, fraction and seed); --limit then keeps its first N.
   l.data.test_limit = a.split == "test" ? limit : 1;
-  l.data.train_limit = a.split == "train" ? limit : 1;
+  if (a.split == "train") l.data.train_limit = limit;
+  if (a.split == "test") l.data.train_limit = 1;
   l.td = l.data.load();
+  if (a.split == "val") {
+    data::Split sp = data::split_validation(l.td.train, val, l.ck.train.seed);
+    l.td.train = std::move(sp.second);
+    if (a.limit > 0 && l.td.train.size() > std::size_t(a.limit)) {
+      std::vector<std::size_t> rows(std::size_t(a.limit));
+      for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+      l.td.train = data::subset(l.td.train, rows);
+    }
+  }
   l.set = a.split == "test" ? &l.td.test : &l.td.train;
   const data::Dataset& d = *l.set;
   const int C = l.model.n_classes();
@@ -105,7 +122,8 @@ ojson task_json(const Loaded& l, const InspectArgs& a) {
   t["task"] = l.data.task;
   t["split"] = a.split;
   t["scaling"] = l.data.scaling;
-  t["limit"] = a.split == "test" ? l.data.test_limit : l.data.train_limit;  // 0: all
+  t["limit"] = a.split == "test" ? l.data.test_limit : a.split == "train" ? l.data.train_limit : std::max(a.limit, 0L);  // 0: all
+  if (a.split == "val") t["val"] = l.ck.task.value("val", 0.0);
   t["description"] = l.td.description;
   return t;
 }
@@ -293,7 +311,8 @@ void add_common(CLI::App* cmd, InspectArgs& a) {
   cmd->add_option("--test-limit,--limit", a.limit,
                   "use only the first N samples of the split (default: the checkpoint's limit; 0: all)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--split", a.split, "test (default) or train")->check(CLI::IsMember({"test", "train"}));
+  cmd->add_option("--split", a.split, "test (default), train, or val (the validation part of a train --val run)")
+      ->check(CLI::IsMember({"test", "train", "val"}));
 }
 
 }  // namespace
