@@ -157,6 +157,7 @@ Rate throughput(int batch, double seconds, F&& step) {
   return {double(samples) / elapsed, double(samples) / std::max(cpu, 1e-9)};
 }
 
+template <class T>
 Rate bench_train(const Shape& s, int batch, int chunk, double seconds) {
   const Circuit& c = s.circuit;
   std::vector<double> x;
@@ -170,7 +171,7 @@ Rate bench_train(const Shape& s, int batch, int chunk, double seconds) {
   std::vector<double> ev(std::size_t(K) * batch), logits(std::size_t(C) * batch),
       dlogits(logits.size()), dO(ev.size());
   train::Adam adam;
-  Workspace<double> ws;
+  Workspace<T> ws;
   ws.chunk_size = chunk > 0 ? chunk : default_chunk(batch);
   return throughput(batch, seconds, [&] {
     forward(c, theta, x.data(), batch, s.obs, ev.data(), ws);
@@ -186,6 +187,7 @@ Rate bench_train(const Shape& s, int batch, int chunk, double seconds) {
   });
 }
 
+template <class T>
 Rate bench_infer(const Shape& s, int batch, int chunk, double seconds) {
   const Circuit& c = s.circuit;
   std::vector<double> x;
@@ -196,7 +198,7 @@ Rate bench_infer(const Shape& s, int batch, int chunk, double seconds) {
   std::vector<double> ev(std::size_t(K) * batch);
   std::vector<int> predicted(static_cast<std::size_t>(batch));
   int* out = predicted.data();
-  Workspace<double> ws;
+  Workspace<T> ws;
   ws.chunk_size = chunk > 0 ? chunk : default_chunk(batch);
   return throughput(batch, seconds, [&] {
     forward(c, theta, x.data(), batch, s.obs, ev.data(), ws);
@@ -211,6 +213,7 @@ struct BenchArgs {
   bool json = false;
   double seconds = 0.7;
   int chunk = 0;
+  bool use_float = false;
 };
 
 void run_bench(const BenchArgs& a) {
@@ -232,14 +235,19 @@ void run_bench(const BenchArgs& a) {
   threads = omp_get_max_threads();
 #endif
   if (!a.json)
-    std::printf("%d threads\n%-22s %14s %10s %18s\n", threads, "entry", "samples/s", "vs TQ",
+    std::printf("%d threads, %s\n%-22s %14s %10s %18s\n", threads, a.use_float ? "float" : "double", "entry", "samples/s", "vs TQ",
                 "samples/CPU-s");
   for (const Shape& s : shapes)
     for (const char* mode : {"train", "infer"})
       for (int batch : {32, 256}) {
         const bool train = std::string(mode) == "train";
-        const Rate r = train ? bench_train(s, batch, a.chunk, a.seconds)
-                             : bench_infer(s, batch, a.chunk, a.seconds);
+        Rate r;
+        if (a.use_float)
+          r = train ? bench_train<float>(s, batch, a.chunk, a.seconds)
+                    : bench_infer<float>(s, batch, a.chunk, a.seconds);
+        else
+          r = train ? bench_train<double>(s, batch, a.chunk, a.seconds)
+                    : bench_infer<double>(s, batch, a.chunk, a.seconds);
         const std::string key = s.name + "_" + mode + "_b" + std::to_string(batch);
         out[key] = std::round(r.wall);
         if (!a.json)
@@ -259,6 +267,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--seconds", args->seconds, "time per entry")->check(CLI::PositiveNumber);
   cmd->add_option("--chunk", args->chunk, "samples per work item (0: batch / (2 x threads), at most 32)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--float", args->use_float,
+                "simulate in single precision (TorchQuantum's complex64); default double");
   cmd->callback([args] { run_bench(*args); });
 }
 
