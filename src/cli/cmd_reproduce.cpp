@@ -73,7 +73,8 @@ double paper_value(const Cell& c) {
 }
 
 // Trains (or resumes) one run and returns its result JSON.
-json run_one(const Cell& cell, int seed, const json& common, const data::TaskData& td, const fs::path& dir) {
+json run_one(const Cell& cell, int seed, const json& common, const DataOptions& data_opts, const data::TaskData& td,
+            const fs::path& dir) {
   const fs::path result_path = dir / "result.json";
   if (fs::exists(result_path)) return read_json(result_path);
   fs::create_directories(dir);
@@ -87,7 +88,7 @@ json run_one(const Cell& cell, int seed, const json& common, const data::TaskDat
   tc.seed = std::uint64_t(seed);
   const model::Model m = model::build_model(mc);
   const std::string ckpt = (dir / "checkpoint").string();
-  train::Checkpoint ck{mc, tc, {{"task", cell.task}}, train::initial_state(m, tc)};
+  train::Checkpoint ck{mc, tc, data_opts.to_json(), train::initial_state(m, tc)};
   if (fs::exists(ckpt)) ck = train::load_checkpoint(ckpt);
   train::Callbacks cb;
   cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics&, bool) {
@@ -147,6 +148,7 @@ void run_reproduce(const Args& a) {
   }
   // Load each task's data once (read-only afterwards).
   std::map<std::string, data::TaskData> tasks;
+  std::map<std::string, DataOptions> task_opts;
   for (const Cell& c : cells) {
     if (tasks.count(c.task)) continue;
     DataOptions d;
@@ -156,6 +158,7 @@ void run_reproduce(const Args& a) {
     d.train_limit = a.train_limit >= 0 ? a.train_limit : common.value("train_limit", 0L);
     d.test_limit = a.test_limit >= 0 ? a.test_limit : common.value("test_limit", 0L);
     tasks.emplace(c.task, d.load());
+    task_opts.emplace(c.task, d);
   }
   std::vector<std::pair<int, int>> jobs;  // (cell, seed)
   for (int ci = 0; ci < int(cells.size()); ++ci)
@@ -173,7 +176,7 @@ void run_reproduce(const Args& a) {
     const Cell& c = cells[std::size_t(jobs[std::size_t(i)].first)];
     const int seed = jobs[std::size_t(i)].second;
     try {
-      results[std::size_t(i)] = run_one(c, seed, common, tasks.at(c.task),
+      results[std::size_t(i)] = run_one(c, seed, common, task_opts.at(c.task), tasks.at(c.task),
                                         fs::path(a.out) / "runs" / (c.name() + "-s" + std::to_string(seed)));
       std::lock_guard<std::mutex> lk(io);
       ++done;

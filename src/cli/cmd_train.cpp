@@ -21,6 +21,7 @@ struct TrainArgs {
   std::string out = "runs/latest";
   bool resume = false;
   int threads = 0;
+  bool epochs_given = false;
   double val = 0;  // fraction of training data held out and evaluated instead of the test split
 };
 
@@ -49,13 +50,13 @@ void run_train(TrainArgs& a) {
     const std::string data_dir = a.data.data_dir;  // where the data is may differ from run to run
     a.data = DataOptions::from_json(ck.task);
     a.data.data_dir = data_dir;
-    ck.train.epochs = epochs;  // --epochs may extend a finished run
+    if (a.epochs_given) ck.train.epochs = epochs;  // --epochs may extend a finished run
     resumed = true;
   }
   data::TaskData td = a.data.load();
   if (resumed) a.val = ck.task.value("val", 0.0);
   if (a.val > 0) {  // model selection without touching the test split
-    data::Split sp = data::split_validation(td.train, a.val, a.train.seed);
+    data::Split sp = data::split_validation(td.train, a.val, resumed ? ck.train.seed : a.train.seed);
     td.train = std::move(sp.first);
     td.test = std::move(sp.second);
   }
@@ -127,7 +128,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--val", a->val, "hold out this fraction of the training data and evaluate on it instead of the test split")
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->callback([a] { run_train(*a); });
+  cmd->callback([a, cmd] {
+    a->epochs_given = cmd->count("--epochs") > 0;
+    run_train(*a);
+  });
 }
 
 }  // namespace qmoe::cli

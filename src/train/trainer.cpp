@@ -296,12 +296,17 @@ Checkpoint checkpoint_from_json(const json& j) {
 
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
+  bool ok;
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw std::runtime_error("cannot write " + tmp);
     f << text;
     f.flush();
-    if (!f) throw std::runtime_error("cannot write " + tmp);
+    ok = bool(f);
+  }
+  if (!ok) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + tmp + " (disk full?)");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
