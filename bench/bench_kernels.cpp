@@ -125,48 +125,54 @@ void kernel_args(benchmark::internal::Benchmark* b) {
       if ((std::int64_t(1) << n) * batch <= (std::int64_t(1) << 22)) b->Args({n, batch});
 }
 
-// ---- STREAM-like bandwidth on arrays the size of a 20-qubit double state -----
-// Two arrays (re, im) of 2^20 doubles each per operand; threads as for the gates.
-constexpr std::size_t kStreamN = std::size_t(2) << 20;
+// ---- STREAM-like bandwidth on arrays the size of an n-qubit double state -----
+// Arg n: each operand is re + im of 2^n doubles, i.e. 2^(n+1) doubles, the
+// bytes a 1-qubit gate on that state reads and writes. Compiled with the same
+// target_clones as the kernels; threads as for the gates (OMP_NUM_THREADS).
+#define BENCH_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 
-struct StreamArrays {
-  std::vector<double> a, b, c;
-  StreamArrays() : a(kStreamN, 1.0), b(kStreamN, 2.0), c(kStreamN, 0.5) {}
-};
+BENCH_CLONES void stream_copy(double* __restrict a, const double* __restrict b, std::size_t n) {
+#pragma omp parallel for schedule(static)
+  for (std::size_t i = 0; i < n; ++i) a[i] = b[i];
+}
+BENCH_CLONES void stream_scale_inplace(double* __restrict a, std::size_t n) {
+#pragma omp parallel for schedule(static)
+  for (std::size_t i = 0; i < n; ++i) a[i] = 0.999 * a[i];
+}
+BENCH_CLONES void stream_triad(double* __restrict a, const double* __restrict b,
+                               const double* __restrict c, std::size_t n) {
+#pragma omp parallel for schedule(static)
+  for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + 0.5 * c[i];
+}
 
 void BM_StreamCopy(benchmark::State& st) {
-  StreamArrays s;
-  double* a = s.a.data();
-  const double* b = s.b.data();
+  const std::size_t n = std::size_t(2) << st.range(0);
+  std::vector<double> a(n, 1.0), b(n, 2.0);
   for (auto _ : st) {
-#pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < kStreamN; ++i) a[i] = b[i];
+    stream_copy(a.data(), b.data(), n);
     benchmark::ClobberMemory();
   }
-  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * kStreamN * sizeof(double));
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * n * sizeof(double));
 }
 // In place a = s * a: the access pattern of a 1-qubit gate (read + write each element).
 void BM_StreamScale(benchmark::State& st) {
-  StreamArrays s;
-  double* a = s.a.data();
+  const std::size_t n = std::size_t(2) << st.range(0);
+  std::vector<double> a(n, 1.0);
   for (auto _ : st) {
-#pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < kStreamN; ++i) a[i] = 0.999 * a[i];
+    stream_scale_inplace(a.data(), n);
+    if (a[0] < 1e-200) std::fill(a.begin(), a.end(), 1.0);  // never reach denormals
     benchmark::ClobberMemory();
   }
-  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * kStreamN * sizeof(double));
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 2 * n * sizeof(double));
 }
 void BM_StreamTriad(benchmark::State& st) {
-  StreamArrays s;
-  double* a = s.a.data();
-  const double* b = s.b.data();
-  const double* c = s.c.data();
+  const std::size_t n = std::size_t(2) << st.range(0);
+  std::vector<double> a(n, 1.0), b(n, 2.0), c(n, 0.5);
   for (auto _ : st) {
-#pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < kStreamN; ++i) a[i] = b[i] + 0.5 * c[i];
+    stream_triad(a.data(), b.data(), c.data(), n);
     benchmark::ClobberMemory();
   }
-  st.SetBytesProcessed(std::int64_t(st.iterations()) * 3 * kStreamN * sizeof(double));
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * 3 * n * sizeof(double));
 }
 
 // ---- a 10-qubit, 200-gate circuit ---------------------------------------------
@@ -220,9 +226,11 @@ void BM_Circuit(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_StreamCopy)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_StreamScale)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_StreamTriad)->UseRealTime()->Unit(benchmark::kMicrosecond);
+// 20 qubits: 16 MiB per operand (fits this EPYC's 32 MiB L3); 23 qubits: 128 MiB (DRAM).
+BENCHMARK(BM_StreamCopy)->Arg(20)->Arg(23)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StreamScale)->Arg(20)->Arg(23)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StreamTriad)->Arg(20)->Arg(23)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Gate<double, 0, true>)->Name("BM_Gate1q_shared_big")->Args({23, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 BENCHMARK(BM_Gate<double, 0, true>)->Name("BM_Gate1q_shared")->Apply(kernel_args)->UseRealTime();
 BENCHMARK(BM_Gate<double, 0, false>)->Name("BM_Gate1q_persample")->Apply(kernel_args)->UseRealTime();
