@@ -118,7 +118,8 @@ def plot_curves(t1, seeds):
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("test accuracy (%)")
-        axes[0].legend(fontsize=8)
+        if any_line:
+            axes[0].legend(fontsize=8)
         fig.tight_layout()
         if any_line:
             name = f"curves-{task}.png"

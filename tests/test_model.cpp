@@ -16,12 +16,15 @@ using namespace qmoe::testing;
 
 namespace {
 
-model::ModelConfig small_qmoe(int experts, const std::string& ops = "rxryrz") {
+model::ModelConfig small_qmoe(int experts, const std::string& ops = "rxryrz",
+                              const std::string& routing_encoder = "full") {
   model::ModelConfig c;
+  c.routing_encoder = routing_encoder;
+  c.logit_scale = 1.0;
   c.model = "qmoe";
   c.ops = ops;
   c.n_classes = 4;
-  c.n_features = 16;
+  c.n_features = routing_encoder == "quadrant" ? 64 : 16;
   c.data_qubits = 4;
   c.depth = 2;
   c.experts = experts;
@@ -71,13 +74,13 @@ std::vector<cplx> run_subcircuit(const Circuit& full, int offset, int n, const s
 // and <Z_q>_k from expert k alone on the data register (the paper's Eq. 1),
 // computed with independent small simulations.
 TEST(Model, QmoeIsMixtureOfExperts) {
-  for (int L : {2, 3, 4}) {
-    const model::Model m = model::build_model(small_qmoe(L));
+  for (int L : {2, 3, 4}) for (const char* enc : {"full", "quadrant"}) {
+    const model::Model m = model::build_model(small_qmoe(L, "rxryrz", enc));
     const int r = int(m.routing_qubits.size()), n = m.config.data_qubits;
     ASSERT_EQ(r, L <= 2 ? 1 : 2);
     std::mt19937_64 rng(20 + L);
     const auto theta = random_vector(rng, std::size_t(m.n_params()));
-    const auto x = random_vector(rng, 16);
+    const auto x = random_vector(rng, std::size_t(m.circuit.n_features));
     // The QMoE itself
     Workspace<double> ws;
     std::vector<double> ev(m.observables.size());
@@ -160,13 +163,13 @@ TEST(Model, BatchGradientMatchesFiniteDifferences) {
 }
 
 TEST(Model, ParameterCountsAndMatchedBaseline) {
-  model::ModelConfig q;  // defaults: 8 data qubits, 4 experts, depth 2, rxry
+  model::ModelConfig q;  // defaults: 8 data qubits, 4 experts, depth 3, rxry
   const model::Model qm = model::build_model(q);
   EXPECT_EQ(qm.circuit.n_qubits, 10);
-  EXPECT_EQ(qm.n_params(), 4 * 2 * 8 * 2 + 2 * 2 * 2);
+  EXPECT_EQ(qm.n_params(), 4 * 3 * 8 * 2 + 2 * 2 * 2);
   model::ModelConfig b = q;
   b.model = "qnn";
-  EXPECT_EQ(model::build_model(b).n_params(), 2 * 8 * 2);
+  EXPECT_EQ(model::build_model(b).n_params(), 3 * 8 * 2);
   b.depth = model::matched_depth(b, qm.n_params());
   EXPECT_LE(std::abs(model::build_model(b).n_params() - qm.n_params()), 8);
   for (const auto& [ops, per] : std::vector<std::pair<std::string, int>>{{"rx", 1}, {"ry", 1}, {"rxryrz", 3}}) {

@@ -99,14 +99,8 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   Workspace<double> ws;
   const train::Evaluation ev = train::evaluate(m, ck.state.theta, td.test, ws);
   double seconds = 0;
-  std::ostringstream csv;
-  csv << "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n";
-  for (const auto& e : ck.state.history) {
-    seconds += e.seconds;
-    csv << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
-        << e.seconds << '\n';
-  }
-  train::write_file_atomic((dir / "metrics.csv").string(), csv.str());
+  for (const auto& e : ck.state.history) seconds += e.seconds;
+  train::write_file_atomic((dir / "metrics.csv").string(), train::metrics_csv(ck.state.history, false));
   json r = {{"test_acc", 100 * ev.accuracy}, {"seconds", seconds}, {"params", m.n_params()},
             {"qubits", m.circuit.n_qubits}, {"epochs", tc.epochs}, {"depth", mc.depth},
             {"confusion", ev.confusion}, {"routing_by_class", ev.routing_by_class},

@@ -25,17 +25,6 @@ struct TrainArgs {
   double val = 0;  // fraction of training data held out and evaluated instead of the test split
 };
 
-std::string metrics_csv(const std::vector<train::EpochMetrics>& h, bool val) {
-  std::ostringstream os;
-  os << (val ? "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
-             : "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n");
-  os.precision(10);
-  for (const auto& e : h)
-    os << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
-       << e.seconds << '\n';
-  return os.str();
-}
-
 void run_train(TrainArgs& a) {
   namespace fs = std::filesystem;
   set_threads(a.threads);
@@ -98,7 +87,7 @@ void run_train(TrainArgs& a) {
     ck.state = st;
     train::save_checkpoint(ckpt_path, ck);
     if (best) train::save_checkpoint(ckpt_path + ".best", ck);
-    train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), metrics_csv(st.history, a.val > 0));
+    train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), train::metrics_csv(st.history, a.val > 0));
     std::fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%%, %s loss %.4f acc %.2f%%, %.1f s\n",
                  tty ? "\r\033[K" : "", e.epoch, ck.train.epochs, e.train_loss, 100 * e.train_acc,
                  a.val > 0 ? "validation" : "test", e.test_loss,

@@ -30,16 +30,16 @@ struct ModelConfig {
   int n_classes = 4;
   int n_features = 64;            // input angles per sample
   int data_qubits = 8;
-  int depth = 2;                  // ansatz layers per expert (QMoE) or of the QNN
+  int depth = 3;                  // ansatz layers per expert (QMoE) or of the QNN
   int experts = 4;                // L (QMoE)
   int routing_qubits = 0;         // 0: ceil(log2 L)
   int routing_depth = 2;          // layers of G: RX RY on each routing qubit + CNOT ring
-  std::string routing_encoder = "full";  // full: U(z) on the routing register; quadrant: 4 means
+  std::string routing_encoder = "quadrant";  // quadrant: 4 means; full: U(z) on the routing register; joint
   int encoder_ring_every = 3;     // CNOT ring on a register after every k rotation layers (0: none)
   std::string aggregation = "cnot";  // cnot: CNOT routing qubit j -> data qubit j; none
   std::string readout = "pairs";  // 2 classes: "pairs" (Z0+Z1, Z2+Z3, TorchQuantum) | "qubits" (Z0, Z1)
   double load_balance = 0.0;      // weight of the load-balancing loss (0: off)
-  double logit_scale = 1.0;       // logits = scale * (read-out sum of <Z_q>)
+  double logit_scale = 10.0;      // logits = scale * (read-out sum of <Z_q>)
 
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);  // throws on unknown/invalid values

@@ -314,6 +314,17 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
 }
 
+std::string metrics_csv(const std::vector<EpochMetrics>& h, bool validation) {
+  std::ostringstream os;
+  os << (validation ? "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
+                    : "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n");
+  os.precision(17);
+  for (const auto& e : h)
+    os << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
+       << e.seconds << '\n';
+  return os.str();
+}
+
 void save_checkpoint(const std::string& path, const Checkpoint& c) { write_file_atomic(path, to_json(c).dump()); }
 
 Checkpoint load_checkpoint(const std::string& path) {

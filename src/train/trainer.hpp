@@ -96,6 +96,10 @@ Checkpoint checkpoint_from_json(const nlohmann::json& j);  // throws std::runtim
 void save_checkpoint(const std::string& path, const Checkpoint& c);
 Checkpoint load_checkpoint(const std::string& path);  // one clear error line on any problem
 
+// metrics.csv: epoch,train_loss,train_acc,test_loss,test_acc,seconds (val_ in
+// place of test_ when the evaluation set is a validation split); 17 digits.
+std::string metrics_csv(const std::vector<EpochMetrics>& history, bool validation);
+
 // Writes text to path atomically (temporary file + rename).
 void write_file_atomic(const std::string& path, const std::string& text);
 
