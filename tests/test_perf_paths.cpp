@@ -124,6 +124,37 @@ void check_kernels(double tol) {
         EXPECT_EQ(max_diff(a, b), 0.0) << "perm n=" << n;
         sim::apply_permutation(a, perm.data(), true, buf);
         EXPECT_EQ(max_diff(a, s0), 0.0) << "inverse perm n=" << n;
+        // a 1-qubit matrix and then the permutation in one pass (shared and
+        // per sample); the inverse call with the dagger undoes it
+        PerSample<T> ps(rng, batch, false), psd = ps;
+        for (int k = 0; k < 4; ++k)
+          for (int b2 = 0; b2 < batch; ++b2) {
+            const int kt = k == 1 ? 2 : k == 2 ? 1 : k;  // transpose
+            psd.data[std::size_t(k) * batch + b2] = ps.data[std::size_t(kt) * batch + b2];
+            psd.data[std::size_t(4 + k) * batch + b2] = -ps.data[std::size_t(4 + kt) * batch + b2];
+          }
+        for (int k = 0; k < 4; ++k)
+          psd.m.re[k] = psd.data.data() + std::size_t(k) * batch,
+          psd.m.im[k] = psd.data.data() + std::size_t(4 + k) * batch;
+        const Mat2 u = random_unitary(rng);
+        const sim::Mat<T> mu = to_kernel<T>(u), mud = to_kernel<T>(dagger(u));
+        for (bool per : {false, true}) {
+          auto a2 = s0, b2 = s0;
+          if (per) {
+            sim::apply_matrix_permute(a2, target, ps.m, perm.data(), false, buf);
+            sim::apply_matrix(b2, target, {}, ps.m);
+          } else {
+            sim::apply_matrix_permute(a2, target, mu, perm.data(), false, buf);
+            sim::apply_matrix(b2, target, {}, mu);
+          }
+          sim::apply_permutation(b2, perm.data(), false, buf);
+          EXPECT_EQ(max_diff(a2, b2), 0.0) << "matrix+perm n=" << n;
+          if (per)
+            sim::apply_matrix_permute(a2, target, psd.m, perm.data(), true, buf);
+          else
+            sim::apply_matrix_permute(a2, target, mud, perm.data(), true, buf);
+          EXPECT_LE(max_diff(a2, s0), 10 * tol) << "inverse matrix+perm n=" << n;
+        }
       }
     }
     // product state == 1-qubit matrices applied to |0...0>
@@ -202,7 +233,15 @@ TEST(PerfPaths, PlansMatchGateByGateAndDense) {
       auto s = sim::make_state<double>(n, batch);
       run_plan(c, p, theta.data(), x.data(), s, scratch);
       EXPECT_LE(max_diff(s, ref), 1e-12) << "trial " << trial << " options " << mask;
-      if (o.fuse && trial % 2) EXPECT_LT(p.ops.size(), c.gates.size());
+      if (o.fuse && trial % 2) {
+        EXPECT_LT(p.ops.size(), c.gates.size());
+        // the CNOT ring after the rotation layer folds into the layer's last op
+        if (o.permutations && n > 2) {
+          EXPECT_TRUE(std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& op) {
+            return op.kind == PlanOp::Kind::Fused && !op.perm.empty();
+          }));
+        }
+      }
       // The planned inverse undoes the run (ops in reverse, each inverted).
       for (auto it = p.ops.rbegin(); it != p.ops.rend(); ++it)
         apply_op(s, c, *it, theta.data(), x.data(), c.n_features, true, scratch);
@@ -266,5 +305,180 @@ TEST(PerfPaths, PlannedAdjointMatchesDenseFiniteDifferences) {
     std::vector<double> evf(ev.size());
     forward(c, theta, x.data(), batch, obs, evf.data(), wf);
     for (std::size_t i = 0; i < ev.size(); ++i) EXPECT_NEAR(evf[i], ev[i], 1e-5);
+  }
+}
+
+namespace {
+
+// The overlap kernel on one rotation: n . overlap with n the rotation's own
+// axis is the gradient of adjoint_step_rotation, and the undo is the same.
+template <class T>
+void check_overlap_kernel(double tol) {
+  std::mt19937_64 rng(17);
+  const GateKind kinds[3] = {GateKind::RX, GateKind::RY, GateKind::RZ};
+  const int shapes[][2] = {{1, 3}, {4, 1}, {5, 8}, {7, 5}};
+  for (const auto& sh : shapes) {
+    const int n = sh[0], batch = sh[1];
+    for (int trial = 0; trial < 9; ++trial) {
+      const int target = int(rng() % n), kind = trial % 3;
+      const sim::Controls c = random_controls(rng, n, target, 2);
+      const sim::State<T> phi0 = random_state<T>(rng, n, batch), lam0 = random_state<T>(rng, n, batch);
+      std::vector<double> ov(std::size_t(3) * batch, 0.0), g(std::size_t(batch), 0.0);
+      double* ovp[3] = {ov.data(), ov.data() + batch, ov.data() + 2 * batch};
+      const char pauli = "XYZ"[kind];
+      auto p1 = phi0, l1 = lam0, p2 = phi0, l2 = lam0;
+      if (trial % 2) {
+        PerSample<T> ps(rng, batch, false);
+        sim::adjoint_step_overlaps(p1, l1, target, c, ps.m, ovp);
+        sim::adjoint_step_rotation(p2, l2, target, c, ps.m, pauli, g.data());
+      } else {
+        const double a = 0.7 * trial - 1;
+        const sim::Mat<T> inv = to_kernel<T>(dagger(gate_matrix(kinds[kind], &a)));
+        sim::adjoint_step_overlaps(p1, l1, target, c, inv, ovp);
+        sim::adjoint_step_rotation(p2, l2, target, c, inv, pauli, g.data());
+      }
+      EXPECT_EQ(max_diff(p1, p2), 0.0);
+      EXPECT_EQ(max_diff(l1, l2), 0.0);
+      for (int b = 0; b < batch; ++b) EXPECT_NEAR(ov[std::size_t(kind) * batch + b], g[b], tol * (1 + std::abs(g[b])));
+    }
+  }
+}
+
+// The adjoint method gate by gate with the generic kernels (no plan, no
+// fusion): sim::adjoint_step with dG/da for every differentiable gate.
+void reference_adjoint(const Circuit& c, const std::vector<double>& theta, const std::vector<double>& x,
+                       int batch, const std::vector<PauliString>& obs, const std::vector<double>& w,
+                       std::vector<double>& dtheta, std::vector<double>* dx) {
+  const int n = c.n_qubits, F = c.n_features, K = int(obs.size());
+  GateScratch<double> scratch;
+  auto psi = sim::make_state<double>(n, batch);
+  for (const Gate& g : c.gates) apply_gate(psi, g, theta.data(), x.data(), F, false, scratch);
+  auto lam = psi;
+  std::fill(lam.re.begin(), lam.re.end(), 0.0);
+  std::fill(lam.im.begin(), lam.im.end(), 0.0);
+  std::vector<double> wk(static_cast<std::size_t>(batch));
+  for (int k = 0; k < K; ++k) {
+    for (int b = 0; b < batch; ++b) wk[b] = w[std::size_t(b) * K + k];
+    sim::add_weighted_pauli(psi, obs[k].x, obs[k].z, wk.data(), lam);
+  }
+  auto phi = psi;
+  std::vector<double> mats(std::size_t(4 * 8) * batch), grad(std::size_t(3) * batch);
+  auto view = [&](int slot) {
+    sim::BatchMat<double> m;
+    for (int t = 0; t < 4; ++t) {
+      m.re[t] = mats.data() + std::size_t(slot * 8 + t) * batch;
+      m.im[t] = mats.data() + std::size_t(slot * 8 + 4 + t) * batch;
+    }
+    return m;
+  };
+  auto put = [&](int slot, int b, const Mat2& m) {
+    for (int t = 0; t < 4; ++t) {
+      mats[std::size_t(slot * 8 + t) * batch + b] = m[t].real();
+      mats[std::size_t(slot * 8 + 4 + t) * batch + b] = m[t].imag();
+    }
+  };
+  for (auto it = c.gates.rbegin(); it != c.gates.rend(); ++it) {
+    const Gate& g = *it;
+    int slots[3], nd = 0;
+    for (int j = 0; j < angle_count(g.kind); ++j) {
+      const AngleSource s = g.angles[j].source;
+      if (s == AngleSource::Param || (dx && s == AngleSource::Feature)) slots[nd++] = j;
+    }
+    if (nd == 0) {
+      apply_gate(phi, g, theta.data(), x.data(), F, true, scratch);
+      apply_gate(lam, g, theta.data(), x.data(), F, true, scratch);
+      continue;
+    }
+    for (int b = 0; b < batch; ++b) {
+      const auto a = resolve_angles(g, theta.data(), x.data() + std::size_t(b) * F);
+      put(0, b, dagger(gate_matrix(g.kind, a.data(), g.matrix)));
+      for (int j = 0; j < nd; ++j) put(1 + j, b, gate_matrix_derivative(g.kind, a.data(), slots[j]));
+    }
+    sim::BatchMat<double> d[3];
+    for (int j = 0; j < nd; ++j) d[j] = view(1 + j);
+    std::fill(grad.begin(), grad.end(), 0.0);
+    double* gp[3] = {grad.data(), grad.data() + batch, grad.data() + 2 * batch};
+    sim::adjoint_step(phi, lam, g.target, control_mask(g), view(0), nd, d, gp);
+    for (int j = 0; j < nd; ++j) {
+      const Angle& a = g.angles[slots[j]];
+      for (int b = 0; b < batch; ++b) {
+        if (a.source == AngleSource::Param) dtheta[std::size_t(a.index)] += a.value * gp[j][b];
+        else (*dx)[std::size_t(b) * F + a.index] += a.value * gp[j][b];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST(PerfPaths, OverlapKernelMatchesRotationStepDouble) { check_overlap_kernel<double>(1e-13); }
+TEST(PerfPaths, OverlapKernelMatchesRotationStepFloat) { check_overlap_kernel<float>(1e-5); }
+
+// backward() with differentiable rotations fused into runs (one overlap pass
+// per run) == the gate-by-gate adjoint with the generic kernels, to 1e-12,
+// for theta and x; float follows double.
+TEST(PerfPaths, FusedAdjointMatchesGateByGate) {
+  std::mt19937_64 rng(29);
+  for (int trial = 0; trial < 12; ++trial) {
+    const int n = 2 + trial % 5, batch = 1 + trial % 4;
+    Circuit c = trial % 3 == 2 ? random_circuit(rng, n, 60, 2, 4, 3) : structured_circuit(rng, n);
+    if (trial % 3 == 1)  // runs of several differentiable rotations on one qubit, some controlled
+      for (int q = 0; q < n; ++q) {
+        const std::vector<Control> ctl = q % 2 && n > 1 ? std::vector<Control>{{(q + 1) % n, true}}
+                                                        : std::vector<Control>{};
+        add_gate(c, make_gate(GateKind::RY, q, ctl, {Angle::param(q % c.n_params, 0.8)}));
+        add_gate(c, make_gate(GateKind::RZ, q, ctl, {Angle::feature(q % c.n_features)}));
+        add_gate(c, make_gate(GateKind::RX, q, ctl, {Angle::param((q + 1) % c.n_params)}));
+        add_gate(c, make_gate(GateKind::RY, q, ctl, {Angle::param((q + 2) % c.n_params, -1.3)}));
+      }
+    const auto theta = random_vector(rng, std::size_t(c.n_params));
+    const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
+    std::vector<PauliString> obs;
+    for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
+    if (n >= 2) obs.push_back(PauliString::parse("X0 Y1"));
+    const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+    for (bool want_dx : {false, true}) {
+      std::vector<double> rt(theta.size(), 0.0), rx(x.size(), 0.0);
+      reference_adjoint(c, theta, x, batch, obs, w, rt, want_dx ? &rx : nullptr);
+      Workspace<double> ws;
+      ws.chunk_size = 3;
+      std::vector<double> ev(obs.size() * batch), dt(theta.size(), 0.0), dx(x.size(), 0.0);
+      forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+      backward(c, theta, x.data(), batch, obs, w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
+      for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dt[j], rt[j], 1e-12) << "trial " << trial << " theta " << j;
+      if (want_dx) {
+        for (std::size_t j = 0; j < x.size(); ++j) EXPECT_NEAR(dx[j], rx[j], 1e-12) << "trial " << trial << " x " << j;
+      }
+      Workspace<float> wf;
+      std::vector<double> dtf(theta.size(), 0.0);
+      forward(c, theta, x.data(), batch, obs, ev.data(), wf);
+      backward(c, theta, x.data(), batch, obs, w.data(), dtf.data(), nullptr, wf);
+      for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dtf[j], rt[j], 2e-4) << "float, trial " << trial;
+    }
+  }
+}
+
+// Per-sample rotation matrices use a vectorised sin/cos: the same numbers as
+// libm (through gate-by-gate apply_gate) to 1e-12 over many periods and
+// quadrants, and past the range where it falls back to libm.
+TEST(PerfPaths, FeatureRotationsMatchLibm) {
+  std::mt19937_64 rng(41);
+  const int n = 3, batch = 9;
+  Circuit c;
+  c.n_qubits = n;
+  const GateKind kinds[3] = {GateKind::RX, GateKind::RY, GateKind::RZ};
+  for (int l = 0; l < 4; ++l)
+    for (int q = 0; q < n; ++q) {
+      add_gate(c, make_gate(kinds[(l + q) % 3], q, {}, {Angle::feature(l * n + q, l == 3 ? 1.0 : 0.5 + l)}));
+      add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+    }
+  for (double range : {4.0, 3e4, 5e5}) {
+    const auto theta = std::vector<double>{};
+    const auto x = random_vector(rng, std::size_t(c.n_features) * batch, -range, range);
+    GateScratch<double> scratch;
+    auto ref = sim::make_state<double>(n, batch), s = ref;
+    for (const Gate& g : c.gates) apply_gate(ref, g, theta.data(), x.data(), c.n_features, false, scratch);
+    run_circuit(c, theta.data(), x.data(), s, scratch);
+    EXPECT_LE(max_diff(s, ref), 1e-12) << "range " << range;
   }
 }

@@ -16,6 +16,7 @@ struct GateScratch {
   std::vector<T> data;  // 4 matrices x 8 arrays x batch
   sim::State<T> buffer;  // permutation kernel's second state
   std::vector<T> product;  // product-state factors (fusion.hpp)
+  std::vector<double> work;  // adjoint_op's overlaps and Bloch vectors (fusion.hpp)
   sim::BatchMat<T> mat(int slot, int batch);  // slot 0..3
   void set(int slot, int batch, int b, const Mat2& m);  // write sample b's matrix
   void reserve(int batch) { data.resize(std::size_t(4 * 8) * std::size_t(batch)); }

@@ -36,23 +36,26 @@ inline M2 dag(const M2& a) {
   return {{a.r[0], a.r[2], a.r[1], a.r[3]}, {-a.i[0], -a.i[2], -a.i[1], -a.i[3]}};
 }
 
+// RX / RY / RZ from c = cos(a/2), s = sin(a/2).
+inline M2 rotation(GateKind k, double c, double s) {
+  switch (k) {
+    case GateKind::RX: return {{c, 0, 0, c}, {0, -s, -s, 0}};
+    case GateKind::RY: return {{c, -s, s, c}, {0, 0, 0, 0}};
+    default: return {{c, 0, 0, c}, {-s, 0, 0, s}};  // RZ
+  }
+}
+
+bool is_rotation(GateKind k) { return k == GateKind::RX || k == GateKind::RY || k == GateKind::RZ; }
+
 // gate_matrix for one gate, with the common rotations written out (the same
 // formulas as circuit.cpp, without std::complex).
 inline M2 matrix_of(const Gate& g, const double* theta, const double* x) {
   const auto a = resolve_angles(g, theta, x);
   switch (g.kind) {
-    case GateKind::RX: {
-      const double c = std::cos(a[0] / 2), s = std::sin(a[0] / 2);
-      return {{c, 0, 0, c}, {0, -s, -s, 0}};
-    }
-    case GateKind::RY: {
-      const double c = std::cos(a[0] / 2), s = std::sin(a[0] / 2);
-      return {{c, -s, s, c}, {0, 0, 0, 0}};
-    }
-    case GateKind::RZ: {
-      const double c = std::cos(a[0] / 2), s = std::sin(a[0] / 2);
-      return {{c, 0, 0, c}, {-s, 0, 0, s}};
-    }
+    case GateKind::RX:
+    case GateKind::RY:
+    case GateKind::RZ:
+      return rotation(g.kind, std::cos(a[0] / 2), std::sin(a[0] / 2));
     default: {
       const Mat2 m = gate_matrix(g.kind, a.data(), g.matrix);
       M2 o;
@@ -89,6 +92,108 @@ inline M2 fused_matrix(const Circuit& c, const PlanOp& op, const double* theta, 
   return inverse ? dag(m) : m;
 }
 
+#if defined(__clang__)
+#define QMOE_FUSION_CLONES
+#else
+#define QMOE_FUSION_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#endif
+
+// s[b] = sin(h[b]), c[b] = cos(h[b]) for |h| <= 1e5 in one vectorised loop:
+// reduction by pi/2 in three parts (Cody-Waite) and the Cephes polynomials
+// on [-pi/4, pi/4] (error ~1e-16, as libm's).
+QMOE_FUSION_CLONES void sincos_batch(const double* __restrict h, double* __restrict s,
+                                     double* __restrict c, int n) {
+  constexpr double kTwoOverPi = 0.63661977236758134308, kRound = 0x1.8p52;
+  constexpr double kP1 = 1.57079625129699707031, kP2 = 7.54978941586159635336e-8,
+                   kP3 = 5.39030285815811905290e-15;
+#pragma omp simd
+  for (int b = 0; b < n; ++b) {
+    const double t = h[b] * kTwoOverPi + kRound;  // nearest integer j in the low mantissa bits
+    const double j = t - kRound;
+    const std::uint64_t q = std::bit_cast<std::uint64_t>(t);
+    const double r = ((h[b] - j * kP1) - j * kP2) - j * kP3;
+    const double z = r * r;
+    const double sp = r + r * z * (((((1.58962301576546568060e-10 * z - 2.50507477628578072866e-8) * z +
+                                      2.75573136213857245213e-6) * z - 1.98412698295895385996e-4) * z +
+                                    8.33333333332211858878e-3) * z - 1.66666666666666307295e-1);
+    const double cp = 1.0 - 0.5 * z + z * z * (((((-1.13585365213876817300e-11 * z + 2.08757008419747316778e-9) * z -
+                                                   2.75573141792967388112e-7) * z + 2.48015872888517045348e-5) * z -
+                                                 1.38888888888730564116e-3) * z + 4.16666666666665929218e-2);
+    // quadrant j mod 4: (sin, cos) = (sp, cp), (cp, -sp), (-sp, -cp), (-cp, sp)
+    const bool swap = q & 1;
+    const double sv = swap ? cp : sp, cv = swap ? sp : cp;
+    s[b] = (q & 2) ? -sv : sv;
+    c[b] = ((q + 1) & 2) ? -cv : cv;
+  }
+}
+
+// The matrices of gate g for samples b < B (features row b at x + b * x_stride):
+// rotations by a feature angle use sincos_batch.
+void sample_matrices(const Gate& g, const double* theta, const double* x, int x_stride, int B, M2* out) {
+  const Angle& a = g.angles[0];
+  if (is_rotation(g.kind) && a.source == AngleSource::Feature) {
+    thread_local std::vector<double> buf;
+    buf.resize(std::size_t(3) * B);
+    double *h = buf.data(), *s = h + B, *c = h + 2 * B;
+    double big = 0;
+    for (int b = 0; b < B; ++b) {
+      h[b] = a.value * x[std::size_t(b) * x_stride + a.index] / 2;  // as resolve_angles, then / 2
+      big = std::max(big, std::abs(h[b]));
+    }
+    if (big <= 1e5) {
+      sincos_batch(h, s, c, B);
+      for (int b = 0; b < B; ++b) out[b] = rotation(g.kind, c[b], s[b]);
+      return;
+    }
+  }
+  for (int b = 0; b < B; ++b) out[b] = matrix_of(g, theta, x + std::size_t(b) * x_stride);
+}
+
+// A per-sample op's gates with each run of shared gates multiplied out once,
+// so only the feature gates' matrices are computed per sample.
+struct Factors {
+  struct F {
+    const Gate* g;  // per-sample gate, or null: m is a shared product
+    M2 m;
+  };
+  std::vector<F>& f;
+  Factors(const Circuit& c, const PlanOp& op, const double* theta) : f(buffer()) {
+    f.clear();
+    for (int gi : op.gates) {
+      const Gate& g = c.gates[std::size_t(gi)];
+      if (is_per_sample(g))
+        f.push_back({&g, kIdentity});
+      else if (!f.empty() && !f.back().g)
+        f.back().m = mul(matrix_of(g, theta, nullptr), f.back().m);
+      else
+        f.push_back({nullptr, matrix_of(g, theta, nullptr)});
+    }
+  }
+  // The fused matrix of every sample b < B: out[b].
+  void matrices(const double* theta, const double* x, int x_stride, int B, bool inverse, M2* out) const {
+    thread_local std::vector<M2> g;
+    g.resize(std::size_t(B));
+    for (std::size_t k = 0; k < f.size(); ++k) {
+      if (f[k].g) sample_matrices(*f[k].g, theta, x, x_stride, B, g.data());
+      for (int b = 0; b < B; ++b) {
+        const M2& m = f[k].g ? g[std::size_t(b)] : f[k].m;
+        out[b] = k == 0 ? m : mul(m, out[b]);
+      }
+    }
+    if (inverse)
+      for (int b = 0; b < B; ++b) out[b] = dag(out[b]);
+  }
+  static std::vector<F>& buffer() {  // reused: no allocation per op (one Factors at a time)
+    thread_local std::vector<F> b;
+    return b;
+  }
+  static M2* out_buffer(int B) {
+    thread_local std::vector<M2> b;
+    b.resize(std::size_t(B));
+    return b.data();
+  }
+};
+
 template <class T>
 void store(GateScratch<T>& scratch, int batch, int b, const M2& m) {
   T* base = scratch.data.data() + b;
@@ -102,6 +207,26 @@ template <class T>
 void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const PlanOp& op,
                  const double* theta, const double* x, int x_stride, bool inverse,
                  GateScratch<T>& scratch) {
+  if (!op.perm.empty()) {  // with a folded permutation: one out-of-place pass per state
+    const int B = s.batch;
+    auto run = [&](const auto& m) {
+      sim::apply_matrix_permute(s, op.target, m, op.perm.data(), inverse, scratch.buffer);
+      if (s2) sim::apply_matrix_permute(*s2, op.target, m, op.perm.data(), inverse, scratch.buffer);
+    };
+    if (!op.per_sample) {
+      const M2 m = fused_matrix(c, op, theta, nullptr, inverse);
+      sim::Mat<T> k;
+      for (int j = 0; j < 4; ++j) k.re[j] = T(m.r[j]), k.im[j] = T(m.i[j]);
+      run(k);
+    } else {
+      scratch.reserve(B);
+      M2* m = Factors::out_buffer(B);
+      Factors(c, op, theta).matrices(theta, x, x_stride, B, inverse, m);
+      for (int b = 0; b < B; ++b) store(scratch, B, b, m[b]);
+      run(scratch.mat(0, B));
+    }
+    return;
+  }
   if (!op.per_sample) {
     const M2 m = fused_matrix(c, op, theta, nullptr, inverse);
     if (op.diagonal) {
@@ -118,8 +243,9 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
   }
   const int B = s.batch;
   scratch.reserve(B);
-  for (int b = 0; b < B; ++b)
-    store(scratch, B, b, fused_matrix(c, op, theta, x + std::size_t(b) * x_stride, inverse));
+  M2* fm = Factors::out_buffer(B);
+  Factors(c, op, theta).matrices(theta, x, x_stride, B, inverse, fm);
+  for (int b = 0; b < B; ++b) store(scratch, B, b, fm[b]);
   const sim::BatchMat<T> m = scratch.mat(0, B);
   if (op.diagonal) {
     const sim::BatchDiag<T> d{{m.re[0], m.re[3]}, {m.im[0], m.im[3]}};
@@ -154,7 +280,8 @@ u64 plan_key(const Circuit& c, const PlanOptions& o) {
     if (g.kind == GateKind::Matrix)
       for (const cplx& z : g.matrix) h.val(z.real()), h.val(z.imag());
   }
-  h.val(o.fuse), h.val(o.permutations), h.val(o.product_prefix), h.val(o.begin), h.val(o.end);
+  h.val(o.fuse), h.val(o.permutations), h.val(o.product_prefix), h.val(o.fold_permutations);
+  h.val(o.begin), h.val(o.end);
   h.val(o.keep.size());
   if (!o.keep.empty()) h.add(o.keep.data(), o.keep.size());
   return h.h;
@@ -226,6 +353,22 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       op.perm[i] = std::uint32_t(k);
     }
   }
+  if (opt.fold_permutations) {
+    std::vector<PlanOp> ops;
+    for (PlanOp& op : p.ops) {
+      if (op.kind == PlanOp::Kind::Permutation && !op.perm.empty() && !ops.empty()) {
+        PlanOp& prev = ops.back();
+        if (prev.kind == PlanOp::Kind::Fused && prev.controls.mask == 0 && !prev.prefix &&
+            prev.perm.empty()) {
+          prev.perm = std::move(op.perm);
+          prev.perm_gates = std::move(op.gates);
+          continue;
+        }
+      }
+      ops.push_back(std::move(op));
+    }
+    p.ops = std::move(ops);
+  }
   return p;
 }
 
@@ -286,6 +429,76 @@ void apply_op_pair(sim::State<T>& s, sim::State<T>& s2, const Circuit& c, const 
   apply_op(s2, c, op, theta, x, x_stride, inverse, scratch);
 }
 
+// Bloch vector n of A P A^dagger (= n . sigma) for the Pauli P of a rotation kind.
+inline void conjugated_pauli(const M2& a, GateKind k, double* n) {
+  static constexpr M2 kX{{0, 1, 1, 0}, {0, 0, 0, 0}}, kY{{0, 0, 0, 0}, {0, -1, 1, 0}},
+      kZ{{1, 0, 0, -1}, {0, 0, 0, 0}};
+  const M2& p = k == GateKind::RX ? kX : k == GateKind::RY ? kY : kZ;
+  const M2 q = mul(mul(a, p), dag(a));
+  n[0] = q.r[2], n[1] = q.i[2], n[2] = q.r[0];  // q = [[nz, nx - i ny], [nx + i ny, -nz]]
+}
+
+template <class T>
+void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const PlanOp& op,
+                const char* diff, const double* theta, const double* x, int x_stride,
+                GateScratch<T>& scratch, double* grad) {
+  if (op.kind != PlanOp::Kind::Fused || !op.perm.empty())
+    throw std::logic_error("adjoint_op: needs a fused op without a folded permutation");
+  const int B = phi.batch, m = int(op.gates.size());
+  const std::size_t nb = op.per_sample ? std::size_t(B) : 1;  // samples with their own n
+  int nd = 0;
+  for (int gi : op.gates) nd += diff[gi] ? 1 : 0;
+  // work: overlaps ov[k][b] (3 x B), then Bloch vectors n[(j * 3 + k) * nb + b].
+  auto& w = scratch.work;
+  w.assign(std::size_t(3) * B + std::size_t(3 * nd) * nb, 0.0);
+  double* ov[3] = {w.data(), w.data() + B, w.data() + 2 * B};
+  double* nv = w.data() + std::size_t(3) * B;
+  // Every gate's matrix: g[k * nb + b] (shared gates once).
+  thread_local std::vector<M2> g;
+  g.resize(std::size_t(m) * nb);
+  for (int k = 0; k < m; ++k) {
+    const Gate& gate = c.gates[std::size_t(op.gates[std::size_t(k)])];
+    M2* gk = g.data() + std::size_t(k) * nb;
+    if (is_per_sample(gate))
+      sample_matrices(gate, theta, x, x_stride, B, gk);
+    else
+      std::fill_n(gk, nb, matrix_of(gate, theta, nullptr));
+  }
+  // Per sample, walk the gates backwards: A = product of the gates after gate k.
+  auto inverse_and_bloch = [&](std::size_t b) {
+    M2 a = kIdentity;
+    int j = nd;
+    for (int k = m - 1; k >= 0; --k) {
+      const int gi = op.gates[std::size_t(k)];
+      if (diff[gi]) {
+        double n[3];
+        conjugated_pauli(a, c.gates[std::size_t(gi)].kind, n);
+        --j;
+        for (int t = 0; t < 3; ++t) nv[std::size_t(j * 3 + t) * nb + b] = n[t];
+      }
+      a = mul(a, g[std::size_t(k) * nb + b]);
+    }
+    return dag(a);
+  };
+  if (!op.per_sample) {
+    const M2 inv = inverse_and_bloch(0);
+    sim::Mat<T> k;
+    for (int t = 0; t < 4; ++t) k.re[t] = T(inv.r[t]), k.im[t] = T(inv.i[t]);
+    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, k, ov);
+  } else {
+    scratch.reserve(B);
+    for (int b = 0; b < B; ++b) store(scratch, B, b, inverse_and_bloch(std::size_t(b)));
+    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, scratch.mat(0, B), ov);
+  }
+  for (int j = 0; j < nd; ++j)
+    for (int b = 0; b < B; ++b) {
+      const std::size_t i = op.per_sample ? std::size_t(b) : 0;
+      double g = 0;
+      for (int t = 0; t < 3; ++t) g += nv[std::size_t(j * 3 + t) * nb + i] * ov[t][b];
+      grad[std::size_t(j) * B + b] = g;
+    }
+}
+
 template <class T>
 void run_plan(const Circuit& c, const Plan& p, const double* theta, const double* x,
               sim::State<T>& s, GateScratch<T>& scratch) {
@@ -301,10 +514,13 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
       if (!op.prefix) continue;
       T* a = amp.data() + std::size_t(op.target * 4) * B;
       const int nb = op.per_sample ? B : 1;
-      for (int b = 0; b < nb; ++b) {
-        const M2 m = fused_matrix(c, op, theta, op.per_sample ? x + std::size_t(b) * F : nullptr, false);
-        a[b] = T(m.r[0]), a[B + b] = T(m.i[0]), a[2 * B + b] = T(m.r[2]), a[3 * B + b] = T(m.i[2]);
-      }
+      M2* m = Factors::out_buffer(B);
+      if (op.per_sample)
+        Factors(c, op, theta).matrices(theta, x, F, B, false, m);
+      else
+        m[0] = fused_matrix(c, op, theta, nullptr, false);
+      for (int b = 0; b < nb; ++b)
+        a[b] = T(m[b].r[0]), a[B + b] = T(m[b].i[0]), a[2 * B + b] = T(m[b].r[2]), a[3 * B + b] = T(m[b].i[2]);
       for (int b = nb; b < B; ++b)
         for (int k = 0; k < 4; ++k) a[std::size_t(k) * B + b] = a[std::size_t(k) * B];
     }
@@ -322,7 +538,10 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
   template void apply_op_pair<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&, \
                                  const double*, const double*, int, bool, GateScratch<T>&);     \
   template void run_plan<T>(const Circuit&, const Plan&, const double*, const double*,          \
-                            sim::State<T>&, GateScratch<T>&);
+                            sim::State<T>&, GateScratch<T>&);                                   \
+  template void adjoint_op<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&,    \
+                              const char*, const double*, const double*, int, GateScratch<T>&,  \
+                              double*);
 QMOE_INSTANTIATE(double)
 QMOE_INSTANTIATE(float)
 

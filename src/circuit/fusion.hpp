@@ -12,6 +12,8 @@
 //   - Prefix: uncontrolled 1-qubit gates on a qubit no multi-qubit op has
 //     touched yet fuse per qubit, and the state starts as their product state
 //     (one pass instead of one per qubit). Only in forward runs from |0>.
+//   - A permutation table right after an uncontrolled fused op folds into it:
+//     the op writes each amplitude pair straight to its permuted place.
 //   - Gates marked `keep` (the adjoint sweep's differentiable gates) stay alone.
 // The fused matrices are products of the same double-precision 2x2 matrices,
 // so planned runs agree with gate-by-gate runs to rounding (~1e-15).
@@ -39,13 +41,17 @@ struct PlanOp {
   bool per_sample = false;          // Fused: some angle comes from a feature
   bool diagonal = false;            // Fused: every gate is diagonal
   bool prefix = false;              // Fused: part of the initial product state
-  std::vector<std::uint32_t> perm;  // Permutation of >1 gates: amplitude i -> perm[i]
+  std::vector<std::uint32_t> perm;  // Permutation of >1 gates: amplitude i -> perm[i];
+                                    // Fused: the folded permutation applied after the matrix
+  std::vector<int> perm_gates;      // Fused with perm: the X-type gates of that permutation
 };
 
 struct PlanOptions {
   bool fuse = true;          // fuse 1-qubit gates
   bool permutations = true;  // special X / diagonal kernels and permutation tables
   bool product_prefix = true;
+  bool fold_permutations = true;  // a permutation table right after an uncontrolled
+                                  // fused op runs in that op's pass (no copy pass)
   int begin = 0, end = -1;   // gate range [begin, end); end < 0: all
   std::vector<char> keep;    // per gate (or empty): never fuse this gate
 };
@@ -72,6 +78,17 @@ template <class T>
 void apply_op_pair(sim::State<T>& s, sim::State<T>& s2, const Circuit& c, const PlanOp& op,
                    const double* theta, const double* x, int x_stride, bool inverse,
                    GateScratch<T>& scratch);
+
+// The adjoint sweep's step back through a Fused op some of whose gates are
+// differentiable rotations (diff[gate index] set; RX, RY or RZ): one pass over
+// phi and lam (sim::adjoint_step_overlaps) that undoes the whole op and sets
+// grad[j * batch + b] = 2 Re <lam_j| dG_j/da G_j^-1 |phi_j> for the j-th
+// differentiable gate G_j of op.gates (in order) and sample b, where phi_j and
+// lam_j are the states just after G_j.
+template <class T>
+void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const PlanOp& op,
+                const char* diff, const double* theta, const double* x, int x_stride,
+                GateScratch<T>& scratch, double* grad);
 
 // Reset s to |0...0> (or the product state of the prefix) and run every op.
 template <class T>

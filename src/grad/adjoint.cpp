@@ -108,23 +108,31 @@ ChunkRange chunk_range(int c, int chunk, int batch) {
   return {b0, std::min(chunk, batch - b0)};
 }
 
-// Which gates the backward sweep differentiates (keep[gi]) and the first of
-// them: the sweep stops there, as no earlier gate has anything to differentiate.
+// Which gates the backward sweep differentiates and the first of them: the
+// sweep stops there, as no earlier gate has anything to differentiate.
+// Differentiable RX / RY / RZ (diff[gi]) fuse with their neighbours like any
+// 1-qubit gate (adjoint_op takes their gradients from one pass); other
+// differentiable gates stay alone (keep[gi]) for the generic adjoint step.
 struct SweepGates {
-  std::vector<char> keep;
+  std::vector<char> keep, diff;
   int first = 0;
 };
 SweepGates sweep_gates(const Circuit& c, bool want_dx) {
   SweepGates s;
   s.keep.assign(c.gates.size(), 0);
+  s.diff.assign(c.gates.size(), 0);
   s.first = int(c.gates.size());
   for (int gi = int(c.gates.size()) - 1; gi >= 0; --gi) {
     const Gate& g = c.gates[std::size_t(gi)];
+    bool d = false;
     for (int j = 0; j < angle_count(g.kind); ++j) {
       const AngleSource src = g.angles[j].source;
-      if (src == AngleSource::Param || (want_dx && src == AngleSource::Feature)) s.keep[std::size_t(gi)] = 1;
+      if (src == AngleSource::Param || (want_dx && src == AngleSource::Feature)) d = true;
     }
-    if (s.keep[std::size_t(gi)]) s.first = gi;
+    if (!d) continue;
+    const bool rotation = g.kind == GateKind::RX || g.kind == GateKind::RY || g.kind == GateKind::RZ;
+    (rotation ? s.diff : s.keep)[std::size_t(gi)] = 1;
+    s.first = gi;
   }
   return s;
 }
@@ -191,18 +199,42 @@ void sweep_gate(const Circuit& c, const Gate& g, const std::vector<double>& thet
 // One backward sweep of chunk ch (samples r.begin ..) through the planned ops
 // (plan: gates first.. end, differentiable gates kept alone, the rest fused).
 template <class T>
-void sweep(const Circuit& c, const Plan& plan, const std::vector<double>& theta, const double* x,
-           ChunkRange r, bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
+void sweep(const Circuit& c, const Plan& plan, const std::vector<char>& diff,
+           const std::vector<double>& theta, const double* x, ChunkRange r, bool want_dx,
+           double* dx, typename Workspace<T>::Chunk& ch) {
   const int B = r.size, F = c.n_features;
   const double* xr = x ? x + std::size_t(r.begin) * F : nullptr;
   ch.scratch.reserve(B);
   ch.grad_tmp.assign(std::size_t(3) * B, 0.0);
   for (auto it = plan.ops.rbegin(); it != plan.ops.rend(); ++it) {
     const PlanOp& op = *it;
-    if (op.kind == PlanOp::Kind::Single)
+    if (op.kind == PlanOp::Kind::Single) {
       sweep_gate<T>(c, c.gates[std::size_t(op.gates[0])], theta, xr, r, want_dx, dx, ch);
-    else
+      continue;
+    }
+    int nd = 0;
+    if (op.kind == PlanOp::Kind::Fused)
+      for (int gi : op.gates) nd += diff[std::size_t(gi)];
+    if (nd == 0) {
       apply_op_pair(ch.phi, ch.lam, c, op, theta.data(), xr, F, true, ch.scratch);
+      continue;
+    }
+    // Differentiable rotations fused with their neighbours: one pass, nd gradients.
+    if (ch.grad_tmp.size() < std::size_t(nd) * B) ch.grad_tmp.resize(std::size_t(nd) * B);
+    adjoint_op(ch.phi, ch.lam, c, op, diff.data(), theta.data(), xr, F, ch.scratch, ch.grad_tmp.data());
+    int j = 0;
+    for (int gi : op.gates) {
+      if (!diff[std::size_t(gi)]) continue;
+      const Angle& a = c.gates[std::size_t(gi)].angles[0];
+      const double* g = ch.grad_tmp.data() + std::size_t(j++) * B;
+      if (a.source == AngleSource::Param) {
+        double sum = 0.0;
+        for (int b = 0; b < B; ++b) sum += g[b];
+        ch.grad_theta[std::size_t(a.index)] += a.value * sum;
+      } else {
+        for (int b = 0; b < B; ++b) dx[std::size_t(r.begin + b) * F + a.index] += a.value * g[b];
+      }
+    }
   }
 }
 
@@ -243,8 +275,10 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   PlanOptions opt;
   opt.begin = sg.first;
   opt.product_prefix = false;
+  opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
   opt.keep = std::move(sg.keep);
   const Plan& plan = cached_plan(c, opt);
+  const std::vector<char>& diff = sg.diff;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
     const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
@@ -253,7 +287,7 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
     ensure_state(ch.lam, c.n_qubits, r.size);
     seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
     ch.phi = ch.psi;
-    sweep<T>(c, plan, theta, x, r, dx != nullptr, dx, ch);
+    sweep<T>(c, plan, diff, theta, x, r, dx != nullptr, dx, ch);
   }
   for (const auto& ch : ws.chunks)  // fixed order: same sums for any thread count
     for (int j = 0; j < c.n_params; ++j) dtheta[j] += ch.grad_theta[std::size_t(j)];

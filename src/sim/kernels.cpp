@@ -24,7 +24,12 @@
 
 #include "sim/state.hpp"
 
+#if defined(__clang__)
+// clang 14 rejects target_clones on templates; clang builds (the fuzzers) run baseline code.
+#define QMOE_CLONES
+#else
 #define QMOE_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#endif
 
 namespace qmoe::sim {
 namespace {
@@ -291,6 +296,89 @@ struct RotationAdjointKernel {
   }
 };
 
+// (a0, a1) <- M (a0, a1) read from one state and written to another, with a
+// basis permutation on one side: scatter (forward) writes amplitude i to
+// perm[i]; gather (inverse) reads amplitude i from perm[i].
+template <class T, class M>
+struct PermutedMatrixKernel {
+  const T* in_re;
+  const T* in_im;
+  T* out_re;
+  T* out_im;
+  M m;
+  const std::uint32_t* perm;
+  bool gather;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h), i1 = i0 | p.tbit;
+      const u64 s0 = gather ? perm[i0] : i0, s1 = gather ? perm[i1] : i1;
+      const u64 d0 = gather ? i0 : perm[i0], d1 = gather ? i1 : perm[i1];
+      const T* __restrict r0 = in_re + s0 * run;
+      const T* __restrict q0 = in_im + s0 * run;
+      const T* __restrict r1 = in_re + s1 * run;
+      const T* __restrict q1 = in_im + s1 * run;
+      T* __restrict w0 = out_re + d0 * run;
+      T* __restrict v0 = out_im + d0 * run;
+      T* __restrict w1 = out_re + d1 * run;
+      T* __restrict v1 = out_im + d1 * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        T a0r = r0[b], a0i = q0[b], a1r = r1[b], a1i = q1[b];
+        mul2<T>(m, b, a0r, a0i, a1r, a1i);
+        w0[b] = a0r, v0[b] = a0i, w1[b] = a1r, v1[b] = a1i;
+      }
+    }
+  }
+};
+
+// The backward step through a fused run of gates (see adjoint_step_overlaps in
+// state.hpp): the three Pauli overlaps Im <lam| X, Y, Z |phi> on the target
+// before the undo, then phi <- M^-1 phi and lam <- M^-1 lam. Every rotation of
+// the run takes its gradient from these three sums, so a run of several gates
+// costs one pass over phi and lam.
+template <class T, class M>
+struct OverlapAdjointKernel {
+  State<T>& phi;
+  State<T>& lam;
+  M m_inv;
+  double* ov[3];
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
+    const std::size_t run = p.run;
+    double* __restrict ox = ov[0];
+    double* __restrict oy = ov[1];
+    double* __restrict oz = ov[2];
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i0 = p.index0<K>(h), i1 = i0 | p.tbit;
+      T* __restrict pr0 = phi.re.data() + i0 * run;
+      T* __restrict pi0 = phi.im.data() + i0 * run;
+      T* __restrict pr1 = phi.re.data() + i1 * run;
+      T* __restrict pi1 = phi.im.data() + i1 * run;
+      T* __restrict lr0 = lam.re.data() + i0 * run;
+      T* __restrict li0 = lam.im.data() + i0 * run;
+      T* __restrict lr1 = lam.re.data() + i1 * run;
+      T* __restrict li1 = lam.im.data() + i1 * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        T a0r = pr0[b], a0i = pi0[b], a1r = pr1[b], a1i = pi1[b];
+        T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
+        const T ur = l0r * a1r + l0i * a1i, ui = l0r * a1i - l0i * a1r;  // conj(l0) a1
+        const T wr = l1r * a0r + l1i * a0i, wi = l1r * a0i - l1i * a0r;  // conj(l1) a0
+        const T z0 = l0r * a0i - l0i * a0r, z1 = l1r * a1i - l1i * a1r;  // Im conj(l0) a0, conj(l1) a1
+        ox[b] += double(ui + wi);
+        oy[b] += double(wr - ur);
+        oz[b] += double(z0 - z1);
+        mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
+        pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
+        mul2<T>(m_inv, b, l0r, l0i, l1r, l1i);
+        lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
+      }
+    }
+  }
+};
+
 // Pairs [h0, h1) of one kernel, compiled for each ISA (flatten inlines the
 // kernel into every clone), with the number of touched qubits K a template
 // argument so index0 is unrolled.
@@ -357,6 +445,14 @@ void rotation_adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Control
     case 'Z': run_range(RotationAdjointKernel<2, T, M>{phi, lam, m_inv, g}, p, 0, p.count); break;
     default: throw std::invalid_argument("adjoint_step_rotation: Pauli must be X, Y or Z");
   }
+}
+
+template <class T, class M>
+void overlap_adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls c,
+                              const M& m_inv, double* const* ov) {
+  check_batch_state(phi, lam);
+  const PairSpace p = make_pairs(phi.n_qubits, std::size_t(phi.batch), target, c, false);
+  run_range(OverlapAdjointKernel<T, M>{phi, lam, m_inv, {ov[0], ov[1], ov[2]}}, p, 0, p.count);
 }
 
 }  // namespace
@@ -438,6 +534,33 @@ QMOE_CLONES void apply_permutation(State<T>& s, const std::uint32_t* perm, bool 
   std::swap(s.im, buffer.im);
 }
 
+template <class T, class M>
+void matrix_permute(State<T>& s, int target, const M& m, const std::uint32_t* perm, bool inverse,
+                    State<T>& buffer) {
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, Controls{}, false);
+  buffer.n_qubits = s.n_qubits;
+  buffer.batch = s.batch;
+  buffer.re.resize(s.re.size());
+  buffer.im.resize(s.im.size());
+  run_pairs(PermutedMatrixKernel<T, M>{s.re.data(), s.im.data(), buffer.re.data(), buffer.im.data(),
+                                       m, perm, inverse},
+            p);
+  std::swap(s.re, buffer.re);
+  std::swap(s.im, buffer.im);
+}
+
+template <class T>
+void apply_matrix_permute(State<T>& s, int target, const Mat<T>& m, const std::uint32_t* perm,
+                          bool inverse, State<T>& buffer) {
+  matrix_permute(s, target, shared(m), perm, inverse, buffer);
+}
+
+template <class T>
+void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const std::uint32_t* perm,
+                          bool inverse, State<T>& buffer) {
+  matrix_permute(s, target, per_sample(m), perm, inverse, buffer);
+}
+
 template <class T>
 QMOE_CLONES void set_product_state(State<T>& s, const T* amp) {
   // Build the tensor product qubit by qubit: after qubit q the first 2^(q+1)
@@ -513,29 +636,56 @@ void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
   rotation_adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), pauli, grad);
 }
 
+template <class T>
+void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const Mat<T>& m_inv, double* const* overlap) {
+  overlap_adjoint_dispatch(phi, lam, target, c, shared(m_inv), overlap);
+}
+
+template <class T>
+void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const BatchMat<T>& m_inv, double* const* overlap) {
+  overlap_adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), overlap);
+}
+
 // ---- read-out ---------------------------------------------------------------
 
 template <class T>
 QMOE_CLONES void expval_z_all(const State<T>& s, double* out) {
-  const int n = s.n_qubits;
-  const std::size_t B = std::size_t(s.batch);
-  // acc[q*B + b] = sum of probabilities with bit q set; total[b] = sum of all.
-  std::vector<double> acc(std::size_t(n) * B, 0.0), total(B, 0.0), p(B);
-  for (std::size_t i = 0; i < s.dim(); ++i) {
-    const T* r = s.re.data() + i * B;
-    const T* m = s.im.data() + i * B;
+  // Split i = (hi, lo) with lo the low L bits: lo_sum[lo] sums |psi|^2 over hi
+  // and hi_sum[hi] over lo, in one pass with two adds per amplitude; then
+  // P(bit q = 1) comes from the small table holding q.
+  const int n = s.n_qubits, L = n / 2;
+  const std::size_t B = std::size_t(s.batch), nlo = std::size_t(1) << L, nhi = std::size_t(1) << (n - L);
+  std::vector<double> lo_sum(nlo * B, 0.0), hi_sum(nhi * B, 0.0);
+  for (std::size_t hi = 0; hi < nhi; ++hi) {
+    double* __restrict hs = hi_sum.data() + hi * B;
+    for (std::size_t lo = 0; lo < nlo; ++lo) {
+      const T* r = s.re.data() + ((hi << L) | lo) * B;
+      const T* m = s.im.data() + ((hi << L) | lo) * B;
+      double* __restrict ls = lo_sum.data() + lo * B;
 #pragma omp simd
-    for (std::size_t b = 0; b < B; ++b) p[b] = double(r[b]) * r[b] + double(m[b]) * m[b];
-    for (std::size_t b = 0; b < B; ++b) total[b] += p[b];
-    for (int q = 0; q < n; ++q) {
-      if (!((i >> q) & 1)) continue;
-      double* a = acc.data() + std::size_t(q) * B;
-#pragma omp simd
-      for (std::size_t b = 0; b < B; ++b) a[b] += p[b];
+      for (std::size_t b = 0; b < B; ++b) {
+        const double p = double(r[b]) * r[b] + double(m[b]) * m[b];
+        ls[b] += p;
+        hs[b] += p;
+      }
     }
   }
-  for (std::size_t b = 0; b < B; ++b)
-    for (int q = 0; q < n; ++q) out[b * n + q] = total[b] - 2.0 * acc[std::size_t(q) * B + b];
+  // <Z_q> = total - 2 P(bit q = 1).
+  for (int q = 0; q < n; ++q) {
+    const bool low = q < L;
+    const std::vector<double>& sum = low ? lo_sum : hi_sum;
+    const std::size_t count = low ? nlo : nhi, bit = std::size_t(1) << (low ? q : q - L);
+    for (std::size_t b = 0; b < B; ++b) {
+      double total = 0, one = 0;
+      for (std::size_t k = 0; k < count; ++k) {
+        total += sum[k * B + b];
+        if (k & bit) one += sum[k * B + b];
+      }
+      out[b * n + q] = total - 2.0 * one;
+    }
+  }
 }
 
 template <class T>
@@ -567,22 +717,37 @@ void expval_pauli(const State<T>& s, std::uint64_t x_mask, std::uint64_t z_mask,
 
 template <class T>
 QMOE_CLONES void apply_weighted_z(const State<T>& psi, const double* weight, State<T>& lam) {
-  const int n = psi.n_qubits;
-  const std::size_t B = std::size_t(psi.batch);
+  const int n = psi.n_qubits, L = n / 2;
+  const std::size_t B = std::size_t(psi.batch), nlo = std::size_t(1) << L, nhi = std::size_t(1) << (n - L);
   if (lam.n_qubits != n || lam.batch != psi.batch) lam = make_state<T>(n, psi.batch);
-  std::vector<T> w(B);
-  for (std::size_t i = 0; i < psi.dim(); ++i) {
-    std::fill(w.begin(), w.end(), T(0));
-    for (int q = 0; q < n; ++q) {
-      const T sign = ((i >> q) & 1) ? T(-1) : T(1);
-      for (std::size_t b = 0; b < B; ++b) w[b] += sign * T(weight[b * n + q]);
-    }
-    const T* pr = psi.re.data() + i * B;
-    const T* pi = psi.im.data() + i * B;
-    T* lr = lam.re.data() + i * B;
-    T* li = lam.im.data() + i * B;
+  // w_b(i) = w_lo[lo] + w_hi[hi] for i = (hi, lo): the low L and the high
+  // qubits' parts of sum_q w_bq z_q(i), tabulated once.
+  std::vector<T> w_lo(nlo * B), w_hi(nhi * B);
+  for (int part = 0; part < 2; ++part) {
+    const int q0 = part ? L : 0, q1 = part ? n : L;
+    T* w = part ? w_hi.data() : w_lo.data();
+    for (std::size_t k = 0; k < (part ? nhi : nlo); ++k)
+      for (std::size_t b = 0; b < B; ++b) {
+        double sum = 0;
+        for (int q = q0; q < q1; ++q) sum += ((k >> (q - q0)) & 1 ? -1.0 : 1.0) * weight[b * n + q];
+        w[k * B + b] = T(sum);
+      }
+  }
+  for (std::size_t hi = 0; hi < nhi; ++hi) {
+    const T* wh = w_hi.data() + hi * B;
+    for (std::size_t lo = 0; lo < nlo; ++lo) {
+      const std::size_t i = (hi << L) | lo;
+      const T* wl = w_lo.data() + lo * B;
+      const T* pr = psi.re.data() + i * B;
+      const T* pi = psi.im.data() + i * B;
+      T* __restrict lr = lam.re.data() + i * B;
+      T* __restrict li = lam.im.data() + i * B;
 #pragma omp simd
-    for (std::size_t b = 0; b < B; ++b) lr[b] = w[b] * pr[b], li[b] = w[b] * pi[b];
+      for (std::size_t b = 0; b < B; ++b) {
+        const T w = wl[b] + wh[b];
+        lr[b] = w * pr[b], li[b] = w * pi[b];
+      }
+    }
   }
 }
 
@@ -671,6 +836,10 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void apply_diagonal<T>(State<T>&, int, Controls, const Diag<T>&);                  \
   template void apply_diagonal<T>(State<T>&, int, Controls, const BatchDiag<T>&);             \
   template void apply_permutation<T>(State<T>&, const std::uint32_t*, bool, State<T>&);       \
+  template void apply_matrix_permute<T>(State<T>&, int, const Mat<T>&, const std::uint32_t*,  \
+                                        bool, State<T>&);                                     \
+  template void apply_matrix_permute<T>(State<T>&, int, const BatchMat<T>&,                   \
+                                        const std::uint32_t*, bool, State<T>&);               \
   template void set_product_state<T>(State<T>&, const T*);                                    \
   template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const Mat<T>&, int,      \
                                 const Mat<T>*, double* const*);                               \
@@ -680,6 +849,10 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                          char, double*);                                      \
   template void adjoint_step_rotation<T>(State<T>&, State<T>&, int, Controls,                 \
                                          const BatchMat<T>&, char, double*);                  \
+  template void adjoint_step_overlaps<T>(State<T>&, State<T>&, int, Controls, const Mat<T>&,  \
+                                         double* const*);                                     \
+  template void adjoint_step_overlaps<T>(State<T>&, State<T>&, int, Controls,                 \
+                                         const BatchMat<T>&, double* const*);                 \
   template void expval_z_all<T>(const State<T>&, double*);                                    \
   template void expval_pauli<T>(const State<T>&, std::uint64_t, std::uint64_t, double*);      \
   template void apply_weighted_z<T>(const State<T>&, const double*, State<T>&);               \

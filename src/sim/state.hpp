@@ -94,6 +94,15 @@ void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d);
 // with s, so s's vectors change identity.
 template <class T>
 void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, State<T>& buffer);
+// m on `target` (no controls) followed by the basis permutation perm (as in
+// apply_permutation) in one pass; with `inverse`, perm^-1 first and then m
+// (pass M^dagger to undo a forward call). Out of place through `buffer`.
+template <class T>
+void apply_matrix_permute(State<T>& s, int target, const Mat<T>& m, const std::uint32_t* perm,
+                          bool inverse, State<T>& buffer);
+template <class T>
+void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const std::uint32_t* perm,
+                          bool inverse, State<T>& buffer);
 // Set s to the product state (x) over qubits q of (a_q0 |0> + a_q1 |1>), one
 // factor per sample: amp[(q * 4 + k) * batch + b] with k = re0, im0, re1, im1.
 template <class T>
@@ -121,6 +130,20 @@ void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
 template <class T>
 void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
                            const BatchMat<T>& m_inv, char pauli, double* grad);
+
+// One backward step through a fused run M = G_m ... G_1 of gates on `target`
+// (all with controls c) whose differentiable members are rotations
+// exp(-i a P/2): first, over the controlled subspace,
+//   overlap[k][b] += Im <lam_b| sigma_k |phi_b>   (sigma_0,1,2 = X, Y, Z on target),
+// then phi <- m_inv phi, lam <- m_inv lam (m_inv = M^dagger). The gradient of
+// G_j's angle is n . overlap, with n the Bloch vector of A P_j A^dagger,
+// A = G_m ... G_{j+1} (the gates after G_j in the run): one pass for the run.
+template <class T>
+void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const Mat<T>& m_inv, double* const* overlap);
+template <class T>
+void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const BatchMat<T>& m_inv, double* const* overlap);
 
 // ---- read-out ---------------------------------------------------------------
 // out[b * n_qubits + q] = <Z_q> of sample b.
