@@ -103,6 +103,29 @@ void check_kernels(double tol) {
         sim::apply_matrix(b, target, c, ps.m);
         EXPECT_LE(max_diff(a, b), tol) << "batch diag n=" << n;
       }
+      // two 1-qubit matrices in one pass == one after the other (shared / per sample)
+      if (n >= 2) {
+        const int other = (target + 1 + int(rng() % (n - 1))) % n;
+        PerSample<T> pa(rng, batch, false), pb(rng, batch, false);
+        const sim::Mat<T> ma = to_kernel<T>(random_unitary(rng)), mb = to_kernel<T>(random_unitary(rng));
+        for (int mode = 0; mode < 3; ++mode) {
+          auto a = s0, b = s0;
+          if (mode == 0) {
+            sim::apply_matrix_pair(a, target, ma, other, mb);
+            sim::apply_matrix(b, target, {}, ma);
+            sim::apply_matrix(b, other, {}, mb);
+          } else if (mode == 1) {
+            sim::apply_matrix_pair(a, target, pa.m, other, mb);
+            sim::apply_matrix(b, target, {}, pa.m);
+            sim::apply_matrix(b, other, {}, mb);
+          } else {
+            sim::apply_matrix_pair(a, target, pa.m, other, pb.m);
+            sim::apply_matrix(b, target, {}, pa.m);
+            sim::apply_matrix(b, other, {}, pb.m);
+          }
+          EXPECT_LE(max_diff(a, b), tol) << "pair n=" << n << " mode " << mode;
+        }
+      }
       // permutation of several controlled X == those X one by one; inverse undoes it
       if (n >= 2 && n <= 12) {
         std::vector<std::uint32_t> perm(std::size_t(1) << n);
@@ -239,6 +262,12 @@ TEST(PerfPaths, PlansMatchGateByGateAndDense) {
         if (o.permutations && n > 2) {
           EXPECT_TRUE(std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& op) {
             return op.kind == PlanOp::Kind::Fused && !op.perm.empty();
+          }));
+        }
+        // the rotation layer after a ring runs as pairs of qubits
+        if (n > 2) {
+          EXPECT_TRUE(std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& op) {
+            return op.kind == PlanOp::Kind::Pair;
           }));
         }
       }

@@ -195,8 +195,8 @@ struct Factors {
 };
 
 template <class T>
-void store(GateScratch<T>& scratch, int batch, int b, const M2& m) {
-  T* base = scratch.data.data() + b;
+void store(GateScratch<T>& scratch, int batch, int b, const M2& m, int slot = 0) {
+  T* base = scratch.data.data() + std::size_t(slot) * 8 * batch + b;
   for (int k = 0; k < 4; ++k) {
     base[std::size_t(k) * batch] = T(m.r[k]);
     base[std::size_t(4 + k) * batch] = T(m.i[k]);
@@ -257,6 +257,37 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
   }
 }
 
+// A Pair op: both parts' matrices (shared, or per sample in scratch slots 0
+// and 1), then one pass.
+template <class T>
+void apply_pair(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double* theta,
+                const double* x, int x_stride, bool inverse, GateScratch<T>& scratch) {
+  const int B = s.batch;
+  scratch.reserve(B);
+  sim::Mat<T> m[2];
+  for (int k = 0; k < 2; ++k) {
+    const PlanOp& part = op.parts[std::size_t(k)];
+    if (part.per_sample) {
+      M2* fm = Factors::out_buffer(B);
+      Factors(c, part, theta).matrices(theta, x, x_stride, B, inverse, fm);
+      for (int b = 0; b < B; ++b) store(scratch, B, b, fm[b], k);
+    } else {
+      const M2 f = fused_matrix(c, part, theta, nullptr, inverse);
+      for (int j = 0; j < 4; ++j) m[k].re[j] = T(f.r[j]), m[k].im[j] = T(f.i[j]);
+    }
+  }
+  const int a = op.parts[0].target, b = op.parts[1].target;
+  const bool pa = op.parts[0].per_sample, pb = op.parts[1].per_sample;
+  if (pa && pb)
+    sim::apply_matrix_pair(s, a, scratch.mat(0, B), b, scratch.mat(1, B));
+  else if (pa)
+    sim::apply_matrix_pair(s, a, scratch.mat(0, B), b, m[1]);
+  else if (pb)
+    sim::apply_matrix_pair(s, b, scratch.mat(1, B), a, m[0]);  // they commute
+  else
+    sim::apply_matrix_pair(s, a, m[0], b, m[1]);
+}
+
 // FNV-1a over the bytes that define the plan.
 struct Hasher {
   u64 h = 1469598103934665603ull;
@@ -280,7 +311,7 @@ u64 plan_key(const Circuit& c, const PlanOptions& o) {
     if (g.kind == GateKind::Matrix)
       for (const cplx& z : g.matrix) h.val(z.real()), h.val(z.imag());
   }
-  h.val(o.fuse), h.val(o.permutations), h.val(o.product_prefix), h.val(o.fold_permutations);
+  h.val(o.fuse), h.val(o.permutations), h.val(o.product_prefix), h.val(o.fold_permutations), h.val(o.pairs);
   h.val(o.begin), h.val(o.end);
   h.val(o.keep.size());
   if (!o.keep.empty()) h.add(o.keep.data(), o.keep.size());
@@ -369,6 +400,28 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
     }
     p.ops = std::move(ops);
   }
+  if (opt.pairs) {
+    auto single = [](const PlanOp& op) {
+      return op.kind == PlanOp::Kind::Fused && op.controls.mask == 0 && !op.prefix && op.perm.empty();
+    };
+    std::vector<PlanOp> ops;
+    for (PlanOp& op : p.ops) {
+      if (!ops.empty() && single(op) && single(ops.back()) && ops.back().target != op.target) {
+        PlanOp pair;
+        pair.kind = PlanOp::Kind::Pair;
+        pair.target = ops.back().target;
+        pair.gates = ops.back().gates;
+        pair.gates.insert(pair.gates.end(), op.gates.begin(), op.gates.end());
+        pair.per_sample = ops.back().per_sample || op.per_sample;
+        pair.parts.push_back(std::move(ops.back()));
+        pair.parts.push_back(std::move(op));
+        ops.back() = std::move(pair);
+        continue;
+      }
+      ops.push_back(std::move(op));
+    }
+    p.ops = std::move(ops);
+  }
   return p;
 }
 
@@ -413,6 +466,9 @@ void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double
     }
     case PlanOp::Kind::Fused:
       apply_fused<T>(s, nullptr, c, op, theta, x, x_stride, inverse, scratch);
+      return;
+    case PlanOp::Kind::Pair:
+      apply_pair<T>(s, c, op, theta, x, x_stride, inverse, scratch);
       return;
   }
 }

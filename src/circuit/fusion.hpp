@@ -14,6 +14,8 @@
 //     (one pass instead of one per qubit). Only in forward runs from |0>.
 //   - A permutation table right after an uncontrolled fused op folds into it:
 //     the op writes each amplitude pair straight to its permuted place.
+//   - Two consecutive uncontrolled fused ops on different qubits become one
+//     Pair op: one pass that applies both 2x2s to each group of 4 amplitudes.
 //   - Gates marked `keep` (the adjoint sweep's differentiable gates) stay alone.
 // The fused matrices are products of the same double-precision 2x2 matrices,
 // so planned runs agree with gate-by-gate runs to rounding (~1e-15).
@@ -33,6 +35,7 @@ struct PlanOp {
     Fused,        // 2x2 product of `gates` on target (with controls)
     Permutation,  // X-type gates: one X / SWAP, or a table `perm` for several
     Single,       // one gate kept alone (see PlanOptions::keep)
+    Pair,         // two uncontrolled Fused ops on different qubits (`parts`) in one pass
   };
   Kind kind = Kind::Fused;
   int target = 0;
@@ -44,6 +47,7 @@ struct PlanOp {
   std::vector<std::uint32_t> perm;  // Permutation of >1 gates: amplitude i -> perm[i];
                                     // Fused: the folded permutation applied after the matrix
   std::vector<int> perm_gates;      // Fused with perm: the X-type gates of that permutation
+  std::vector<PlanOp> parts;        // Pair: the two Fused ops
 };
 
 struct PlanOptions {
@@ -52,6 +56,8 @@ struct PlanOptions {
   bool product_prefix = true;
   bool fold_permutations = true;  // a permutation table right after an uncontrolled
                                   // fused op runs in that op's pass (no copy pass)
+  bool pairs = true;              // two consecutive uncontrolled fused ops on different
+                                  // qubits run in one pass (Kind::Pair)
   int begin = 0, end = -1;   // gate range [begin, end); end < 0: all
   std::vector<char> keep;    // per gate (or empty): never fuse this gate
 };

@@ -276,6 +276,7 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   opt.begin = sg.first;
   opt.product_prefix = false;
   opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
+  opt.pairs = false;
   opt.keep = std::move(sg.keep);
   const Plan& plan = cached_plan(c, opt);
   const std::vector<char>& diff = sg.diff;

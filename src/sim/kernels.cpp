@@ -160,6 +160,44 @@ struct MatrixKernel {
   }
 };
 
+// ma on qubit a and mb on qubit b in one pass: each group of four amplitudes
+// (i00, i01 = i00 | a bit, i10 = i00 | b bit, i11) is loaded once, gets ma on
+// its two a-pairs and mb on its two b-pairs, and is stored once.
+template <class T, class MA, class MB>
+struct PairMatrixKernel {
+  T* re;
+  T* im;
+  MA ma;
+  MB mb;
+  u64 bbit;  // the b qubit's bit (p.tbit is a's)
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i00 = p.index0<K>(h), i01 = i00 | p.tbit, i10 = i00 | bbit, i11 = i01 | bbit;
+      T* __restrict r00 = re + i00 * run;
+      T* __restrict q00 = im + i00 * run;
+      T* __restrict r01 = re + i01 * run;
+      T* __restrict q01 = im + i01 * run;
+      T* __restrict r10 = re + i10 * run;
+      T* __restrict q10 = im + i10 * run;
+      T* __restrict r11 = re + i11 * run;
+      T* __restrict q11 = im + i11 * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        T x00r = r00[b], x00i = q00[b], x01r = r01[b], x01i = q01[b];
+        T x10r = r10[b], x10i = q10[b], x11r = r11[b], x11i = q11[b];
+        mul2<T>(ma, b, x00r, x00i, x01r, x01i);
+        mul2<T>(ma, b, x10r, x10i, x11r, x11i);
+        mul2<T>(mb, b, x00r, x00i, x10r, x10i);
+        mul2<T>(mb, b, x01r, x01i, x11r, x11i);
+        r00[b] = x00r, q00[b] = x00i, r01[b] = x01r, q01[b] = x01i;
+        r10[b] = x10r, q10[b] = x10i, r11[b] = x11r, q11[b] = x11i;
+      }
+    }
+  }
+};
+
 // a0 *= d0, a1 *= d1: a diagonal matrix, half the arithmetic.
 template <class T, class D>
 struct DiagKernel {
@@ -492,6 +530,29 @@ template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, false);
   run_pairs(MatrixKernel<T, PerSampleM<T>>{s.re.data(), s.im.data(), per_sample(m)}, p);
+}
+
+// Pairs of (a, b) with the same layout as a gate on a controlled by b (any
+// value): index0 clears both bits, tbit is a's.
+template <class T, class MA, class MB>
+void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb) {
+  check_qubit(s.n_qubits, b, "gate pair");
+  if (a == b) throw std::invalid_argument("gate pair: both on the same qubit");
+  PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), a, Controls{u64(1) << b, 0}, false);
+  run_pairs(PairMatrixKernel<T, MA, MB>{s.re.data(), s.im.data(), ma, mb, u64(1) << b}, p);
+}
+
+template <class T>
+void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb) {
+  matrix_pair(s, a, shared(ma), b, shared(mb));
+}
+template <class T>
+void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb) {
+  matrix_pair(s, a, per_sample(ma), b, shared(mb));
+}
+template <class T>
+void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb) {
+  matrix_pair(s, a, per_sample(ma), b, per_sample(mb));
 }
 
 template <class T>
@@ -831,6 +892,10 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void set_zero_state<T>(State<T>&);                                                 \
   template void apply_matrix<T>(State<T>&, int, Controls, const Mat<T>&);                     \
   template void apply_matrix<T>(State<T>&, int, Controls, const BatchMat<T>&);                \
+  template void apply_matrix_pair<T>(State<T>&, int, const Mat<T>&, int, const Mat<T>&);       \
+  template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int, const Mat<T>&);  \
+  template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int,                  \
+                                     const BatchMat<T>&);                                      \
   template void apply_swap<T>(State<T>&, int, int, Controls);                                 \
   template void apply_x<T>(State<T>&, int, Controls);                                         \
   template void apply_diagonal<T>(State<T>&, int, Controls, const Diag<T>&);                  \

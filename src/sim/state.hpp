@@ -63,6 +63,14 @@ template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m);
 template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m);
+// ma on qubit a and mb on qubit b (a != b, no controls) in one pass over the
+// state: the same result as apply_matrix(a, ma) then apply_matrix(b, mb).
+template <class T>
+void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb);
+template <class T>
+void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb);
+template <class T>
+void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb);
 // Exchange qubits q0 and q1 (where the controls match).
 template <class T>
 void apply_swap(State<T>& s, int q0, int q1, Controls c);
