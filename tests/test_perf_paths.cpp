@@ -195,6 +195,18 @@ void check_kernels(double tol) {
       auto s = sim::make_state<T>(n, batch);
       sim::set_product_state(s, amp.data());
       EXPECT_LE(max_diff(s, ref), tol) << "product n=" << n;
+      // and with a permutation (a CNOT ring) in the same pass
+      std::vector<std::uint32_t> perm(std::size_t(1) << n);
+      for (std::size_t i = 0; i < perm.size(); ++i) {
+        std::uint64_t j = i;
+        for (int q = 0; q < n && n > 1; ++q)
+          if ((j >> q) & 1) j ^= std::uint64_t(1) << ((q + 1) % n);
+        perm[i] = std::uint32_t(j);
+      }
+      sim::State<T> buf;
+      sim::apply_permutation(ref, perm.data(), false, buf);
+      sim::set_product_state_permuted(s, amp.data(), perm.data(), buf);
+      EXPECT_EQ(max_diff(s, ref), 0.0) << "product + permutation n=" << n;
     }
   }
 }

@@ -384,6 +384,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       op.perm[i] = std::uint32_t(k);
     }
   }
+  p.fold_prefix_permutation = opt.fold_permutations;
   if (opt.fold_permutations) {
     std::vector<PlanOp> ops;
     for (PlanOp& op : p.ops) {
@@ -580,12 +581,23 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
       for (int b = nb; b < B; ++b)
         for (int k = 0; k < 4; ++k) a[std::size_t(k) * B + b] = a[std::size_t(k) * B];
     }
-    sim::set_product_state(s, amp.data());
-  } else {
-    sim::set_zero_state(s);
   }
+  // A permutation table right after the product state is built into it.
+  const PlanOp* folded = nullptr;
+  if (p.has_prefix)
+    for (const PlanOp& op : p.ops)
+      if (!op.prefix) {
+        if (op.kind == PlanOp::Kind::Permutation && !op.perm.empty() && p.fold_prefix_permutation) folded = &op;
+        break;
+      }
+  if (folded)
+    sim::set_product_state_permuted(s, scratch.product.data(), folded->perm.data(), scratch.buffer);
+  else if (p.has_prefix)
+    sim::set_product_state(s, scratch.product.data());
+  else
+    sim::set_zero_state(s);
   for (const PlanOp& op : p.ops)
-    if (!op.prefix) apply_op(s, c, op, theta, x, F, false, scratch);
+    if (!op.prefix && &op != folded) apply_op(s, c, op, theta, x, F, false, scratch);
 }
 
 #define QMOE_INSTANTIATE(T)                                                                     \

@@ -65,6 +65,8 @@ struct PlanOptions {
 struct Plan {
   int n_qubits = 0;
   bool has_prefix = false;
+  bool fold_prefix_permutation = false;  // a permutation table right after the product
+                                         // state is built into it (fold_permutations)
   std::vector<PlanOp> ops;
 };
 

@@ -622,29 +622,37 @@ void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const s
   matrix_permute(s, target, per_sample(m), perm, inverse, buffer);
 }
 
+// The product state over qubits 0..n-1: after qubit q the first 2^(q+1)
+// amplitudes hold the product over qubits 0..q. The last qubit's level writes
+// amplitude i to out + perm[i] (perm null: to i, in place).
 template <class T>
-QMOE_CLONES void set_product_state(State<T>& s, const T* amp) {
-  // Build the tensor product qubit by qubit: after qubit q the first 2^(q+1)
-  // amplitudes hold the product over qubits 0..q.
+QMOE_CLONES void product_state(State<T>& s, const T* amp, const std::uint32_t* perm, T* out_re,
+                               T* out_im) {
   const std::size_t B = std::size_t(s.batch);
-  T* __restrict re = s.re.data();
-  T* __restrict im = s.im.data();
+  T* re = s.re.data();
+  T* im = s.im.data();
   std::fill_n(re, B, T(1));
   std::fill_n(im, B, T(0));
   for (int q = 0; q < s.n_qubits; ++q) {
+    const bool last = q == s.n_qubits - 1;
+    T* ore = last ? out_re : re;
+    T* oim = last ? out_im : im;
     const std::size_t half = std::size_t(1) << q;
     const T* a0r = amp + std::size_t(q * 4 + 0) * B;
     const T* a0i = amp + std::size_t(q * 4 + 1) * B;
     const T* a1r = amp + std::size_t(q * 4 + 2) * B;
     const T* a1i = amp + std::size_t(q * 4 + 3) * B;
     for (std::size_t i = 0; i < half; ++i) {
-      T* __restrict r0 = re + i * B;
-      T* __restrict q0 = im + i * B;
-      T* __restrict r1 = re + (i + half) * B;
-      T* __restrict q1 = im + (i + half) * B;
+      const std::size_t d0 = last && perm ? perm[i] : i, d1 = last && perm ? perm[i + half] : i + half;
+      const T* x0r = re + i * B;
+      const T* x0i = im + i * B;
+      T* r0 = ore + d0 * B;
+      T* q0 = oim + d0 * B;
+      T* __restrict r1 = ore + d1 * B;
+      T* __restrict q1 = oim + d1 * B;
 #pragma omp simd
       for (std::size_t b = 0; b < B; ++b) {
-        const T xr = r0[b], xi = q0[b];
+        const T xr = x0r[b], xi = x0i[b];
         r1[b] = a1r[b] * xr - a1i[b] * xi;
         q1[b] = a1r[b] * xi + a1i[b] * xr;
         r0[b] = a0r[b] * xr - a0i[b] * xi;
@@ -652,6 +660,23 @@ QMOE_CLONES void set_product_state(State<T>& s, const T* amp) {
       }
     }
   }
+}
+
+template <class T>
+void set_product_state(State<T>& s, const T* amp) {
+  product_state(s, amp, nullptr, s.re.data(), s.im.data());
+}
+
+template <class T>
+void set_product_state_permuted(State<T>& s, const T* amp, const std::uint32_t* perm,
+                                State<T>& buffer) {
+  buffer.n_qubits = s.n_qubits;
+  buffer.batch = s.batch;
+  buffer.re.resize(s.re.size());
+  buffer.im.resize(s.im.size());
+  product_state(s, amp, perm, buffer.re.data(), buffer.im.data());
+  std::swap(s.re, buffer.re);
+  std::swap(s.im, buffer.im);
 }
 
 template <class T>
@@ -905,6 +930,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                         bool, State<T>&);                                     \
   template void apply_matrix_permute<T>(State<T>&, int, const BatchMat<T>&,                   \
                                         const std::uint32_t*, bool, State<T>&);               \
+  template void set_product_state_permuted<T>(State<T>&, const T*, const std::uint32_t*,     \
+                                              State<T>&);                                     \
   template void set_product_state<T>(State<T>&, const T*);                                    \
   template void adjoint_step<T>(State<T>&, State<T>&, int, Controls, const Mat<T>&, int,      \
                                 const Mat<T>*, double* const*);                               \

@@ -115,6 +115,11 @@ void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const s
 // factor per sample: amp[(q * 4 + k) * batch + b] with k = re0, im0, re1, im1.
 template <class T>
 void set_product_state(State<T>& s, const T* amp);
+// set_product_state followed by the basis permutation perm (as in
+// apply_permutation) in the same pass; out of place through `buffer`.
+template <class T>
+void set_product_state_permuted(State<T>& s, const T* amp, const std::uint32_t* perm,
+                                State<T>& buffer);
 
 // ---- the adjoint sweep --------------------------------------------------------
 // One backward step of the adjoint method through a gate with matrix M:
