@@ -119,6 +119,36 @@ void BM_GateRZ(benchmark::State& st) {
   set_bytes(st, n, batch, sizeof(T));
 }
 
+// Two per-sample 1-qubit matrices (qubits n/2 and n/2 - 1) in one pass
+// (a fused plan's Pair op), against BM_Gate1q_persample twice.
+template <class T>
+void BM_GatePair(benchmark::State& st) {
+  const int n = int(st.range(0)), batch = int(st.range(1));
+  sim::State<T> s = random_state<T>(n, batch);
+  PerSample<T> ps(batch);
+  for (auto _ : st) {
+    sim::apply_matrix_pair(s, n / 2, ps.m, n / 2 - 1, ps.m);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, batch, sizeof(T));
+}
+
+// One backward run (per-sample matrix) on phi and lam: the three overlaps
+// and the undo on both states (adjoint_step_overlaps).
+template <class T>
+void BM_AdjointOverlap(benchmark::State& st) {
+  const int n = int(st.range(0)), batch = int(st.range(1));
+  sim::State<T> phi = random_state<T>(n, batch), lam = random_state<T>(n, batch);
+  PerSample<T> ps(batch);
+  std::vector<double> ov(std::size_t(3) * batch);
+  double* o[3] = {ov.data(), ov.data() + batch, ov.data() + 2 * batch};
+  for (auto _ : st) {
+    sim::adjoint_step_overlaps(phi, lam, n / 2, {}, ps.m, o);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, batch, sizeof(T));
+}
+
 void kernel_args(benchmark::internal::Benchmark* b) {
   for (int n : {4, 8, 10, 12, 20})
     for (int batch : {1, 32, 256, 1024})
@@ -240,6 +270,8 @@ BENCHMARK(BM_Gate<double, 2, true>)->Name("BM_GateC3_shared")->Apply(kernel_args
 BENCHMARK(BM_Gate<double, 2, false>)->Name("BM_GateC3_persample")->Apply(kernel_args)->UseRealTime();
 BENCHMARK(BM_GateCNOT<double>)->Name("BM_GateCNOT")->Apply(kernel_args)->UseRealTime();
 BENCHMARK(BM_GateRZ<double>)->Name("BM_GateRZ")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_GatePair<double>)->Name("BM_GatePair_persample")->Args({8, 8})->Args({10, 32})->Args({10, 256})->UseRealTime();
+BENCHMARK(BM_AdjointOverlap<double>)->Name("BM_AdjointOverlap_persample")->Args({8, 8})->Args({10, 32})->Args({10, 256})->UseRealTime();
 BENCHMARK(BM_Gate<float, 0, true>)->Name("BM_Gate1q_shared_f32")->Args({20, 1})->Args({10, 256})->UseRealTime();
 
 // args: batch, with backward, chunk size (0: workspace default)
