@@ -28,7 +28,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
     t.lr = j.at("lr").get<double>();
     t.seed = j.at("seed").get<std::uint64_t>();
     t.gradient = j.at("gradient").get<std::string>();
-    t.chunk = j.value("chunk", 32);
+    t.chunk = j.value("chunk", 16);
   } catch (const json::exception& e) {
     throw std::invalid_argument(std::string("train config: ") + e.what());
   }

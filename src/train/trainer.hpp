@@ -24,7 +24,7 @@ struct TrainConfig {
   double lr = 2e-3;
   std::uint64_t seed = 0;
   std::string gradient = "adjoint";  // adjoint | param-shift
-  int chunk = 32;                    // samples per thread work item
+  int chunk = 16;                    // samples per thread work item (batch 32: both cores busy)
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);

@@ -2,10 +2,7 @@
 # qmoe data on a user CSV file: text and --json output.
 # Usage: data_csv.sh QMOE_BINARY SOURCE_DIR
 set -eu
-QMOE=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 printf 'f1,f2,f3,label\n0.5,1,2,7\n-1,0,3,3\n2.5,1,1,7\n' >"$tmp/train.csv"
 printf '0,0,0,3\n1,1,1,3\n' >"$tmp/test.csv"
 "$QMOE" data "$tmp/train.csv" --test-csv "$tmp/test.csv" --json >"$tmp/out.json"

@@ -1,21 +1,8 @@
 #!/usr/bin/env bash
 # qmoe data: user errors give one "qmoe: error: ..." line and a non-zero exit.
 # Usage: data_errors.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 
-# expect_error CODE PATTERN -- command...: exit code CODE, stderr one line matching PATTERN.
-expect_error() {
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || fail "$* exited $rc, expected $code; stderr: $(cat "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "$*: expected one stderr line, got: $(cat "$tmp/err")"
-  grep -q -- "$pat" "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' does not match '$pat'"
-}
 
 expect_error 1 "unknown task 'mnist9' (valid: mnist4, mnist2, fashion4, fashion2" -- "$QMOE" data mnist9
 expect_error 1 "missing data file $tmp/none/mnist/train-images-idx3-ubyte; .*scripts/fetch-mnist.sh" -- \

@@ -3,10 +3,7 @@
 # per-class counts in --json, --png output, and speed of a cached run.
 # Usage: data_real.sh QMOE_BINARY SOURCE_DIR
 set -eu
-QMOE=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 DATA_DIR="${QMOE_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/qmoe}"
 check() {  # task expected-train expected-test
   "$QMOE" data "$1" --json >"$tmp/$1.json"

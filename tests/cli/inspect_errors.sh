@@ -2,22 +2,8 @@
 # qmoe eval / predict / export: bad input gives one "qmoe: error: ..." line, a
 # non-zero exit and no (partial) output file.
 # Usage: inspect_errors.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 
-# expect_error CODE PATTERN -- command...: exit code CODE, stderr one line "qmoe: error: ...PATTERN".
-expect_error() {
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || fail "$* exited $rc, expected $code; stderr: $(cat "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "$*: expected one stderr line, got: $(cat "$tmp/err")"
-  grep -q "^qmoe: error: " "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' is not a qmoe error line"
-  grep -q -- "$pat" "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' does not match '$pat'"
-}
 
 "$QMOE" train --train-limit 100 --test-limit 20 --epochs 1 --threads 1 --qubits 4 --out "$tmp/run" \
   >/dev/null 2>"$tmp/err" || fail "train failed: $(cat "$tmp/err")"

@@ -5,12 +5,7 @@
 # (routing basis state |3> selects no expert; quadrant routing encoder,
 # whose extra inputs come from model::circuit_inputs) and a QNN. Also checks eval.
 # Usage: inspect_export.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 
 check_model() {
   local name=$1; shift

@@ -2,12 +2,7 @@
 # qmoe eval --split val reproduces the validation numbers of a `train --val`
 # run (same held-out samples), and the default split stays the test split.
 # Usage: inspect_val.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 
 "$QMOE" train --train-limit 300 --test-limit 40 --val 0.2 --seed 5 --epochs 1 --threads 1 --qubits 6 --out "$tmp/run" \
   >/dev/null 2>"$tmp/err" || fail "train --val: $(cat "$tmp/err")"

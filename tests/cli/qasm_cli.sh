@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # qmoe qasm: JSON output on files with known answers, shots, seeds, errors.
 # Usage: qasm_cli.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
+source "$(dirname "$0")/common.bash" "$@"
 DATA=$2/tests/data/qasm
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # run ARGS...: run qmoe qasm, stdout into $tmp/out (one JSON line), exit 0 expected.
 run() {
@@ -74,15 +70,6 @@ jq -e --slurpfile e "$tmp/exact" '
   "$tmp/out" >/dev/null || fail "shot jacobian far from exact: $(cat "$tmp/out")"
 
 # Errors: one line "qmoe: error: FILE:LINE:COL: message", exit 1.
-expect_error() {
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || fail "$* exited $rc, expected $code; stderr: $(cat "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "$*: expected one stderr line, got: $(cat "$tmp/err")"
-  grep -q -- "$pat" "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' does not match '$pat'"
-  [ ! -s "$tmp/out" ] || fail "$*: printed output despite the error"
-}
 B=$DATA/bad_missing_semicolon.qasm
 expect_error 1 "^qmoe: error: $B:5:14: expected ';' after ']' (found 'measure' on line 6)\$" -- "$QMOE" qasm "$B"
 expect_error 1 "^qmoe: error: cannot open $tmp/none.qasm: No such file or directory\$" -- "$QMOE" qasm "$tmp/none.qasm"

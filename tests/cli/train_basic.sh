@@ -2,12 +2,7 @@
 # qmoe train end to end: output files, metrics.csv rows, stdout summary, and
 # the same seed giving the same metrics.
 # Usage: train_basic.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 
 run() {  # run DIR args...: a tiny QMoE
   local dir=$1; shift

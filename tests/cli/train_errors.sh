@@ -1,21 +1,8 @@
 #!/usr/bin/env bash
 # qmoe train: user errors give one "qmoe: error: ..." line and a non-zero exit.
 # Usage: train_errors.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 
-expect_error() {  # expect_error CODE PATTERN -- command...
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || fail "$* exited $rc, expected $code; stderr: $(cat "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "$*: expected one stderr line, got: $(cat "$tmp/err")"
-  grep -q "^qmoe: error: " "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' is not a qmoe error line"
-  grep -q -- "$pat" "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' does not match '$pat'"
-}
 small=(--train-limit 50 --test-limit 20 --threads 1 --qubits 4)
 
 expect_error 2 "ops" -- "$QMOE" train "${small[@]}" --ops foo --out "$tmp/r1"

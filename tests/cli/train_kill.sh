@@ -3,14 +3,10 @@
 # once the first checkpoint exists, then --resume: the run finishes, every
 # epoch is in metrics.csv and the checkpoint parses.
 # Usage: train_kill.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
+source "$(dirname "$0")/common.bash" "$@"
 pid=
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 EPOCHS=6
 args=(--train-limit 1500 --test-limit 100 --threads 1 --seed 1)
 

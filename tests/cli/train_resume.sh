@@ -2,12 +2,7 @@
 # qmoe train --resume: 1 epoch, then --resume --epochs 2, ends with the same
 # parameters (and metrics) as an uninterrupted 2-epoch run.
 # Usage: train_resume.sh QMOE_BINARY SOURCE_DIR
-set -u
-QMOE=$1
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.bash" "$@"
 args=(--train-limit 300 --test-limit 100 --threads 1 --seed 3)
 
 "$QMOE" train "${args[@]}" --epochs 2 --out "$tmp/full" >/dev/null 2>"$tmp/err" || fail "2-epoch run: $(cat "$tmp/err")"
