@@ -408,9 +408,12 @@ struct OverlapAdjointKernel {
         ox[b] += double(ui + wi);
         oy[b] += double(wr - ur);
         oz[b] += double(z0 - z1);
-        mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
+        // the matrix once into registers, for both states
+        const SharedM<T> u{{m_inv.re(0, b), m_inv.re(1, b), m_inv.re(2, b), m_inv.re(3, b)},
+                           {m_inv.im(0, b), m_inv.im(1, b), m_inv.im(2, b), m_inv.im(3, b)}};
+        mul2<T>(u, b, a0r, a0i, a1r, a1i);
         pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
-        mul2<T>(m_inv, b, l0r, l0i, l1r, l1i);
+        mul2<T>(u, b, l0r, l0i, l1r, l1i);
         lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
       }
     }
