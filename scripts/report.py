@@ -255,12 +255,16 @@ def main():
     if t1:
         lines += ["## Table I: test accuracy (%)", "", table1_md(t1), ""]
         if tm1:
-            lines += [f"Wall time: {tm1['wall_seconds']:.0f} s for {tm1['runs']} runs ({tm1['jobs']} at a time).", ""]
+            lines += [f"Last `reproduce --table 1` invocation: {tm1['wall_seconds']:.0f} s wall time, "
+                      f"{tm1.get('runs_trained', tm1['runs'])} runs trained and {tm1.get('runs_reused', 0)} reused "
+                      f"({tm1['jobs']} at a time).", ""]
         lines += ["### Model sizes (MNIST-4; the same on every task)", "", size_md(t1), ""]
     if t2:
         lines += ["## Table II: MNIST-4, QMoE with 2, 3 and 4 experts", "", table2_md(t2), ""]
         if tm2:
-            lines += [f"Wall time: {tm2['wall_seconds']:.0f} s for {tm2['runs']} runs (runs shared with Table I are not repeated).", ""]
+            lines += [f"Last `reproduce --table 2` invocation: {tm2['wall_seconds']:.0f} s wall time, "
+                      f"{tm2.get('runs_trained', tm2['runs'])} runs trained and {tm2.get('runs_reused', 0)} reused "
+                      "(the 4-expert cells are Table I's runs).", ""]
     if routing:
         lines += ["## Routing: does each class go to its own expert?", "",
                   "Mutual information I(class; expert) in bits between the true class and the expert that a "

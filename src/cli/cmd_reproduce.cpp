@@ -76,7 +76,11 @@ double paper_value(const Cell& c) {
 json run_one(const Cell& cell, int seed, const json& common, const DataOptions& data_opts, const data::TaskData& td,
             const fs::path& dir) {
   const fs::path result_path = dir / "result.json";
-  if (fs::exists(result_path)) return read_json(result_path);
+  if (fs::exists(result_path)) {
+    json r = read_json(result_path);
+    r["reused"] = true;
+    return r;
+  }
   fs::create_directories(dir);
   model::ModelConfig mc = model::ModelConfig::from_json(common.at("model"));
   mc.ops = cell.ops;
@@ -208,7 +212,10 @@ void run_reproduce(const Args& a) {
   fs::create_directories(a.out);
   train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).string(),
                            table.dump(1) + "\n");
-  json timing = {{"table", a.table}, {"seeds", a.seeds}, {"runs", jobs.size()}, {"wall_seconds", wall}, {"jobs", a.jobs}};
+  int reused = 0;
+  for (const json& r : results) reused += r.value("reused", false) ? 1 : 0;
+  json timing = {{"table", a.table}, {"seeds", a.seeds}, {"runs", jobs.size()}, {"runs_trained", int(jobs.size()) - reused},
+                 {"runs_reused", reused}, {"wall_seconds", wall}, {"jobs", a.jobs}};
   train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + "-timing.json")).string(),
                            timing.dump(1) + "\n");
   std::printf("table %d: %zu cells x %d seeds in %.0f s; wrote %s\n", a.table, cells.size(), a.seeds, wall,
