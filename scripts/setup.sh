@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PACKAGES=(g++ cmake make git ca-certificates curl npm
+PACKAGES=(g++ cmake make git ca-certificates curl
           libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
           libgtest-dev libbenchmark-dev
           python3-numpy python3-matplotlib
@@ -16,6 +16,8 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# npm may come with a Node.js installed outside apt (then Debian's npm conflicts).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
