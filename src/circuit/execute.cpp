@@ -93,7 +93,7 @@ template <class T>
 void run_circuit(const Circuit& c, const double* theta, const double* x, sim::State<T>& s,
                  GateScratch<T>& scratch) {
   if (s.n_qubits != c.n_qubits) throw std::invalid_argument("run_circuit: state has wrong qubit count");
-  run_plan(c, cached_plan(c), theta, x, s, scratch);
+  run_plan(c, make_plan(c), theta, x, s, scratch);  // one-off runs: plan afresh
 }
 
 void check_inputs(const Circuit& c, std::size_t n_theta, std::size_t n_x, int batch) {

@@ -426,23 +426,56 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
   return p;
 }
 
-const Plan& cached_plan(const Circuit& c, const PlanOptions& opt) {
-  struct Entry {
-    u64 key = 0;
-    bool used = false;
-    Plan plan;
-  };
-  constexpr int kEntries = 8;
-  thread_local Entry cache[kEntries];
-  thread_local int next = 0;
+namespace {
+
+bool same_gate(const Gate& a, const Gate& b) {
+  if (a.kind != b.kind || a.target != b.target || a.target2 != b.target2 ||
+      a.controls.size() != b.controls.size() || a.matrix != b.matrix)
+    return false;
+  for (std::size_t i = 0; i < a.controls.size(); ++i)
+    if (a.controls[i].qubit != b.controls[i].qubit || a.controls[i].on_one != b.controls[i].on_one) return false;
+  for (std::size_t j = 0; j < a.angles.size(); ++j)
+    if (a.angles[j].source != b.angles[j].source || a.angles[j].index != b.angles[j].index ||
+        a.angles[j].value != b.angles[j].value)
+      return false;
+  return true;
+}
+
+bool same_circuit(const Circuit& a, const Circuit& b) {
+  if (a.n_qubits != b.n_qubits || a.n_params != b.n_params || a.n_features != b.n_features ||
+      a.gates.size() != b.gates.size())
+    return false;
+  for (std::size_t i = 0; i < a.gates.size(); ++i)
+    if (!same_gate(a.gates[i], b.gates[i])) return false;
+  return true;
+}
+
+bool same_options(const PlanOptions& a, const PlanOptions& b) {
+  return a.fuse == b.fuse && a.permutations == b.permutations && a.product_prefix == b.product_prefix &&
+         a.fold_permutations == b.fold_permutations && a.pairs == b.pairs && a.begin == b.begin &&
+         a.end == b.end && a.keep == b.keep;
+}
+
+}  // namespace
+
+const Plan& PlanCache::get(const Circuit& c, const PlanOptions& opt) {
   const u64 key = plan_key(c, opt);
-  for (Entry& e : cache)
-    if (e.used && e.key == key) return e.plan;
-  Entry& e = cache[next];
-  next = (next + 1) % kEntries;
+  for (Entry& e : entries_)
+    if (e.key == key && same_options(e.options, opt) && same_circuit(e.circuit, c)) return e.plan;
+  entries_.reserve(kEntries);  // never reallocates: returned plans stay put
+  std::size_t slot;
+  if (entries_.size() < kEntries) {
+    slot = entries_.size();
+    entries_.emplace_back();
+  } else {
+    slot = next_;  // replace the oldest
+    next_ = (next_ + 1) % kEntries;
+  }
+  Entry& e = entries_[slot];
   e.plan = make_plan(c, opt);
   e.key = key;
-  e.used = true;
+  e.circuit = c;
+  e.options = opt;
   return e.plan;
 }
 

@@ -71,9 +71,26 @@ struct Plan {
 };
 
 Plan make_plan(const Circuit& c, const PlanOptions& opt = {});
-// make_plan with a small per-thread cache keyed by the circuit's content and
-// the options (rebuilding costs O(gates + 2^n * permutation gates)).
-const Plan& cached_plan(const Circuit& c, const PlanOptions& opt = {});
+// The plans of the last few circuits run, owned by the caller (a Workspace),
+// so the core keeps no hidden state. A plan is reused only for an equal
+// circuit and equal options (compared in full after a hash match); rebuilding
+// costs O(gates + 2^n * permutation gates). Not thread-safe: get() before
+// entering a parallel region and share the (read-only) plan.
+class PlanCache {
+ public:
+  const Plan& get(const Circuit& c, const PlanOptions& opt = {});
+
+ private:
+  struct Entry {
+    std::uint64_t key = 0;
+    Circuit circuit;
+    PlanOptions options;
+    Plan plan;
+  };
+  static constexpr std::size_t kEntries = 8;
+  std::vector<Entry> entries_;
+  std::size_t next_ = 0;
+};
 
 // Apply one op (inverse: its dagger). Prefix ops are ordinary fused ops here.
 template <class T>

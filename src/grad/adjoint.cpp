@@ -250,7 +250,7 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   if (int(ws.chunks.size()) != n_chunks) ws.chunks.resize(std::size_t(n_chunks));
   ws.batch = batch;
   const int K = int(obs.size());
-  const Plan& plan = cached_plan(c);  // shared by the threads (read only)
+  const Plan& plan = ws.plans.get(c);  // shared by the threads (read only)
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
     const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
@@ -278,7 +278,7 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
   opt.pairs = false;
   opt.keep = std::move(sg.keep);
-  const Plan& plan = cached_plan(c, opt);
+  const Plan& plan = ws.plans.get(c, opt);
   const std::vector<char>& diff = sg.diff;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {

@@ -19,6 +19,7 @@
 
 #include "circuit/circuit.hpp"
 #include "circuit/execute.hpp"
+#include "circuit/fusion.hpp"
 #include "sim/state.hpp"
 
 namespace qmoe {
@@ -43,6 +44,7 @@ struct Workspace {
   };
   std::vector<Chunk> chunks;
   int batch = 0;  // batch of the last forward()
+  PlanCache plans;  // execution plans of the circuits run with this workspace
 
   // Final state of chunk c (samples c*chunk_size ...).
   const sim::State<T>& final_state(int c) const { return chunks[std::size_t(c)].psi; }
