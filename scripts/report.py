@@ -264,7 +264,7 @@ def main():
         if tm2:
             lines += [f"Last `reproduce --table 2` invocation: {tm2['wall_seconds']:.0f} s wall time, "
                       f"{tm2.get('runs_trained', tm2['runs'])} runs trained and {tm2.get('runs_reused', 0)} reused "
-                      "(the 4-expert cells are Table I's runs).", ""]
+                      "(finished runs, e.g. Table I's 4-expert cells, are reused).", ""]
     if routing:
         lines += ["## Routing: does each class go to its own expert?", "",
                   "Mutual information I(class; expert) in bits between the true class and the expert that a "

@@ -1,6 +1,6 @@
 // Execution plans: a circuit's gates grouped into fewer, cheaper kernel calls.
 //
-// Planned once per circuit (make_plan / cached_plan), then run for any inputs:
+// Planned once per circuit (make_plan, or a caller-owned PlanCache), then run for any inputs:
 //   - 1-qubit gates on the same target with the same controls fuse into one
 //     2x2 (per sample if any angle is a feature). A gate joins the latest op
 //     that touches any of its qubits, so it may move past ops on other qubits

@@ -59,6 +59,11 @@ void run_train(TrainArgs& a) {
   }
   const model::Model m = model::build_model(ck.model);
   if (!resumed) ck.state = train::initial_state(m, ck.train);
+  ck.train.validate();  // before anything is written
+  if (td.train.size() == 0) throw std::runtime_error("the training split is empty");
+  if (td.test.size() == 0)
+    throw std::runtime_error(a.val > 0 ? "the validation split is empty: raise --val or the training samples"
+                                       : "the task has no test split: hold out one with --val");
   fs::create_directories(a.out);
   nlohmann::json cfg = {{"model", ck.model.to_json()}, {"train", ck.train.to_json()}, {"task", ck.task},
                         {"params", m.n_params()}, {"qubits", m.circuit.n_qubits}, {"gates", m.circuit.gates.size()},
@@ -66,9 +71,9 @@ void run_train(TrainArgs& a) {
   train::write_file_atomic((fs::path(a.out) / "config.json").string(), cfg.dump(2) + "\n");
 
   const bool tty = isatty(fileno(stderr));
-  std::fprintf(stderr, "%s %s on %s: %d qubits, %d parameters, %zu train / %zu test samples%s\n",
+  std::fprintf(stderr, "%s %s on %s: %d qubits, %d parameters, %zu train / %zu %s samples%s\n",
                ck.model.model.c_str(), ck.model.ops.c_str(), td.task.c_str(), m.circuit.n_qubits, m.n_params(),
-               td.train.size(), td.test.size(),
+               td.train.size(), td.test.size(), a.val > 0 ? "validation" : "test",
                resumed ? (", resuming after epoch " + std::to_string(ck.state.epoch)).c_str() : "");
   auto t_epoch = std::chrono::steady_clock::now();
   train::Callbacks cb;

@@ -2,6 +2,7 @@
 // reaches here becomes one line on stderr and exit code 1.
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include "cli/cli.hpp"
 
@@ -23,6 +24,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "qmoe: error: %s\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "qmoe: error: out of memory (a state of n qubits takes 2^n x batch x 16 bytes: "
+                         "use fewer qubits or a smaller batch)\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qmoe: error: %s\n", e.what());
     return 1;

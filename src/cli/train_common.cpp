@@ -1,5 +1,7 @@
 #include "cli/train_common.hpp"
 
+#include <filesystem>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -16,15 +18,22 @@ void DataOptions::add(CLI::App& cmd, bool task_required) {
 }
 
 nlohmann::json DataOptions::to_json() const {
-  return {{"task", task}, {"scaling", scaling}, {"train_limit", train_limit}, {"test_limit", test_limit}};
+  // A CSV path is stored absolute so eval / predict work from any directory.
+  const bool csv = task.size() > 4 && task.substr(task.size() - 4) == ".csv";
+  return {{"task", csv ? std::filesystem::absolute(task).string() : task}, {"scaling", scaling}, {"train_limit", train_limit}, {"test_limit", test_limit}};
 }
 
 DataOptions DataOptions::from_json(const nlohmann::json& j) {
   DataOptions d;
-  d.task = j.value("task", d.task);
-  d.scaling = j.value("scaling", d.scaling);
-  d.train_limit = j.value("train_limit", 0L);
-  d.test_limit = j.value("test_limit", 0L);
+  try {
+    d.task = j.value("task", d.task);
+    d.scaling = j.value("scaling", d.scaling);
+    d.train_limit = j.value("train_limit", 0L);
+    d.test_limit = j.value("test_limit", 0L);
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error("damaged checkpoint: bad \"task\" entry");
+  }
+  if (d.train_limit < 0 || d.test_limit < 0) throw std::runtime_error("damaged checkpoint: negative sample limit");
   return d;
 }
 
@@ -54,7 +63,7 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
       ->check(CLI::IsMember({"pairs", "qubits"}));
   cmd.add_option("--ring-every", mc.encoder_ring_every, "CNOT ring after every k encoder layers (0: none)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--logit-scale", mc.logit_scale, "logits = scale * <Z> read-out (default 1)")
+  cmd.add_option("--logit-scale", mc.logit_scale, "logits = scale * <Z> read-out (default 10)")
       ->check(CLI::Range(1e-6, 1000.0));
   cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
       ->check(CLI::NonNegativeNumber);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <exception>
+#include <mutex>
 #include <cctype>
 #include <stdexcept>
 
@@ -99,6 +101,29 @@ void seed_lambda(const sim::State<T>& psi, const std::vector<PauliString>& obs,
     sim::add_weighted_pauli(psi, obs[k].x, obs[k].z, w.data(), lam);
   }
 }
+
+// An exception must not leave an OpenMP region (std::terminate): each chunk's
+// work runs in run(), the first exception is kept and rethrown after the loop.
+struct FirstError {
+  std::exception_ptr first;
+  std::mutex lock;
+  template <class F>
+  void run(F&& f) {
+    if (first) return;  // racy read is fine: only skips work after a failure
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard<std::mutex> g(lock);
+      if (!first) first = std::current_exception();
+    }
+  }
+  template <class W>
+  void rethrow(W& ws) {
+    if (!first) return;
+    ws.batch = 0;  // the workspace holds no complete forward pass now
+    std::rethrow_exception(first);
+  }
+};
 
 struct ChunkRange {
   int begin, size;
@@ -251,15 +276,19 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   ws.batch = batch;
   const int K = int(obs.size());
   const Plan& plan = ws.plans.get(c);  // shared by the threads (read only)
+  FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
-    const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
-    auto& ch = ws.chunks[std::size_t(ci)];
-    ensure_state(ch.psi, c.n_qubits, r.size);
-    const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
-    run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch);
-    if (K > 0) readout(ch.psi, obs, expvals + std::size_t(r.begin) * K);
+    err.run([&] {
+      const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
+      auto& ch = ws.chunks[std::size_t(ci)];
+      ensure_state(ch.psi, c.n_qubits, r.size);
+      const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
+      run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch);
+      if (K > 0) readout(ch.psi, obs, expvals + std::size_t(r.begin) * K);
+    });
   }
+  err.rethrow(ws);
 }
 
 template <class T>
@@ -280,16 +309,20 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   opt.keep = std::move(sg.keep);
   const Plan& plan = ws.plans.get(c, opt);
   const std::vector<char>& diff = sg.diff;
+  FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
-    const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
-    auto& ch = ws.chunks[std::size_t(ci)];
-    ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
-    ensure_state(ch.lam, c.n_qubits, r.size);
-    seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
-    ch.phi = ch.psi;
-    sweep<T>(c, plan, diff, theta, x, r, dx != nullptr, dx, ch);
+    err.run([&] {
+      const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
+      auto& ch = ws.chunks[std::size_t(ci)];
+      ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
+      ensure_state(ch.lam, c.n_qubits, r.size);
+      seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
+      ch.phi = ch.psi;
+      sweep<T>(c, plan, diff, theta, x, r, dx != nullptr, dx, ch);
+    });
   }
+  err.rethrow(ws);
   for (const auto& ch : ws.chunks)  // fixed order: same sums for any thread count
     for (int j = 0; j < c.n_params; ++j) dtheta[j] += ch.grad_theta[std::size_t(j)];
 }

@@ -174,6 +174,8 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
   if (st.theta.size() != std::size_t(m.n_params()))
     throw std::invalid_argument("parameter count does not match the model");
   if (train_set.size() == 0) throw std::invalid_argument("the training set is empty");
+  if (test_set.size() == 0)
+    throw std::invalid_argument("the evaluation split is empty (a CSV task has no test split: use --val)");
   Workspace<double> ws;
   ws.chunk_size = tc.chunk;
   std::mt19937_64 rng;
@@ -289,6 +291,8 @@ Checkpoint checkpoint_from_json(const json& j) {
       (!c.state.adam.m.empty() && c.state.adam.m.size() != c.state.theta.size()) ||
       c.state.adam.v.size() != c.state.adam.m.size())
     throw std::runtime_error("damaged checkpoint: parameter count does not match its model");
+  if (c.state.epoch < 0 || c.state.best_epoch < 0 || c.state.adam.step_count < 0)
+    throw std::runtime_error("damaged checkpoint: negative epoch or step count");
   for (double t : c.state.theta)
     if (!std::isfinite(t)) throw std::runtime_error("damaged checkpoint: non-finite parameter");
   return c;

@@ -24,4 +24,19 @@ cmp -s "$tmp/run/checkpoint" "$tmp/ck.before" || fail "checkpoint changed by the
 # --resume of a damaged checkpoint
 printf '{"format":"qmoe-checkpoint",' >"$tmp/run/checkpoint"
 expect_error 1 "checkpoint $tmp/run/checkpoint is damaged" -- "$QMOE" train "${small[@]}" --epochs 2 --resume --out "$tmp/run"
+# values that pass the option parser but not validation: nothing written
+expect_error 1 "learning rate must be > 0" -- "$QMOE" train "${small[@]}" --lr nan --out "$tmp/nan"
+[ ! -e "$tmp/nan" ] || fail "--lr nan left $tmp/nan behind"
+expect_error 1 "validation split is empty" -- "$QMOE" train --train-limit 100 --test-limit 10 --val 0.001 --out "$tmp/v"
+[ ! -e "$tmp/v" ] || fail "empty validation split left $tmp/v behind"
+# a task without a test split (a CSV file) needs --val
+printf '0.1,0.2,0\n0.3,0.1,1\n0.2,0.4,0\n0.5,0.5,1\n' >"$tmp/tiny.csv"
+expect_error 1 "no test split" -- "$QMOE" train --task "$tmp/tiny.csv" --model qnn --qubits 2 --readout qubits --out "$tmp/csv"
+# damaged task entry in a checkpoint
+"$QMOE" train "${small[@]}" --epochs 1 --out "$tmp/t" >/dev/null 2>&1 || fail "tiny run failed"
+$PY - "$tmp/t/checkpoint" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1])); j["task"] = "x"; json.dump(j, open(sys.argv[1], "w"))
+PYEOF
+expect_error 1 "damaged checkpoint" -- "$QMOE" train --epochs 2 --resume --out "$tmp/t"
 echo "train_errors: ok"
