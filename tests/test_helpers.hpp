@@ -79,6 +79,23 @@ inline std::vector<double> random_vector(std::mt19937_64& rng, std::size_t n, do
   return v;
 }
 
+// A random normalised batch state.
+template <class T>
+sim::State<T> random_state(std::mt19937_64& rng, int n, int batch) {
+  sim::State<T> s = sim::make_state<T>(n, batch);
+  std::normal_distribution<double> g;
+  std::vector<double> norm(batch, 0.0);
+  for (std::size_t i = 0; i < s.re.size(); ++i) {
+    s.re[i] = T(g(rng)), s.im[i] = T(g(rng));
+    norm[i % batch] += double(s.re[i]) * s.re[i] + double(s.im[i]) * s.im[i];
+  }
+  for (std::size_t i = 0; i < s.re.size(); ++i) {
+    s.re[i] = T(s.re[i] / std::sqrt(norm[i % batch]));
+    s.im[i] = T(s.im[i] / std::sqrt(norm[i % batch]));
+  }
+  return s;
+}
+
 // Dense reference: psi <- U psi for one gate (slow; n <= ~8).
 inline void dense_apply(int n, const Gate& g, const double* angles, std::vector<cplx>& psi) {
   const std::vector<cplx> u = dense_gate_matrix(n, g, angles);

@@ -15,15 +15,6 @@ using namespace qmoe::testing;
 namespace {
 
 template <class T>
-sim::State<T> random_state(std::mt19937_64& rng, int n, int batch) {
-  sim::State<T> s = sim::make_state<T>(n, batch);
-  std::normal_distribution<double> g;
-  for (auto& v : s.re) v = T(g(rng));
-  for (auto& v : s.im) v = T(g(rng));
-  return s;
-}
-
-template <class T>
 double max_diff(const sim::State<T>& a, const sim::State<T>& b) {
   double d = 0;
   for (std::size_t i = 0; i < a.re.size(); ++i)

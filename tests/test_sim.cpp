@@ -11,23 +11,6 @@ using namespace qmoe::testing;
 
 namespace {
 
-// A random normalised batch state.
-template <class T>
-sim::State<T> random_state(std::mt19937_64& rng, int n, int batch) {
-  sim::State<T> s = sim::make_state<T>(n, batch);
-  std::normal_distribution<double> g;
-  std::vector<double> norm(batch, 0.0);
-  for (std::size_t i = 0; i < s.re.size(); ++i) {
-    s.re[i] = T(g(rng)), s.im[i] = T(g(rng));
-    norm[i % batch] += double(s.re[i]) * s.re[i] + double(s.im[i]) * s.im[i];
-  }
-  for (std::size_t i = 0; i < s.re.size(); ++i) {
-    s.re[i] = T(s.re[i] / std::sqrt(norm[i % batch]));
-    s.im[i] = T(s.im[i] / std::sqrt(norm[i % batch]));
-  }
-  return s;
-}
-
 double max_diff(const std::vector<cplx>& a, const std::vector<cplx>& b) {
   double m = 0;
   for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));

@@ -81,20 +81,29 @@ PairSpace make_pairs(int n, std::size_t batch, int target, Controls c, bool fold
   return p;
 }
 
-// Matrix accessors: the same 2x2 for every slot, or one per sample.
-template <class T>
-struct SharedM {
-  T r[4], i[4];
+// Coefficient accessors: N complex numbers (4 for a 2x2 matrix, 2 for a
+// diagonal), the same for every slot or one per sample.
+template <class T, int N>
+struct SharedCoeffs {
+  T r[N], i[N];
   T re(int k, std::size_t) const { return r[k]; }
   T im(int k, std::size_t) const { return i[k]; }
 };
-template <class T>
-struct PerSampleM {
-  const T* __restrict r[4];
-  const T* __restrict i[4];
+template <class T, int N>
+struct PerSampleCoeffs {
+  const T* __restrict r[N];
+  const T* __restrict i[N];
   T re(int k, std::size_t b) const { return r[k][b]; }
   T im(int k, std::size_t b) const { return i[k][b]; }
 };
+template <class T>
+using SharedM = SharedCoeffs<T, 4>;
+template <class T>
+using PerSampleM = PerSampleCoeffs<T, 4>;
+template <class T>
+using SharedD = SharedCoeffs<T, 2>;
+template <class T>
+using PerSampleD = PerSampleCoeffs<T, 2>;
 
 template <class T>
 SharedM<T> shared(const Mat<T>& m) {
@@ -109,19 +118,6 @@ PerSampleM<T> per_sample(const BatchMat<T>& m) {
   return s;
 }
 
-template <class T>
-struct SharedD {
-  T r[2], i[2];
-  T re(int k, std::size_t) const { return r[k]; }
-  T im(int k, std::size_t) const { return i[k]; }
-};
-template <class T>
-struct PerSampleD {
-  const T* __restrict r[2];
-  const T* __restrict i[2];
-  T re(int k, std::size_t b) const { return r[k][b]; }
-  T im(int k, std::size_t b) const { return i[k][b]; }
-};
 
 // (a0, a1) <- M (a0, a1) for one slot; the heart of every kernel.
 template <class T, class M>
