@@ -90,6 +90,10 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   mc = resolve_model(mc, cell.model);
   train::TrainConfig tc = train::TrainConfig::from_json(common.at("train"));
   tc.seed = std::uint64_t(seed);
+  // Per-task epochs (e.g. the 2-class tasks, with half the data, get twice the
+  // epochs: the same number of optimiser steps).
+  if (common.contains("epochs_by_task") && common["epochs_by_task"].contains(cell.task))
+    tc.epochs = common["epochs_by_task"][cell.task].get<int>();
   const model::Model m = model::build_model(mc);
   const std::string ckpt = (dir / "checkpoint").string();
   train::Checkpoint ck{mc, tc, data_opts.to_json(), train::initial_state(m, tc)};
@@ -123,7 +127,10 @@ std::string fmt(double v) {
 void run_reproduce(const Args& a) {
   const fs::path exp_dir = fs::path(a.experiments);
   json common = read_json(exp_dir / "common.json");
-  if (a.epochs >= 0) common["train"]["epochs"] = a.epochs;
+  if (a.epochs >= 0) {
+    common["train"]["epochs"] = a.epochs;
+    common.erase("epochs_by_task");
+  }
   const fs::path table_dir = exp_dir / ("table" + std::to_string(a.table));
   if (!fs::is_directory(table_dir)) throw std::runtime_error("no experiment configs in " + table_dir.string());
   std::vector<Cell> cells;
