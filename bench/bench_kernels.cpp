@@ -243,6 +243,7 @@ void BM_Circuit(benchmark::State& st) {
   std::vector<double> ev(obs.size() * batch), dO(obs.size() * batch, 0.1), dtheta(theta.size());
   Workspace<T> ws;
   if (st.range(2) > 0) ws.chunk_size = int(st.range(2));
+  if (with_backward) ws.saved_layers = kTrainingSavedLayers;  // as the trainer
   for (auto _ : st) {
     forward(c, theta, x.data(), batch, obs, ev.data(), ws);
     if (with_backward) backward(c, theta, x.data(), batch, obs, dO.data(), dtheta.data(), nullptr, ws);

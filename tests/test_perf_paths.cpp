@@ -514,3 +514,136 @@ TEST(PerfPaths, FeatureRotationsMatchLibm) {
     EXPECT_LE(max_diff(s, ref), 1e-12) << "range " << range;
   }
 }
+
+namespace {
+
+// Layered circuits for the layer sweep: an encoder, uncontrolled ansatz
+// layers with rings, and expert-like layers whose gates all carry the same
+// controls on qubit 0 (targets 1..n-1), then random gates.
+Circuit layered_circuit(std::mt19937_64& rng, int n, bool controlled) {
+  Circuit c = structured_circuit(rng, n);
+  const int p0 = c.n_params;
+  for (int layer = 0; layer < 3; ++layer) {
+    const std::vector<Control> ctl =
+        controlled && n > 2 ? std::vector<Control>{{0, layer % 2 == 0}} : std::vector<Control>{};
+    for (int q = ctl.empty() ? 0 : 1; q < n; ++q) {
+      add_gate(c, make_gate(GateKind::RY, q, ctl, {Angle::param(p0 + 2 * layer, 0.9)}));
+      add_gate(c, make_gate(GateKind::RZ, q, ctl, {Angle::feature(q % c.n_features)}));
+      add_gate(c, make_gate(GateKind::H, q, ctl));
+      add_gate(c, make_gate(GateKind::RX, q, ctl, {Angle::param(p0 + 2 * layer + 1)}));
+    }
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+  }
+  for (int i = 0; i < 6; ++i) add_gate(c, random_gate(rng, n, 1, c.n_params, c.n_features));
+  return c;
+}
+
+}  // namespace
+
+// find_layers: every layer's gates commute across targets (reordering a
+// layer, per-target order kept, gives the same state), a layer's gates sit on
+// >= 2 targets, and the planned run with barriers saves, at each barrier,
+// exactly the state after the gates before it.
+TEST(PerfPaths, LayersCommuteAndBarriersSaveStates) {
+  std::mt19937_64 rng(43);
+  int layers_seen = 0;
+  for (int trial = 0; trial < 12; ++trial) {
+    const int n = 2 + trial % 5, batch = 1 + trial % 3;
+    Circuit c = trial % 3 == 2 ? random_circuit(rng, n, 80, 1, 4, 3) : layered_circuit(rng, n, trial % 2);
+    const auto theta = random_vector(rng, std::size_t(c.n_params));
+    const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
+    GateScratch<double> scratch;
+    const std::vector<GateRange> layers = find_layers(c);
+    layers_seen += int(layers.size());
+    std::vector<int> barriers;
+    for (const GateRange& l : layers) {
+      std::uint64_t targets = 0;
+      for (int gi = l.begin; gi < l.end; ++gi) targets |= std::uint64_t(1) << c.gates[std::size_t(gi)].target;
+      EXPECT_GE(std::popcount(targets), 2);
+      // the layer's gates grouped by target (stable), in reverse target order
+      Circuit moved = c;
+      std::vector<int> order;
+      for (int q = n - 1; q >= 0; --q)
+        for (int gi = l.begin; gi < l.end; ++gi)
+          if (c.gates[std::size_t(gi)].target == q) order.push_back(gi);
+      for (int k = 0; k < l.end - l.begin; ++k) moved.gates[std::size_t(l.begin + k)] = c.gates[std::size_t(order[std::size_t(k)])];
+      auto a = sim::make_state<double>(n, batch), b = a;
+      for (const Gate& g : c.gates) apply_gate(a, g, theta.data(), x.data(), c.n_features, false, scratch);
+      for (const Gate& g : moved.gates) apply_gate(b, g, theta.data(), x.data(), c.n_features, false, scratch);
+      EXPECT_LE(max_diff(a, b), 1e-12) << "trial " << trial << " layer " << l.begin;
+      if (l.begin > 0) barriers.push_back(l.begin);
+    }
+    if (barriers.empty()) continue;
+    PlanOptions o;
+    o.barriers = barriers;
+    const Plan p = make_plan(c, o);
+    for (const PlanOp& op : p.ops) {
+      const int lo = *std::min_element(op.gates.begin(), op.gates.end());
+      const int hi = std::max(*std::max_element(op.gates.begin(), op.gates.end()),
+                              op.perm_gates.empty() ? -1 : op.perm_gates.back());
+      const int seg_lo = op.segment == 0 ? 0 : barriers[std::size_t(op.segment - 1)];
+      const int seg_hi = op.segment == int(barriers.size()) ? int(c.gates.size()) : barriers[std::size_t(op.segment)];
+      EXPECT_TRUE(lo >= seg_lo && hi < seg_hi) << "trial " << trial << ": an op spans a barrier";
+    }
+    std::vector<sim::State<double>> saved;
+    auto s = sim::make_state<double>(n, batch);
+    run_plan(c, p, theta.data(), x.data(), s, scratch, &saved);
+    ASSERT_EQ(saved.size(), barriers.size());
+    for (std::size_t k = 0; k < barriers.size(); ++k) {
+      auto ref = sim::make_state<double>(n, batch);
+      for (int gi = 0; gi < barriers[k]; ++gi)
+        apply_gate(ref, c.gates[std::size_t(gi)], theta.data(), x.data(), c.n_features, false, scratch);
+      EXPECT_LE(max_diff(saved[k], ref), 1e-12) << "trial " << trial << " barrier " << barriers[k];
+    }
+  }
+  EXPECT_GT(layers_seen, 12);
+}
+
+// The layer sweep (gradients at a layer's end, lam undone, phi restored from
+// the state forward() saved) == the gate-by-gate adjoint to 1e-12, for theta
+// and x, with no, one and many saved layers, and twice after one forward.
+TEST(PerfPaths, LayerSweepMatchesGateByGate) {
+  std::mt19937_64 rng(47);
+  for (int trial = 0; trial < 8; ++trial) {
+    // big enough layers to be saved (layers_to_save): >= 4 targets, or 8 with one control
+    const bool controlled = trial % 2;
+    const int n = controlled ? 9 : 4 + trial % 5, batch = 1 + trial % 4;
+    Circuit c = layered_circuit(rng, n, controlled);
+    const auto theta = random_vector(rng, std::size_t(c.n_params));
+    const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
+    std::vector<PauliString> obs;
+    for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
+    if (n >= 2) obs.push_back(PauliString::parse("X0 Y1"));
+    const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+    for (bool want_dx : {false, true}) {
+      std::vector<double> rt(theta.size(), 0.0), rx(x.size(), 0.0);
+      reference_adjoint(c, theta, x, batch, obs, w, rt, want_dx ? &rx : nullptr);
+      for (int saved : {0, 1, 8}) {
+        Workspace<double> ws;
+        ws.chunk_size = 2;
+        ws.saved_layers = saved;
+        std::vector<double> ev(obs.size() * batch), dx(x.size(), 0.0);
+        forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+        if (saved > 0) {  // the 3 layers added after the structured part, at least
+          EXPECT_GE(int(ws.saved_gates.size()), std::min(saved, 3)) << "trial " << trial;
+          EXPECT_LE(int(ws.saved_gates.size()), saved) << "trial " << trial;
+        }
+        for (int repeat = 0; repeat < 2; ++repeat) {
+          std::vector<double> dt(theta.size(), 0.0);
+          backward(c, theta, x.data(), batch, obs, w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
+          for (std::size_t j = 0; j < theta.size(); ++j)
+            EXPECT_NEAR(dt[j], rt[j], 1e-12) << "trial " << trial << " saved " << saved << " theta " << j;
+          if (want_dx)
+            for (std::size_t j = 0; j < x.size(); ++j)
+              EXPECT_NEAR(dx[j], rx[j], 1e-12) << "trial " << trial << " saved " << saved << " x " << j;
+        }
+      }
+      Workspace<float> wf;
+      wf.saved_layers = 8;
+      std::vector<double> ev(obs.size() * batch), dtf(theta.size(), 0.0);
+      forward(c, theta, x.data(), batch, obs, ev.data(), wf);
+      backward(c, theta, x.data(), batch, obs, w.data(), dtf.data(), nullptr, wf);
+      for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dtf[j], rt[j], 2e-4) << "float, trial " << trial;
+    }
+  }
+}

@@ -257,35 +257,42 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
   }
 }
 
-// A Pair op: both parts' matrices (shared, or per sample in scratch slots 0
-// and 1), then one pass.
+// Two uncontrolled fused ops on different qubits in one pass: both matrices
+// (shared, or per sample in scratch slots 0 and 1), then one pass. They
+// commute, so the order of the two does not matter, inverted or not.
 template <class T>
-void apply_pair(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double* theta,
-                const double* x, int x_stride, bool inverse, GateScratch<T>& scratch) {
+void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], const double* theta,
+               const double* x, int x_stride, bool inverse, GateScratch<T>& scratch) {
   const int B = s.batch;
   scratch.reserve(B);
   sim::Mat<T> m[2];
   for (int k = 0; k < 2; ++k) {
-    const PlanOp& part = op.parts[std::size_t(k)];
-    if (part.per_sample) {
+    if (part[k]->per_sample) {
       M2* fm = Factors::out_buffer(B);
-      Factors(c, part, theta).matrices(theta, x, x_stride, B, inverse, fm);
+      Factors(c, *part[k], theta).matrices(theta, x, x_stride, B, inverse, fm);
       for (int b = 0; b < B; ++b) store(scratch, B, b, fm[b], k);
     } else {
-      const M2 f = fused_matrix(c, part, theta, nullptr, inverse);
+      const M2 f = fused_matrix(c, *part[k], theta, nullptr, inverse);
       for (int j = 0; j < 4; ++j) m[k].re[j] = T(f.r[j]), m[k].im[j] = T(f.i[j]);
     }
   }
-  const int a = op.parts[0].target, b = op.parts[1].target;
-  const bool pa = op.parts[0].per_sample, pb = op.parts[1].per_sample;
+  const int a = part[0]->target, b = part[1]->target;
+  const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
   if (pa && pb)
     sim::apply_matrix_pair(s, a, scratch.mat(0, B), b, scratch.mat(1, B));
   else if (pa)
     sim::apply_matrix_pair(s, a, scratch.mat(0, B), b, m[1]);
   else if (pb)
-    sim::apply_matrix_pair(s, b, scratch.mat(1, B), a, m[0]);  // they commute
+    sim::apply_matrix_pair(s, b, scratch.mat(1, B), a, m[0]);
   else
     sim::apply_matrix_pair(s, a, m[0], b, m[1]);
+}
+
+bool pairable(const PlanOp& a, const PlanOp& b) {
+  auto single = [](const PlanOp& op) {
+    return op.kind == PlanOp::Kind::Fused && op.controls.mask == 0 && !op.prefix && op.perm.empty();
+  };
+  return single(a) && single(b) && a.target != b.target;
 }
 
 // FNV-1a over the bytes that define the plan.
@@ -315,6 +322,8 @@ u64 plan_key(const Circuit& c, const PlanOptions& o) {
   h.val(o.begin), h.val(o.end);
   h.val(o.keep.size());
   if (!o.keep.empty()) h.add(o.keep.data(), o.keep.size());
+  h.val(o.barriers.size());
+  if (!o.barriers.empty()) h.add(o.barriers.data(), o.barriers.size() * sizeof(int));
   return h.h;
 }
 
@@ -325,10 +334,17 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
   const int end = opt.end < 0 ? int(c.gates.size()) : opt.end;
   if (opt.begin < 0 || opt.begin > end || end > int(c.gates.size()))
     throw std::invalid_argument("make_plan: bad gate range");
+  for (std::size_t k = 0; k < opt.barriers.size(); ++k)
+    if (opt.barriers[k] <= opt.begin || opt.barriers[k] >= end ||
+        (k > 0 && opt.barriers[k] <= opt.barriers[k - 1]))
+      throw std::invalid_argument("make_plan: barriers must ascend inside the gate range");
   Plan p;
   p.n_qubits = n;
   std::vector<int> last(std::size_t(std::max(n, 1)), -1);  // latest op touching each qubit
+  int segment = 0, first_op = 0;  // this segment's first op: nothing joins an earlier one
   for (int gi = opt.begin; gi < end; ++gi) {
+    if (segment < int(opt.barriers.size()) && gi == opt.barriers[std::size_t(segment)])
+      ++segment, first_op = int(p.ops.size());
     const Gate& g = c.gates[std::size_t(gi)];
     const sim::Controls ctl = control_mask(g);
     const u64 qs = touched(g);
@@ -337,7 +353,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
     const bool keep = !opt.keep.empty() && opt.keep[std::size_t(gi)];
     const bool swap = g.kind == GateKind::Swap;
     const bool xtype = opt.permutations && (g.kind == GateKind::X || swap);
-    PlanOp* prev = j >= 0 ? &p.ops[std::size_t(j)] : nullptr;
+    PlanOp* prev = j >= first_op ? &p.ops[std::size_t(j)] : nullptr;
     int at = -1;
     if (!keep && opt.fuse && prev && !swap && prev->kind == PlanOp::Kind::Fused &&
         prev->target == g.target && prev->controls.mask == ctl.mask &&
@@ -355,6 +371,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       op.target = g.target;
       op.controls = ctl;
       op.gates = {gi};
+      op.segment = segment;
       if (keep || (swap && !xtype)) {
         op.kind = PlanOp::Kind::Single;
       } else if (xtype) {
@@ -363,7 +380,8 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
         op.kind = PlanOp::Kind::Fused;
         op.per_sample = is_per_sample(g);
         op.diagonal = opt.permutations && is_diagonal(g.kind);
-        op.prefix = opt.fuse && opt.product_prefix && opt.begin == 0 && ctl.mask == 0 && j < 0;
+        op.prefix = opt.fuse && opt.product_prefix && opt.begin == 0 && ctl.mask == 0 && j < 0 &&
+                    segment == 0;
         p.has_prefix |= op.prefix;
       }
       p.ops.push_back(std::move(op));
@@ -391,7 +409,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       if (op.kind == PlanOp::Kind::Permutation && !op.perm.empty() && !ops.empty()) {
         PlanOp& prev = ops.back();
         if (prev.kind == PlanOp::Kind::Fused && prev.controls.mask == 0 && !prev.prefix &&
-            prev.perm.empty()) {
+            prev.perm.empty() && prev.segment == op.segment) {
           prev.perm = std::move(op.perm);
           prev.perm_gates = std::move(op.gates);
           continue;
@@ -402,14 +420,12 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
     p.ops = std::move(ops);
   }
   if (opt.pairs) {
-    auto single = [](const PlanOp& op) {
-      return op.kind == PlanOp::Kind::Fused && op.controls.mask == 0 && !op.prefix && op.perm.empty();
-    };
     std::vector<PlanOp> ops;
     for (PlanOp& op : p.ops) {
-      if (!ops.empty() && single(op) && single(ops.back()) && ops.back().target != op.target) {
+      if (!ops.empty() && pairable(ops.back(), op) && ops.back().segment == op.segment) {
         PlanOp pair;
         pair.kind = PlanOp::Kind::Pair;
+        pair.segment = op.segment;
         pair.target = ops.back().target;
         pair.gates = ops.back().gates;
         pair.gates.insert(pair.gates.end(), op.gates.begin(), op.gates.end());
@@ -423,7 +439,36 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
     }
     p.ops = std::move(ops);
   }
+  p.n_segments = int(opt.barriers.size()) + 1;
   return p;
+}
+
+std::vector<GateRange> find_layers(const Circuit& c) {
+  std::vector<GateRange> layers;
+  int begin = 0;
+  u64 targets = 0;           // of the current run
+  sim::Controls controls{};  // shared by the current run's gates
+  auto close = [&](int end) {
+    if (std::popcount(targets) >= 2) layers.push_back({begin, end});
+    begin = end, targets = 0;
+  };
+  for (int gi = 0; gi < int(c.gates.size()); ++gi) {
+    const Gate& g = c.gates[std::size_t(gi)];
+    bool fits = g.kind != GateKind::X && g.kind != GateKind::Swap;
+    for (int k = 0; k < angle_count(g.kind); ++k)
+      if (g.angles[k].source != AngleSource::Constant && !is_rotation(g.kind)) fits = false;
+    if (!fits) {
+      close(gi);
+      begin = gi + 1;
+      continue;
+    }
+    const sim::Controls ctl = control_mask(g);
+    if (targets && (ctl.mask != controls.mask || ctl.value != controls.value)) close(gi);
+    targets |= u64(1) << g.target;
+    controls = ctl;
+  }
+  close(int(c.gates.size()));
+  return layers;
 }
 
 namespace {
@@ -453,7 +498,7 @@ bool same_circuit(const Circuit& a, const Circuit& b) {
 bool same_options(const PlanOptions& a, const PlanOptions& b) {
   return a.fuse == b.fuse && a.permutations == b.permutations && a.product_prefix == b.product_prefix &&
          a.fold_permutations == b.fold_permutations && a.pairs == b.pairs && a.begin == b.begin &&
-         a.end == b.end && a.keep == b.keep;
+         a.end == b.end && a.keep == b.keep && a.barriers == b.barriers;
 }
 
 }  // namespace
@@ -501,9 +546,11 @@ void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double
     case PlanOp::Kind::Fused:
       apply_fused<T>(s, nullptr, c, op, theta, x, x_stride, inverse, scratch);
       return;
-    case PlanOp::Kind::Pair:
-      apply_pair<T>(s, c, op, theta, x, x_stride, inverse, scratch);
+    case PlanOp::Kind::Pair: {
+      const PlanOp* const parts[2] = {&op.parts[0], &op.parts[1]};
+      apply_two<T>(s, c, parts, theta, x, x_stride, inverse, scratch);
       return;
+    }
   }
 }
 
@@ -519,6 +566,20 @@ void apply_op_pair(sim::State<T>& s, sim::State<T>& s2, const Circuit& c, const 
   apply_op(s2, c, op, theta, x, x_stride, inverse, scratch);
 }
 
+template <class T>
+void undo_ops(sim::State<T>& s, const Circuit& c, const PlanOp* ops, std::size_t count,
+              const double* theta, const double* x, int x_stride, GateScratch<T>& scratch) {
+  for (std::size_t k = count; k-- > 0;) {
+    if (k > 0 && pairable(ops[k - 1], ops[k])) {
+      const PlanOp* const parts[2] = {&ops[k - 1], &ops[k]};
+      apply_two<T>(s, c, parts, theta, x, x_stride, true, scratch);
+      --k;
+    } else {
+      apply_op(s, c, ops[k], theta, x, x_stride, true, scratch);
+    }
+  }
+}
+
 // Bloch vector n of A P A^dagger (= n . sigma) for the Pauli P of a rotation kind.
 inline void conjugated_pauli(const M2& a, GateKind k, double* n) {
   static constexpr M2 kX{{0, 1, 1, 0}, {0, 0, 0, 0}}, kY{{0, 0, 0, 0}, {0, -1, 1, 0}},
@@ -528,21 +589,13 @@ inline void conjugated_pauli(const M2& a, GateKind k, double* n) {
   n[0] = q.r[2], n[1] = q.i[2], n[2] = q.r[0];  // q = [[nz, nx - i ny], [nx + i ny, -nz]]
 }
 
-template <class T>
-void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const PlanOp& op,
-                const char* diff, const double* theta, const double* x, int x_stride,
-                GateScratch<T>& scratch, double* grad) {
-  if (op.kind != PlanOp::Kind::Fused || !op.perm.empty())
-    throw std::logic_error("adjoint_op: needs a fused op without a folded permutation");
-  const int B = phi.batch, m = int(op.gates.size());
-  const std::size_t nb = op.per_sample ? std::size_t(B) : 1;  // samples with their own n
-  int nd = 0;
-  for (int gi : op.gates) nd += diff[gi] ? 1 : 0;
-  // work: overlaps ov[k][b] (3 x B), then Bloch vectors n[(j * 3 + k) * nb + b].
-  auto& w = scratch.work;
-  w.assign(std::size_t(3) * B + std::size_t(3 * nd) * nb, 0.0);
-  double* ov[3] = {w.data(), w.data() + B, w.data() + 2 * B};
-  double* nv = w.data() + std::size_t(3) * B;
+// For sample b < B (only b = 0 if op is shared): the Bloch vectors of op's
+// differentiable gates, nv[(j * 3 + t) * nb + b] (nb = B or 1), and, if inv is
+// given, the op's inverse inv[b].
+void bloch_vectors(const Circuit& c, const PlanOp& op, const char* diff, const double* theta,
+                   const double* x, int x_stride, int B, int nd, double* nv, M2* inv) {
+  const int m = int(op.gates.size());
+  const std::size_t nb = op.per_sample ? std::size_t(B) : 1;
   // Every gate's matrix: g[k * nb + b] (shared gates once).
   thread_local std::vector<M2> g;
   g.resize(std::size_t(m) * nb);
@@ -555,7 +608,7 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
       std::fill_n(gk, nb, matrix_of(gate, theta, nullptr));
   }
   // Per sample, walk the gates backwards: A = product of the gates after gate k.
-  auto inverse_and_bloch = [&](std::size_t b) {
+  for (std::size_t b = 0; b < nb; ++b) {
     M2 a = kIdentity;
     int j = nd;
     for (int k = m - 1; k >= 0; --k) {
@@ -568,30 +621,81 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
       }
       a = mul(a, g[std::size_t(k) * nb + b]);
     }
-    return dag(a);
-  };
-  if (!op.per_sample) {
-    const M2 inv = inverse_and_bloch(0);
-    sim::Mat<T> k;
-    for (int t = 0; t < 4; ++t) k.re[t] = T(inv.r[t]), k.im[t] = T(inv.i[t]);
-    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, k, ov);
-  } else {
-    scratch.reserve(B);
-    for (int b = 0; b < B; ++b) store(scratch, B, b, inverse_and_bloch(std::size_t(b)));
-    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, scratch.mat(0, B), ov);
+    if (inv) inv[b] = dag(a);
   }
+}
+
+// grad[j * B + b] = n_j . overlap of sample b.
+void combine(int nd, int B, bool per_sample, const double* nv, const double* const* ov, double* grad) {
+  const std::size_t nb = per_sample ? std::size_t(B) : 1;
   for (int j = 0; j < nd; ++j)
     for (int b = 0; b < B; ++b) {
-      const std::size_t i = op.per_sample ? std::size_t(b) : 0;
+      const std::size_t i = per_sample ? std::size_t(b) : 0;
       double g = 0;
       for (int t = 0; t < 3; ++t) g += nv[std::size_t(j * 3 + t) * nb + i] * ov[t][b];
       grad[std::size_t(j) * B + b] = g;
     }
 }
 
+int count_diff(const PlanOp& op, const char* diff) {
+  int nd = 0;
+  for (int gi : op.gates) nd += diff[gi] ? 1 : 0;
+  return nd;
+}
+
+template <class T>
+void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const PlanOp& op,
+                const char* diff, const double* theta, const double* x, int x_stride,
+                GateScratch<T>& scratch, double* grad) {
+  if (op.kind != PlanOp::Kind::Fused || !op.perm.empty())
+    throw std::logic_error("adjoint_op: needs a fused op without a folded permutation");
+  const int B = phi.batch, nd = count_diff(op, diff);
+  const std::size_t nb = op.per_sample ? std::size_t(B) : 1;
+  // work: overlaps ov[k][b] (3 x B), then Bloch vectors.
+  auto& w = scratch.work;
+  w.assign(std::size_t(3) * B + std::size_t(3 * nd) * nb, 0.0);
+  double* ov[3] = {w.data(), w.data() + B, w.data() + 2 * B};
+  double* nv = w.data() + std::size_t(3) * B;
+  M2* inv = Factors::out_buffer(B);
+  bloch_vectors(c, op, diff, theta, x, x_stride, B, nd, nv, inv);
+  if (!op.per_sample) {
+    sim::Mat<T> k;
+    for (int t = 0; t < 4; ++t) k.re[t] = T(inv[0].r[t]), k.im[t] = T(inv[0].i[t]);
+    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, k, ov);
+  } else {
+    scratch.reserve(B);
+    for (int b = 0; b < B; ++b) store(scratch, B, b, inv[b]);
+    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, scratch.mat(0, B), ov);
+  }
+  combine(nd, B, op.per_sample, nv, ov, grad);
+}
+
+template <class T>
+void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const Circuit& c,
+                     const PlanOp* ops, std::size_t count, const char* diff, const double* theta,
+                     const double* x, int x_stride, GateScratch<T>& scratch, double* grad) {
+  const int B = phi.batch;
+  for (std::size_t k = 0; k < count; ++k) {
+    const PlanOp& op = ops[k];
+    if (op.kind != PlanOp::Kind::Fused || !op.perm.empty())
+      throw std::logic_error("layer_gradients: needs fused ops");
+    const int nd = count_diff(op, diff);
+    if (nd == 0) continue;
+    const std::size_t nb = op.per_sample ? std::size_t(B) : 1;
+    auto& w = scratch.work;
+    w.assign(std::size_t(3) * B + std::size_t(3 * nd) * nb, 0.0);
+    double* ov[3] = {w.data(), w.data() + B, w.data() + 2 * B};
+    double* nv = w.data() + std::size_t(3) * B;
+    bloch_vectors(c, op, diff, theta, x, x_stride, B, nd, nv, nullptr);
+    sim::pauli_overlaps(phi, lam, op.target, op.controls, ov);
+    combine(nd, B, op.per_sample, nv, ov, grad);
+    grad += std::size_t(nd) * B;
+  }
+}
+
 template <class T>
 void run_plan(const Circuit& c, const Plan& p, const double* theta, const double* x,
-              sim::State<T>& s, GateScratch<T>& scratch) {
+              sim::State<T>& s, GateScratch<T>& scratch, std::vector<sim::State<T>>* saved) {
   if (s.n_qubits != c.n_qubits || p.n_qubits != c.n_qubits)
     throw std::invalid_argument("run_plan: state has wrong qubit count");
   const int B = s.batch, F = c.n_features;
@@ -620,7 +724,9 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
   if (p.has_prefix)
     for (const PlanOp& op : p.ops)
       if (!op.prefix) {
-        if (op.kind == PlanOp::Kind::Permutation && !op.perm.empty() && p.fold_prefix_permutation) folded = &op;
+        if (op.kind == PlanOp::Kind::Permutation && !op.perm.empty() && p.fold_prefix_permutation &&
+            op.segment == 0)
+          folded = &op;
         break;
       }
   if (folded)
@@ -629,8 +735,15 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
     sim::set_product_state(s, scratch.product.data());
   else
     sim::set_zero_state(s);
-  for (const PlanOp& op : p.ops)
-    if (!op.prefix && &op != folded) apply_op(s, c, op, theta, x, F, false, scratch);
+  const int n_barriers = p.n_segments - 1;
+  if (saved) saved->resize(std::size_t(n_barriers));
+  int segment = 0;  // the state after the gates before barrier k goes to (*saved)[k]
+  for (const PlanOp& op : p.ops) {
+    if (op.prefix || &op == folded) continue;  // (segment 0)
+    for (; saved && segment < op.segment; ++segment) (*saved)[std::size_t(segment)] = s;
+    apply_op(s, c, op, theta, x, F, false, scratch);
+  }
+  for (; saved && segment < n_barriers; ++segment) (*saved)[std::size_t(segment)] = s;
 }
 
 #define QMOE_INSTANTIATE(T)                                                                     \
@@ -638,11 +751,16 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
                             const double*, int, bool, GateScratch<T>&);                         \
   template void apply_op_pair<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&, \
                                  const double*, const double*, int, bool, GateScratch<T>&);     \
+  template void undo_ops<T>(sim::State<T>&, const Circuit&, const PlanOp*, std::size_t,          \
+                            const double*, const double*, int, GateScratch<T>&);                \
   template void run_plan<T>(const Circuit&, const Plan&, const double*, const double*,          \
-                            sim::State<T>&, GateScratch<T>&);                                   \
+                            sim::State<T>&, GateScratch<T>&, std::vector<sim::State<T>>*);      \
   template void adjoint_op<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&,    \
                               const char*, const double*, const double*, int, GateScratch<T>&,  \
-                              double*);
+                              double*);                                                         \
+  template void layer_gradients<T>(const sim::State<T>&, const sim::State<T>&, const Circuit&,  \
+                                   const PlanOp*, std::size_t, const char*, const double*,      \
+                                   const double*, int, GateScratch<T>&, double*);
 QMOE_INSTANTIATE(double)
 QMOE_INSTANTIATE(float)
 

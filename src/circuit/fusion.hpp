@@ -17,6 +17,9 @@
 //   - Two consecutive uncontrolled fused ops on different qubits become one
 //     Pair op: one pass that applies both 2x2s to each group of 4 amplitudes.
 //   - Gates marked `keep` (the adjoint sweep's differentiable gates) stay alone.
+//   - Barriers (gate indices) cut the plan into segments: no op holds gates from
+//     both sides of one, so the state between two segments is the state after
+//     exactly the gates before the barrier (the adjoint sweep saves it).
 // The fused matrices are products of the same double-precision 2x2 matrices,
 // so planned runs agree with gate-by-gate runs to rounding (~1e-15).
 #pragma once
@@ -48,6 +51,7 @@ struct PlanOp {
                                     // Fused: the folded permutation applied after the matrix
   std::vector<int> perm_gates;      // Fused with perm: the X-type gates of that permutation
   std::vector<PlanOp> parts;        // Pair: the two Fused ops
+  int segment = 0;                  // how many barriers lie before this op's gates
 };
 
 struct PlanOptions {
@@ -60,6 +64,7 @@ struct PlanOptions {
                                   // qubits run in one pass (Kind::Pair)
   int begin = 0, end = -1;   // gate range [begin, end); end < 0: all
   std::vector<char> keep;    // per gate (or empty): never fuse this gate
+  std::vector<int> barriers;  // ascending gate indices in (begin, end): segment boundaries
 };
 
 struct Plan {
@@ -68,6 +73,7 @@ struct Plan {
   bool fold_prefix_permutation = false;  // a permutation table right after the product
                                          // state is built into it (fold_permutations)
   std::vector<PlanOp> ops;
+  int n_segments = 1;  // PlanOptions::barriers + 1
 };
 
 Plan make_plan(const Circuit& c, const PlanOptions& opt = {});
@@ -92,10 +98,28 @@ class PlanCache {
   std::size_t next_ = 0;
 };
 
+// Layers: maximal runs of consecutive gates [begin, end) that are all 1-qubit,
+// not X-type, differentiable only through RX / RY / RZ angles, with the same
+// controls (a gate's target is never a control), on at least two targets,
+// e.g. a rotation on every qubit, or an expert's rotations controlled by the
+// routing register. Gates on different targets of a layer commute, so the
+// adjoint sweep can take all of a layer's gradients from the states at its
+// end (see grad/adjoint.cpp).
+struct GateRange {
+  int begin, end;
+};
+std::vector<GateRange> find_layers(const Circuit& c);
+
 // Apply one op (inverse: its dagger). Prefix ops are ordinary fused ops here.
 template <class T>
 void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double* theta,
               const double* x, int x_stride, bool inverse, GateScratch<T>& scratch);
+
+// Undo ops[count-1] .. ops[0] (each inverted, last first) on s; neighbouring
+// uncontrolled ops on different qubits share one pass (as Kind::Pair).
+template <class T>
+void undo_ops(sim::State<T>& s, const Circuit& c, const PlanOp* ops, std::size_t count,
+              const double* theta, const double* x, int x_stride, GateScratch<T>& scratch);
 
 // The same op on two states (the adjoint sweep's phi and lambda), computing
 // per-sample matrices once.
@@ -115,9 +139,19 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
                 const char* diff, const double* theta, const double* x, int x_stride,
                 GateScratch<T>& scratch, double* grad);
 
+// The gradients of a layer's fused ops[0..count) (see find_layers) from phi
+// and lam at the layer's end, states unchanged: the ops' differentiable gates
+// in order, grad[row * B + b]. One read-only pass per op (sim::pauli_overlaps).
+template <class T>
+void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const Circuit& c,
+                     const PlanOp* ops, std::size_t count, const char* diff, const double* theta,
+                     const double* x, int x_stride, GateScratch<T>& scratch, double* grad);
+
 // Reset s to |0...0> (or the product state of the prefix) and run every op.
+// With `saved`, the state at each barrier k is copied to (*saved)[k] (resized).
 template <class T>
 void run_plan(const Circuit& c, const Plan& p, const double* theta, const double* x,
-              sim::State<T>& s, GateScratch<T>& scratch);
+              sim::State<T>& s, GateScratch<T>& scratch,
+              std::vector<sim::State<T>>* saved = nullptr);
 
 }  // namespace qmoe

@@ -173,6 +173,7 @@ Rate bench_train(const Shape& s, int batch, int chunk, double seconds) {
   train::Adam adam;
   Workspace<T> ws;
   ws.chunk_size = chunk > 0 ? chunk : default_chunk(batch);
+  ws.saved_layers = kTrainingSavedLayers;
   return throughput(batch, seconds, [&] {
     forward(c, theta, x.data(), batch, s.obs, ev.data(), ws);
     for (int b = 0; b < batch; ++b)

@@ -221,46 +221,140 @@ void sweep_gate(const Circuit& c, const Gate& g, const std::vector<double>& thet
   }
 }
 
+// Add the per-sample gradients g[j * B + b] of op's differentiable gates (in
+// order) to the chunk's dL/dtheta or to dx.
+template <class T>
+void accumulate(const Circuit& c, const PlanOp& op, const std::vector<char>& diff, const double* g,
+                ChunkRange r, double* dx, typename Workspace<T>::Chunk& ch) {
+  const int B = r.size, F = c.n_features;
+  int j = 0;
+  for (int gi : op.gates) {
+    if (!diff[std::size_t(gi)]) continue;
+    const Angle& a = c.gates[std::size_t(gi)].angles[0];
+    const double* gj = g + std::size_t(j++) * B;
+    if (a.source == AngleSource::Param) {
+      double sum = 0.0;
+      for (int b = 0; b < B; ++b) sum += gj[b];
+      ch.grad_theta[std::size_t(a.index)] += a.value * sum;
+    } else {
+      for (int b = 0; b < B; ++b) dx[std::size_t(r.begin + b) * F + a.index] += a.value * gj[b];
+    }
+  }
+}
+
+// How the sweep's plan is cut (PlanOptions::barriers): segment k is a layer
+// (or the part of one from the sweep's first gate) when layer[k], and the
+// state at its start is chunk.saved[saved[k]] when saved[k] >= 0.
+struct SweepSegments {
+  std::vector<int> barriers;
+  std::vector<char> layer{0};
+  std::vector<int> saved{-1};
+};
+SweepSegments sweep_segments(const Circuit& c, int first, const std::vector<int>& saved_gates) {
+  SweepSegments s;
+  auto cut = [&](int gate, bool layer) {
+    if (gate <= first || gate >= int(c.gates.size())) return;
+    if (s.barriers.empty() || s.barriers.back() != gate) {
+      s.barriers.push_back(gate);
+      s.layer.push_back(0);
+      s.saved.push_back(-1);
+    }
+    s.layer.back() = layer;
+    const auto at = std::find(saved_gates.begin(), saved_gates.end(), gate);
+    s.saved.back() = layer && at != saved_gates.end() ? int(at - saved_gates.begin()) : -1;
+  };
+  for (const GateRange& l : find_layers(c)) {
+    if (l.end <= first) continue;
+    const bool has_saved = std::find(saved_gates.begin(), saved_gates.end(), l.begin) != saved_gates.end();
+    if (l.begin <= first) {
+      s.layer[0] = 1;  // the sweep's last layer: no undo at all
+      cut(l.end, false);
+    } else if (has_saved) {
+      cut(l.begin, true);
+      cut(l.end, false);
+    }
+  }
+  return s;
+}
+
 // One backward sweep of chunk ch (samples r.begin ..) through the planned ops
 // (plan: gates first.. end, differentiable gates kept alone, the rest fused).
 template <class T>
-void sweep(const Circuit& c, const Plan& plan, const std::vector<char>& diff,
+void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const std::vector<char>& diff,
            const std::vector<double>& theta, const double* x, ChunkRange r, bool want_dx,
            double* dx, typename Workspace<T>::Chunk& ch) {
   const int B = r.size, F = c.n_features;
   const double* xr = x ? x + std::size_t(r.begin) * F : nullptr;
   ch.scratch.reserve(B);
   ch.grad_tmp.assign(std::size_t(3) * B, 0.0);
-  for (auto it = plan.ops.rbegin(); it != plan.ops.rend(); ++it) {
-    const PlanOp& op = *it;
+  auto n_diff = [&](const PlanOp& op) {
+    int nd = 0;
+    if (op.kind == PlanOp::Kind::Fused)
+      for (int gi : op.gates) nd += diff[std::size_t(gi)];
+    if (ch.grad_tmp.size() < std::size_t(nd) * B) ch.grad_tmp.resize(std::size_t(nd) * B);
+    return nd;
+  };
+  const auto& ops = plan.ops;
+  std::size_t i = ops.size();
+  while (i > 0) {
+    const int seg = ops[i - 1].segment;
+    std::size_t i0 = i - 1;  // the segment's first op
+    while (i0 > 0 && ops[i0 - 1].segment == seg) --i0;
+    const int saved = ch.saved_fresh ? segs.saved[std::size_t(seg)] : -1;
+    if (segs.layer[std::size_t(seg)] && (i0 == 0 || saved >= 0)) {
+      // A layer: every gradient from phi and lam at its end (its gates commute
+      // with the other targets' gates), then lam undone and phi restored.
+      int rows = 0;
+      for (std::size_t k = i0; k < i; ++k) rows += n_diff(ops[k]);
+      ch.layer_grad.resize(std::size_t(rows) * B);
+      layer_gradients(ch.phi, ch.lam, c, ops.data() + i0, i - i0, diff.data(), theta.data(), xr, F,
+                      ch.scratch, ch.layer_grad.data());
+      const double* g = ch.layer_grad.data();
+      for (std::size_t k = i0; k < i; ++k) {
+        accumulate<T>(c, ops[k], diff, g, r, dx, ch);
+        g += std::size_t(n_diff(ops[k])) * B;
+      }
+      if (i0 == 0) break;  // no earlier gate needs phi or lam
+      undo_ops(ch.lam, c, ops.data() + i0, i - i0, theta.data(), xr, F, ch.scratch);
+      std::swap(ch.phi, ch.saved[std::size_t(saved)]);  // used once: see saved_fresh
+      i = i0;
+      continue;
+    }
+    const PlanOp& op = ops[--i];
     if (op.kind == PlanOp::Kind::Single) {
       sweep_gate<T>(c, c.gates[std::size_t(op.gates[0])], theta, xr, r, want_dx, dx, ch);
       continue;
     }
-    int nd = 0;
-    if (op.kind == PlanOp::Kind::Fused)
-      for (int gi : op.gates) nd += diff[std::size_t(gi)];
-    if (nd == 0) {
+    if (n_diff(op) == 0) {
       apply_op_pair(ch.phi, ch.lam, c, op, theta.data(), xr, F, true, ch.scratch);
       continue;
     }
     // Differentiable rotations fused with their neighbours: one pass, nd gradients.
-    if (ch.grad_tmp.size() < std::size_t(nd) * B) ch.grad_tmp.resize(std::size_t(nd) * B);
     adjoint_op(ch.phi, ch.lam, c, op, diff.data(), theta.data(), xr, F, ch.scratch, ch.grad_tmp.data());
-    int j = 0;
-    for (int gi : op.gates) {
-      if (!diff[std::size_t(gi)]) continue;
-      const Angle& a = c.gates[std::size_t(gi)].angles[0];
-      const double* g = ch.grad_tmp.data() + std::size_t(j++) * B;
-      if (a.source == AngleSource::Param) {
-        double sum = 0.0;
-        for (int b = 0; b < B; ++b) sum += g[b];
-        ch.grad_theta[std::size_t(a.index)] += a.value * sum;
-      } else {
-        for (int b = 0; b < B; ++b) dx[std::size_t(r.begin + b) * F + a.index] += a.value * g[b];
-      }
-    }
+    accumulate<T>(c, op, diff, ch.grad_tmp.data(), r, dx, ch);
   }
+}
+
+// The layer starts forward() saves: the last `limit` layers that start after
+// the first trainable gate (a training sweep stops there) and whose gates touch
+// at least 4 states' worth of amplitudes (targets / 2^controls): below that, a
+// copy of the state costs about what skipping phi's undo saves (e.g. an
+// expert's layer, controlled by 2 routing qubits, of 8 targets: 2).
+std::vector<int> layers_to_save(const Circuit& c, int limit) {
+  std::vector<int> starts;
+  if (limit <= 0) return starts;
+  int first = int(c.gates.size());
+  for (int gi = 0; gi < int(c.gates.size()) && first == int(c.gates.size()); ++gi)
+    for (int j = 0; j < angle_count(c.gates[std::size_t(gi)].kind); ++j)
+      if (c.gates[std::size_t(gi)].angles[j].source == AngleSource::Param) first = gi;
+  for (const GateRange& l : find_layers(c)) {
+    std::uint64_t targets = 0;
+    for (int gi = l.begin; gi < l.end; ++gi) targets |= std::uint64_t(1) << c.gates[std::size_t(gi)].target;
+    const int controls = int(c.gates[std::size_t(l.begin)].controls.size());
+    if (l.begin > first && std::popcount(targets) >= (4 << controls)) starts.push_back(l.begin);
+  }
+  if (int(starts.size()) > limit) starts.erase(starts.begin(), starts.end() - limit);
+  return starts;
 }
 
 }  // namespace
@@ -275,7 +369,11 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   if (int(ws.chunks.size()) != n_chunks) ws.chunks.resize(std::size_t(n_chunks));
   ws.batch = batch;
   const int K = int(obs.size());
-  const Plan& plan = ws.plans.get(c);  // shared by the threads (read only)
+  PlanOptions opt;
+  opt.barriers = layers_to_save(c, ws.saved_layers);
+  const bool save = !opt.barriers.empty();
+  const Plan& plan = ws.plans.get(c, opt);  // shared by the threads (read only)
+  ws.saved_gates = opt.barriers;
   FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
@@ -284,7 +382,8 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
       auto& ch = ws.chunks[std::size_t(ci)];
       ensure_state(ch.psi, c.n_qubits, r.size);
       const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
-      run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch);
+      run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr);
+      ch.saved_fresh = save;
       if (K > 0) readout(ch.psi, obs, expvals + std::size_t(r.begin) * K);
     });
   }
@@ -307,6 +406,8 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
   opt.pairs = false;
   opt.keep = std::move(sg.keep);
+  const SweepSegments segs = sweep_segments(c, sg.first, ws.saved_gates);
+  opt.barriers = segs.barriers;
   const Plan& plan = ws.plans.get(c, opt);
   const std::vector<char>& diff = sg.diff;
   FirstError err;
@@ -319,7 +420,8 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
       ensure_state(ch.lam, c.n_qubits, r.size);
       seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
       ch.phi = ch.psi;
-      sweep<T>(c, plan, diff, theta, x, r, dx != nullptr, dx, ch);
+      sweep<T>(c, plan, segs, diff, theta, x, r, dx != nullptr, dx, ch);
+      ch.saved_fresh = false;  // swapped into phi; a second backward() undoes instead
     });
   }
   err.rethrow(ws);

@@ -8,6 +8,13 @@
 // the gates undoing them (PennyLane Lightning's scheme), so it holds three
 // states per chunk whatever the number of observables or gates.
 //
+// Layers (circuit/fusion.hpp: find_layers, e.g. a rotation on every qubit) need
+// less: all their gradients come from the two states at the layer's end, then
+// only lam is undone and phi is restored from the state forward() saved at the
+// layer's start (Workspace::saved_layers; a fixed number of extra states per
+// chunk, however long the circuit). The first layer of the sweep is not undone
+// at all. The other gates are undone on both states.
+//
 // Threads work on chunks of the batch (OpenMP over chunks, never inside a
 // small gate); partial sums are reduced in chunk order, so results do not
 // depend on the thread count.
@@ -33,17 +40,27 @@ struct PauliString {
   std::string str() const;
 };
 
+// Workspace::saved_layers for training (a forward() that a backward() follows).
+inline constexpr int kTrainingSavedLayers = 8;
+
 template <class T>
 struct Workspace {
   int chunk_size = 32;  // samples per work item
+  // forward() saves the states at the starts of up to this many layers (the
+  // last ones) for backward(): 0 for forward-only use, which then copies nothing.
+  int saved_layers = 0;
   struct Chunk {
     sim::State<T> psi, phi, lam;
     GateScratch<T> scratch;
     std::vector<double> grad_theta;  // this chunk's share of dL/dtheta
     std::vector<double> grad_tmp;    // per-sample gradient of up to 3 angles
+    std::vector<double> layer_grad;  // per-sample gradients of a layer's gates
+    std::vector<sim::State<T>> saved;  // psi at the starts of saved_gates
+    bool saved_fresh = false;          // saved as forward() left it (backward() swaps it away)
   };
   std::vector<Chunk> chunks;
   int batch = 0;  // batch of the last forward()
+  std::vector<int> saved_gates;  // the layer starts (gate indices) saved by the last forward()
   PlanCache plans;  // execution plans of the circuits run with this workspace
 
   // Final state of chunk c (samples c*chunk_size ...).

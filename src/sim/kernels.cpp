@@ -371,8 +371,8 @@ struct PermutedMatrixKernel {
 // state.hpp): the three Pauli overlaps Im <lam| X, Y, Z |phi> on the target
 // before the undo, then phi <- M^-1 phi and lam <- M^-1 lam. Every rotation of
 // the run takes its gradient from these three sums, so a run of several gates
-// costs one pass over phi and lam.
-template <class T, class M>
+// costs one pass over phi and lam. Undo = false: the overlaps only.
+template <bool Undo, class T, class M>
 struct OverlapAdjointKernel {
   State<T>& phi;
   State<T>& lam;
@@ -404,13 +404,15 @@ struct OverlapAdjointKernel {
         ox[b] += double(ui + wi);
         oy[b] += double(wr - ur);
         oz[b] += double(z0 - z1);
-        // the matrix once into registers, for both states
-        const SharedM<T> u{{m_inv.re(0, b), m_inv.re(1, b), m_inv.re(2, b), m_inv.re(3, b)},
-                           {m_inv.im(0, b), m_inv.im(1, b), m_inv.im(2, b), m_inv.im(3, b)}};
-        mul2<T>(u, b, a0r, a0i, a1r, a1i);
-        pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
-        mul2<T>(u, b, l0r, l0i, l1r, l1i);
-        lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
+        if constexpr (Undo) {
+          // the matrix once into registers, for both states
+          const SharedM<T> u{{m_inv.re(0, b), m_inv.re(1, b), m_inv.re(2, b), m_inv.re(3, b)},
+                             {m_inv.im(0, b), m_inv.im(1, b), m_inv.im(2, b), m_inv.im(3, b)}};
+          mul2<T>(u, b, a0r, a0i, a1r, a1i);
+          pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
+          mul2<T>(u, b, l0r, l0i, l1r, l1i);
+          lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
+        }
       }
     }
   }
@@ -484,12 +486,12 @@ void rotation_adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Control
   }
 }
 
-template <class T, class M>
+template <bool Undo, class T, class M>
 void overlap_adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls c,
                               const M& m_inv, double* const* ov) {
   check_batch_state(phi, lam);
   const PairSpace p = make_pairs(phi.n_qubits, std::size_t(phi.batch), target, c, false);
-  run_range(OverlapAdjointKernel<T, M>{phi, lam, m_inv, {ov[0], ov[1], ov[2]}}, p, 0, p.count);
+  run_range(OverlapAdjointKernel<Undo, T, M>{phi, lam, m_inv, {ov[0], ov[1], ov[2]}}, p, 0, p.count);
 }
 
 }  // namespace
@@ -724,13 +726,21 @@ void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
 template <class T>
 void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
                            const Mat<T>& m_inv, double* const* overlap) {
-  overlap_adjoint_dispatch(phi, lam, target, c, shared(m_inv), overlap);
+  overlap_adjoint_dispatch<true>(phi, lam, target, c, shared(m_inv), overlap);
 }
 
 template <class T>
 void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
                            const BatchMat<T>& m_inv, double* const* overlap) {
-  overlap_adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), overlap);
+  overlap_adjoint_dispatch<true>(phi, lam, target, c, per_sample(m_inv), overlap);
+}
+
+template <class T>
+void pauli_overlaps(const State<T>& phi, const State<T>& lam, int target, Controls c,
+                    double* const* overlap) {
+  // With Undo = false the kernel only reads the states.
+  overlap_adjoint_dispatch<false>(const_cast<State<T>&>(phi), const_cast<State<T>&>(lam), target, c,
+                                  SharedM<T>{}, overlap);
 }
 
 // ---- read-out ---------------------------------------------------------------
@@ -944,6 +954,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                          double* const*);                                     \
   template void adjoint_step_overlaps<T>(State<T>&, State<T>&, int, Controls,                 \
                                          const BatchMat<T>&, double* const*);                 \
+  template void pauli_overlaps<T>(const State<T>&, const State<T>&, int, Controls,            \
+                                  double* const*);                                            \
   template void expval_z_all<T>(const State<T>&, double*);                                    \
   template void expval_pauli<T>(const State<T>&, std::uint64_t, std::uint64_t, double*);      \
   template void apply_weighted_z<T>(const State<T>&, const double*, State<T>&);               \

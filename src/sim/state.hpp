@@ -158,6 +158,13 @@ template <class T>
 void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
                            const BatchMat<T>& m_inv, double* const* overlap);
 
+// The overlaps alone: overlap[k][b] += Im <lam_b| sigma_k |phi_b> over the
+// controlled subspace, the states unchanged (for a layer's gradients, which
+// grad/adjoint.cpp takes before undoing lam only).
+template <class T>
+void pauli_overlaps(const State<T>& phi, const State<T>& lam, int target, Controls c,
+                    double* const* overlap);
+
 // ---- read-out ---------------------------------------------------------------
 // out[b * n_qubits + q] = <Z_q> of sample b.
 template <class T>

@@ -79,6 +79,7 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
   const std::vector<double> x = gather(m, d, rows.data(), B, labels);
   std::vector<double> ev(std::size_t(B) * K), lg(std::size_t(B) * C), dlg(std::size_t(B) * C),
       dev(std::size_t(B) * K);
+  ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
   model::logits(m, ev.data(), B, lg.data());
   int correct = 0;
@@ -127,6 +128,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     std::vector<int> labels;
     const std::vector<double> x = gather(m, d, rows.data() + s, B, labels);
     double* ev = e.expvals.data() + s * K;
+    ws.saved_layers = 0;  // no backward follows
     forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
     std::vector<double> lg(std::size_t(B) * C);
     model::logits(m, ev, B, lg.data());
