@@ -76,12 +76,6 @@ double paper_value(const Cell& c) {
 json run_one(const Cell& cell, int seed, const json& common, const DataOptions& data_opts, const data::TaskData& td,
             const fs::path& dir) {
   const fs::path result_path = dir / "result.json";
-  if (fs::exists(result_path)) {
-    json r = read_json(result_path);
-    r["reused"] = true;
-    return r;
-  }
-  fs::create_directories(dir);
   model::ModelConfig mc = model::ModelConfig::from_json(common.at("model"));
   mc.ops = cell.ops;
   mc.experts = cell.experts;
@@ -94,10 +88,25 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   // epochs: the same number of optimiser steps).
   if (common.contains("epochs_by_task") && common["epochs_by_task"].contains(cell.task))
     tc.epochs = common["epochs_by_task"][cell.task].get<int>();
+  // A finished run is reused, and a checkpoint resumed, only if it was made
+  // with these settings (experiments/common.json may have changed since).
+  const json config = {{"model", mc.to_json()}, {"train", tc.to_json()}, {"data", data_opts.to_json()}};
+  if (fs::exists(result_path)) {
+    json r = read_json(result_path);
+    if (r.value("config", json()) == config) {
+      r["reused"] = true;
+      return r;
+    }
+  }
+  fs::create_directories(dir);
   const model::Model m = model::build_model(mc);
   const std::string ckpt = (dir / "checkpoint").string();
   train::Checkpoint ck{mc, tc, data_opts.to_json(), train::initial_state(m, tc)};
-  if (fs::exists(ckpt)) ck = train::load_checkpoint(ckpt);
+  if (fs::exists(ckpt)) {
+    train::Checkpoint old = train::load_checkpoint(ckpt);
+    if (old.model.to_json() == mc.to_json() && old.train.to_json() == tc.to_json() && old.task == ck.task)
+      ck = std::move(old);
+  }
   train::Callbacks cb;
   cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics&, bool) {
     ck.state = st;
@@ -112,7 +121,7 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   json r = {{"test_acc", 100 * ev.accuracy}, {"seconds", seconds}, {"params", m.n_params()},
             {"qubits", m.circuit.n_qubits}, {"epochs", tc.epochs}, {"depth", mc.depth},
             {"confusion", ev.confusion}, {"routing_by_class", ev.routing_by_class},
-            {"class_names", td.test.class_names}};
+            {"class_names", td.test.class_names}, {"config", config}};
   train::write_file_atomic(result_path.string(), r.dump(1) + "\n");
   return r;
 }

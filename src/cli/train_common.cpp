@@ -63,7 +63,7 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
       ->check(CLI::IsMember({"pairs", "qubits"}));
   cmd.add_option("--ring-every", mc.encoder_ring_every, "CNOT ring after every k encoder layers (0: none)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--logit-scale", mc.logit_scale, "logits = scale * <Z> read-out (default 10)")
+  cmd.add_option("--logit-scale", mc.logit_scale, "logits = scale * <Z> read-out (default 40)")
       ->check(CLI::Range(1e-6, 1000.0));
   cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
       ->check(CLI::NonNegativeNumber);

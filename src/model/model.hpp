@@ -39,7 +39,7 @@ struct ModelConfig {
   std::string aggregation = "cnot";  // cnot: CNOT routing qubit j -> data qubit j; none
   std::string readout = "pairs";  // 2 classes: "pairs" (Z0+Z1, Z2+Z3, TorchQuantum) | "qubits" (Z0, Z1)
   double load_balance = 0.0;      // weight of the load-balancing loss (0: off)
-  double logit_scale = 10.0;      // logits = scale * (read-out sum of <Z_q>)
+  double logit_scale = 40.0;      // logits = scale * (read-out sum of <Z_q>); 40 chosen on validation (docs/models.md)
 
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);  // throws on unknown/invalid values
