@@ -37,20 +37,26 @@ sim::State<T> random_state(int n, int batch) {
   return s;
 }
 
+// A general (complex) 1-qubit matrix, and RY (real: apply_matrix's real kernel).
+template <class T>
+sim::Mat<T> u3_mat() {
+  const double a[3] = {0.3, 0.2, 0.1};
+  return to_kernel<T>(gate_matrix(GateKind::U3, a));
+}
 template <class T>
 sim::Mat<T> ry_mat(double t) {
   return to_kernel<T>(gate_matrix(GateKind::RY, &t));
 }
 
-// Per-sample RY matrices for `batch` samples.
+// Per-sample U3 matrices for `batch` samples.
 template <class T>
 struct PerSample {
   std::vector<T> data;
   sim::BatchMat<T> m;
   explicit PerSample(int batch) : data(std::size_t(8) * batch) {
     for (int b = 0; b < batch; ++b) {
-      const double t = 0.1 + 0.01 * b;
-      const Mat2 u = gate_matrix(GateKind::RY, &t);
+      const double t[3] = {0.1 + 0.01 * b, 0.2, 0.3};
+      const Mat2 u = gate_matrix(GateKind::U3, t);
       for (int k = 0; k < 4; ++k) {
         data[std::size_t(k) * batch + b] = T(u[k].real());
         data[std::size_t(4 + k) * batch + b] = T(u[k].imag());
@@ -68,8 +74,9 @@ void set_bytes(benchmark::State& st, int n, int batch, std::size_t elem) {
                        std::int64_t(elem));
 }
 
-// kind: 0 = 1-qubit, 1 = controlled, 2 = 3 controls; shared or per-sample matrix.
-template <class T, int Kind, bool Shared>
+// kind: 0 = 1-qubit, 1 = controlled, 2 = 3 controls; shared or per-sample
+// matrix; a general complex matrix (U3), or with Real a shared RY.
+template <class T, int Kind, bool Shared, bool Real = false>
 void BM_Gate(benchmark::State& st) {
   const int n = int(st.range(0)), batch = int(st.range(1));
   sim::State<T> s = random_state<T>(n, batch);
@@ -81,7 +88,7 @@ void BM_Gate(benchmark::State& st) {
     c.mask |= std::uint64_t(1) << q;
     c.value |= std::uint64_t(1) << q;
   }
-  const sim::Mat<T> m = ry_mat<T>(0.3);
+  const sim::Mat<T> m = Real ? ry_mat<T>(0.3) : u3_mat<T>();
   PerSample<T> ps(batch);
   for (auto _ : st) {
     if constexpr (Shared)
@@ -264,6 +271,7 @@ BENCHMARK(BM_StreamTriad)->Arg(20)->Arg(23)->UseRealTime()->Unit(benchmark::kMic
 BENCHMARK(BM_Gate<double, 0, true>)->Name("BM_Gate1q_shared_big")->Args({23, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 BENCHMARK(BM_Gate<double, 0, true>)->Name("BM_Gate1q_shared")->Apply(kernel_args)->UseRealTime();
+BENCHMARK(BM_Gate<double, 0, true, true>)->Name("BM_Gate1q_shared_real")->Args({10, 32})->Args({10, 256})->Args({20, 1})->UseRealTime();
 BENCHMARK(BM_Gate<double, 0, false>)->Name("BM_Gate1q_persample")->Apply(kernel_args)->UseRealTime();
 BENCHMARK(BM_Gate<double, 1, true>)->Name("BM_GateC1_shared")->Apply(kernel_args)->UseRealTime();
 BENCHMARK(BM_Gate<double, 1, false>)->Name("BM_GateC1_persample")->Apply(kernel_args)->UseRealTime();

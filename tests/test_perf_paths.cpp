@@ -94,6 +94,41 @@ void check_kernels(double tol) {
         sim::apply_matrix(b, target, c, ps.m);
         EXPECT_LE(max_diff(a, b), tol) << "batch diag n=" << n;
       }
+      // a real shared matrix (its own kernel) == the same matrix per sample (complex kernel),
+      // alone and in a pair
+      {
+        std::uniform_real_distribution<double> u(-M_PI, M_PI);
+        const double ang = u(rng), ang2 = u(rng);
+        const Mat2 ry = gate_matrix(GateKind::RY, &ang), h = gate_matrix(GateKind::H, nullptr);
+        Mat2 g;  // RY . H: real
+        for (int r = 0; r < 2; ++r)
+          for (int col = 0; col < 2; ++col) g[2 * r + col] = ry[2 * r] * h[col] + ry[2 * r + 1] * h[2 + col];
+        const Mat2 g2 = gate_matrix(GateKind::RY, &ang2);
+        const sim::Mat<T> m = to_kernel<T>(g), m2 = to_kernel<T>(g2);
+        std::vector<T> data(std::size_t(16) * batch);
+        sim::BatchMat<T> pm, pm2;
+        for (int k = 0; k < 4; ++k) {
+          pm.re[k] = data.data() + std::size_t(k) * batch, pm.im[k] = pm.re[k] + 4 * batch;
+          pm2.re[k] = pm.re[k] + 8 * batch, pm2.im[k] = pm.re[k] + 12 * batch;
+          for (int b2 = 0; b2 < batch; ++b2) {
+            const_cast<T*>(pm.re[k])[b2] = T(g[k].real()), const_cast<T*>(pm.im[k])[b2] = T(g[k].imag());
+            const_cast<T*>(pm2.re[k])[b2] = T(g2[k].real()), const_cast<T*>(pm2.im[k])[b2] = T(g2[k].imag());
+          }
+        }
+        auto a = s0, b = s0;
+        sim::apply_matrix(a, target, c, m);
+        sim::apply_matrix(b, target, c, pm);
+        EXPECT_LE(max_diff(a, b), tol) << "real n=" << n;
+        if (n >= 2) {
+          const int other = (target + 1) % n;
+          auto a2 = s0, b2 = s0, a3 = s0;
+          sim::apply_matrix_pair(a2, target, m, other, m2);
+          sim::apply_matrix_pair(a3, target, pm, other, m2);
+          sim::apply_matrix_pair(b2, target, pm, other, pm2);
+          EXPECT_LE(max_diff(a2, b2), tol) << "real pair n=" << n;
+          EXPECT_LE(max_diff(a3, b2), tol) << "per-sample + real pair n=" << n;
+        }
+      }
       // two 1-qubit matrices in one pass == one after the other (shared / per sample)
       if (n >= 2) {
         const int other = (target + 1 + int(rng() % (n - 1))) % n;

@@ -96,6 +96,17 @@ struct PerSampleCoeffs {
   T re(int k, std::size_t b) const { return r[k][b]; }
   T im(int k, std::size_t b) const { return i[k][b]; }
 };
+// A shared matrix with real entries (RY and its products, H, controlled RY):
+// mul2 skips the imaginary parts, half the arithmetic.
+template <class T>
+struct SharedRealM {
+  T r[4];
+  static constexpr bool real = true;
+  T re(int k, std::size_t) const { return r[k]; }
+};
+template <class M>
+constexpr bool is_real_coeffs = requires { M::real; };
+
 template <class T>
 using SharedM = SharedCoeffs<T, 4>;
 template <class T>
@@ -124,10 +135,17 @@ template <class T, class M>
 [[gnu::always_inline]] inline void mul2(const M& m, std::size_t b, T& a0r, T& a0i, T& a1r,
                                         T& a1i) {
   const T x0r = a0r, x0i = a0i, x1r = a1r, x1i = a1i;
-  a0r = m.re(0, b) * x0r - m.im(0, b) * x0i + m.re(1, b) * x1r - m.im(1, b) * x1i;
-  a0i = m.re(0, b) * x0i + m.im(0, b) * x0r + m.re(1, b) * x1i + m.im(1, b) * x1r;
-  a1r = m.re(2, b) * x0r - m.im(2, b) * x0i + m.re(3, b) * x1r - m.im(3, b) * x1i;
-  a1i = m.re(2, b) * x0i + m.im(2, b) * x0r + m.re(3, b) * x1i + m.im(3, b) * x1r;
+  if constexpr (is_real_coeffs<M>) {
+    a0r = m.re(0, b) * x0r + m.re(1, b) * x1r;
+    a0i = m.re(0, b) * x0i + m.re(1, b) * x1i;
+    a1r = m.re(2, b) * x0r + m.re(3, b) * x1r;
+    a1i = m.re(2, b) * x0i + m.re(3, b) * x1i;
+  } else {
+    a0r = m.re(0, b) * x0r - m.im(0, b) * x0i + m.re(1, b) * x1r - m.im(1, b) * x1i;
+    a0i = m.re(0, b) * x0i + m.im(0, b) * x0r + m.re(1, b) * x1i + m.im(1, b) * x1r;
+    a1r = m.re(2, b) * x0r - m.im(2, b) * x0i + m.re(3, b) * x1r - m.im(3, b) * x1i;
+    a1i = m.re(2, b) * x0i + m.im(2, b) * x0r + m.re(3, b) * x1i + m.im(3, b) * x1r;
+  }
 }
 
 // ---- the kernels ---------------------------------------------------------------
@@ -522,9 +540,21 @@ void set_zero_state(State<T>& s) {
 // ---- gates ------------------------------------------------------------------
 
 template <class T>
+bool is_real(const Mat<T>& m) {
+  return m.im[0] == 0 && m.im[1] == 0 && m.im[2] == 0 && m.im[3] == 0;
+}
+template <class T>
+SharedRealM<T> shared_real(const Mat<T>& m) {
+  return {{m.re[0], m.re[1], m.re[2], m.re[3]}};
+}
+
+template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, true);
-  run_pairs(MatrixKernel<T, SharedM<T>>{s.re.data(), s.im.data(), shared(m)}, p);
+  if (is_real(m))
+    run_pairs(MatrixKernel<T, SharedRealM<T>>{s.re.data(), s.im.data(), shared_real(m)}, p);
+  else
+    run_pairs(MatrixKernel<T, SharedM<T>>{s.re.data(), s.im.data(), shared(m)}, p);
 }
 
 template <class T>
@@ -545,11 +575,17 @@ void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb) {
 
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb) {
-  matrix_pair(s, a, shared(ma), b, shared(mb));
+  if (is_real(ma) && is_real(mb))
+    matrix_pair(s, a, shared_real(ma), b, shared_real(mb));
+  else
+    matrix_pair(s, a, shared(ma), b, shared(mb));
 }
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb) {
-  matrix_pair(s, a, per_sample(ma), b, shared(mb));
+  if (is_real(mb))
+    matrix_pair(s, a, per_sample(ma), b, shared_real(mb));
+  else
+    matrix_pair(s, a, per_sample(ma), b, shared(mb));
 }
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb) {

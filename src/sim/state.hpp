@@ -58,7 +58,9 @@ template <class T>
 void set_zero_state(State<T>& s);
 
 // ---- gates ------------------------------------------------------------------
-// Apply m to `target` on the amplitudes whose control bits match.
+// Apply m to `target` on the amplitudes whose control bits match. A shared
+// matrix whose imaginary parts are all zero (RY, H, their products) runs a
+// real kernel: half the arithmetic (also in apply_matrix_pair).
 template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m);
 template <class T>
