@@ -22,6 +22,7 @@ struct TrainArgs {
   bool resume = false;
   int threads = 0;
   bool epochs_given = false;
+  std::string setting_given;  // the first option given that --resume would ignore, if any
   double val = 0;  // fraction of training data held out and evaluated instead of the test split
 };
 
@@ -35,6 +36,9 @@ void run_train(TrainArgs& a) {
     if (!a.resume)
       throw std::runtime_error(a.out + " already holds a checkpoint: pass --resume to continue it, or choose another --out");
     ck = train::load_checkpoint(ckpt_path);
+    if (!a.setting_given.empty())
+      throw std::runtime_error("--resume keeps the checkpoint's settings: drop " + a.setting_given +
+                               " (only --epochs, --threads and --data-dir may change)");
     const int epochs = a.train.epochs;
     const std::string data_dir = a.data.data_dir;  // where the data is may differ from run to run
     a.data = DataOptions::from_json(ck.task);
@@ -124,6 +128,14 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([a, cmd] {
     a->epochs_given = cmd->count("--epochs") > 0;
+    for (const CLI::Option* o : cmd->get_options()) {
+      const std::string name = o->get_name();
+      if (o->count() > 0 && name != "--epochs" && name != "--threads" && name != "--data-dir" &&
+          name != "--out" && name != "--resume" && name != "--help") {
+        a->setting_given = name;
+        break;
+      }
+    }
     run_train(*a);
   });
 }

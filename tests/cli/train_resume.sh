@@ -37,4 +37,8 @@ cp "$tmp/split/checkpoint" "$tmp/ck2"
 "$QMOE" train --resume --epochs 2 --threads 1 --out "$tmp/split" >/dev/null 2>"$tmp/err" || fail "no-op resume: $(cat "$tmp/err")"
 "$PY" -c 'import json,sys; a,b=(json.load(open(f))["state"]["theta"] for f in sys.argv[1:]); sys.exit(a!=b)' \
   "$tmp/ck2" "$tmp/split/checkpoint" || fail "no-op resume changed the parameters"
+# a setting --resume would ignore is refused, and nothing is written
+cp "$tmp/split/checkpoint" "$tmp/ck3"
+expect_error 1 "drop --depth" -- "$QMOE" train --resume --epochs 3 --depth 5 --threads 1 --out "$tmp/split"
+cmp -s "$tmp/ck3" "$tmp/split/checkpoint" || fail "a refused --resume changed the checkpoint"
 echo "train_resume: ok"
