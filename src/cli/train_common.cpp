@@ -15,12 +15,16 @@ void DataOptions::add(CLI::App& cmd, bool task_required) {
   cmd.add_option("--scaling", scaling, "pixel to angle mapping: tq (default), unit, pi");
   cmd.add_option("--train-limit", train_limit, "use only the first N training samples")->check(CLI::NonNegativeNumber);
   cmd.add_option("--test-limit", test_limit, "use only the first N test samples")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--test-csv", test_csv, "CSV tasks: a separate test file");
 }
 
 nlohmann::json DataOptions::to_json() const {
   // A CSV path is stored absolute so eval / predict work from any directory.
   const bool csv = task.size() > 4 && task.substr(task.size() - 4) == ".csv";
-  return {{"task", csv ? std::filesystem::absolute(task).string() : task}, {"scaling", scaling}, {"train_limit", train_limit}, {"test_limit", test_limit}};
+  nlohmann::json j = {{"task", csv ? std::filesystem::absolute(task).string() : task}, {"scaling", scaling},
+                      {"train_limit", train_limit}, {"test_limit", test_limit}};
+  if (!test_csv.empty()) j["test_csv"] = std::filesystem::absolute(test_csv).string();
+  return j;
 }
 
 DataOptions DataOptions::from_json(const nlohmann::json& j) {
@@ -30,6 +34,7 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
     d.scaling = j.value("scaling", d.scaling);
     d.train_limit = j.value("train_limit", 0L);
     d.test_limit = j.value("test_limit", 0L);
+    d.test_csv = j.value("test_csv", std::string());
   } catch (const nlohmann::json::exception&) {
     throw std::runtime_error("damaged checkpoint: bad \"task\" entry");
   }
@@ -43,6 +48,7 @@ data::TaskData DataOptions::load() const {
   o.scaling = data::parse_scaling(scaling);
   o.max_train = std::size_t(train_limit);
   o.max_test = std::size_t(test_limit);
+  o.test_csv = test_csv;
   return data::load_task(task, o);
 }
 

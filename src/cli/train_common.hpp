@@ -18,6 +18,7 @@ struct DataOptions {
   std::string scaling = "tq";
   long train_limit = 0;  // total samples kept (0: all)
   long test_limit = 0;
+  std::string test_csv;  // CSV tasks: a separate test file (else --val holds one out)
   void add(CLI::App& cmd, bool task_required);
   nlohmann::json to_json() const;
   static DataOptions from_json(const nlohmann::json& j);

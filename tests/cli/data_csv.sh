@@ -19,4 +19,11 @@ PY
 "$QMOE" data "$tmp/train.csv" >"$tmp/out.txt"
 grep -q '^features  3' "$tmp/out.txt" || fail "text output: $(cat "$tmp/out.txt")"
 grep -q '^total .* 3 *0$' "$tmp/out.txt" || fail "text totals: $(cat "$tmp/out.txt")"
+# train on the CSV with its own test file (no --val needed); eval reads the same test file
+"$QMOE" train --task "$tmp/train.csv" --test-csv "$tmp/test.csv" --model qnn --qubits 4 --epochs 1 \
+  --threads 1 --out "$tmp/run" >"$tmp/tr.out" 2>"$tmp/err" || fail "train --test-csv: $(cat "$tmp/err")"
+grep -q '3 train / 2 test samples' "$tmp/err" || fail "train --test-csv: $(cat "$tmp/err")"
+"$QMOE" eval --checkpoint "$tmp/run" --json >"$tmp/ev.json" 2>"$tmp/err" || fail "eval: $(cat "$tmp/err")"
+/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["samples"] == 2, j["samples"]' "$tmp/ev.json" ||
+  fail "eval did not use the test CSV"
 echo "data_csv: ok"
