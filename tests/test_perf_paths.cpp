@@ -411,6 +411,14 @@ void check_overlap_kernel(double tol) {
   }
 }
 
+// Z on every qubit and one non-diagonal string: what the sweep tests read out.
+std::vector<PauliString> sweep_observables(int n) {
+  std::vector<PauliString> obs;
+  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
+  if (n >= 2) obs.push_back(PauliString::parse("X0 Y1"));
+  return obs;
+}
+
 // The adjoint method gate by gate with the generic kernels (no plan, no
 // fusion): sim::adjoint_step with dG/da for every differentiable gate.
 void reference_adjoint(const Circuit& c, const std::vector<double>& theta, const std::vector<double>& x,
@@ -500,9 +508,7 @@ TEST(PerfPaths, FusedAdjointMatchesGateByGate) {
       }
     const auto theta = random_vector(rng, std::size_t(c.n_params));
     const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
-    std::vector<PauliString> obs;
-    for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-    if (n >= 2) obs.push_back(PauliString::parse("X0 Y1"));
+    const std::vector<PauliString> obs = sweep_observables(n);
     const auto w = random_vector(rng, obs.size() * batch, -1, 1);
     for (bool want_dx : {false, true}) {
       std::vector<double> rt(theta.size(), 0.0), rx(x.size(), 0.0);
@@ -646,9 +652,7 @@ TEST(PerfPaths, LayerSweepMatchesGateByGate) {
     Circuit c = layered_circuit(rng, n, controlled);
     const auto theta = random_vector(rng, std::size_t(c.n_params));
     const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
-    std::vector<PauliString> obs;
-    for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-    if (n >= 2) obs.push_back(PauliString::parse("X0 Y1"));
+    const std::vector<PauliString> obs = sweep_observables(n);
     const auto w = random_vector(rng, obs.size() * batch, -1, 1);
     for (bool want_dx : {false, true}) {
       std::vector<double> rt(theta.size(), 0.0), rx(x.size(), 0.0);
