@@ -47,7 +47,8 @@ template <class T>
 struct Workspace {
   int chunk_size = 32;  // samples per work item
   // forward() saves the states at the starts of up to this many layers (the
-  // last ones) for backward(): 0 for forward-only use, which then copies nothing.
+  // last ones big enough to pay for a copy: >= 4 targets per 2^controls) for
+  // backward(): 0 for forward-only use, which then copies nothing.
   int saved_layers = 0;
   struct Chunk {
     sim::State<T> psi, phi, lam;
