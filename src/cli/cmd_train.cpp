@@ -32,6 +32,8 @@ void run_train(TrainArgs& a) {
   const std::string ckpt_path = (fs::path(a.out) / "checkpoint").string();
   train::Checkpoint ck;
   bool resumed = false;
+  if (a.resume && !fs::exists(ckpt_path))
+    throw std::runtime_error("--resume: no checkpoint in " + a.out + " to continue");
   if (fs::exists(ckpt_path)) {
     if (!a.resume)
       throw std::runtime_error(a.out + " already holds a checkpoint: pass --resume to continue it, or choose another --out");
@@ -43,6 +45,9 @@ void run_train(TrainArgs& a) {
     const std::string data_dir = a.data.data_dir;  // where the data is may differ from run to run
     a.data = DataOptions::from_json(ck.task);
     a.data.data_dir = data_dir;
+    if (a.epochs_given && epochs < ck.state.epoch)
+      throw std::runtime_error("--resume --epochs " + std::to_string(epochs) + ": the checkpoint has already trained " +
+                               std::to_string(ck.state.epoch) + " epochs");
     if (a.epochs_given) ck.train.epochs = epochs;  // --epochs may extend a finished run
     resumed = true;
   }
@@ -67,7 +72,7 @@ void run_train(TrainArgs& a) {
   if (td.train.size() == 0) throw std::runtime_error("the training split is empty");
   if (td.test.size() == 0)
     throw std::runtime_error(a.val > 0 ? "the validation split is empty: raise --val or the training samples"
-                                       : "the task has no test split: hold out one with --val");
+                                       : "the task has no test split: give one with --test-csv or hold one out with --val");
   fs::create_directories(a.out);
   nlohmann::json cfg = {{"model", ck.model.to_json()}, {"train", ck.train.to_json()}, {"task", ck.task},
                         {"params", m.n_params()}, {"qubits", m.circuit.n_qubits}, {"gates", m.circuit.gates.size()},

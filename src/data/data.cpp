@@ -391,7 +391,10 @@ bool ends_with(const std::string& s, const std::string& suf) {
 }  // namespace
 
 TaskData load_task(const std::string& task, const LoadOptions& opt) {
-  if (ends_with(task, ".csv") || ends_with(task, ".CSV")) {
+  const bool csv = ends_with(task, ".csv") || ends_with(task, ".CSV");
+  if (!csv && !opt.test_csv.empty())
+    throw std::runtime_error("a test CSV file goes with a CSV task only; " + task + " has its own test split");
+  if (csv) {
     TaskData td;
     td.task = task;
     td.description = "CSV file " + task;

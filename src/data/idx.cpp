@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -118,6 +119,8 @@ IdxArray parse_idx(const std::uint8_t* p, std::size_t n, const std::string& name
 }
 
 std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory, not a file");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error(path + ": cannot open (" + std::strerror(errno) + ")");
   f.seekg(0, std::ios::end);

@@ -134,7 +134,8 @@ void ModelConfig::validate() const {
     require(routing_depth >= 0, "routing_depth must be >= 0");
     require(routing_encoder == "full" || routing_encoder == "quadrant" || routing_encoder == "joint",
             "routing_encoder must be full, quadrant or joint");
-    require(routing_encoder != "quadrant" || n_features == 64, "quadrant routing encoder needs 8x8 inputs");
+    require(routing_encoder != "quadrant" || n_features == 64, "the quadrant routing encoder needs 8x8 images (64 features): "
+          "use --routing-encoder full or joint");
     require(aggregation == "cnot" || aggregation == "none", "aggregation must be cnot or none");
     require(data_qubits + routing_register_size(*this) <= 26, "too many qubits in total");
   }

@@ -26,4 +26,12 @@ grep -q '3 train / 2 test samples' "$tmp/err" || fail "train --test-csv: $(cat "
 "$QMOE" eval --checkpoint "$tmp/run" --json >"$tmp/ev.json" 2>"$tmp/err" || fail "eval: $(cat "$tmp/err")"
 /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["samples"] == 2, j["samples"]' "$tmp/ev.json" ||
   fail "eval did not use the test CSV"
+# a directory instead of a file, a test CSV with a built-in task, the default
+# (quadrant) routing encoder on non-image features: one clear error line each
+set +e  # expect_error runs commands that fail
+expect_error 1 "is a directory" -- "$QMOE" data "$tmp/train.csv" --test-csv "$tmp"
+mkdir "$tmp/dir.csv"
+expect_error 1 "is a directory" -- "$QMOE" data "$tmp/dir.csv"
+expect_error 1 "test CSV file goes with a CSV task only" -- "$QMOE" train --task mnist4 --test-csv "$tmp/test.csv" --epochs 1 --out "$tmp/r2"
+expect_error 1 "use --routing-encoder full or joint" -- "$QMOE" train --task "$tmp/train.csv" --test-csv "$tmp/test.csv" --qubits 4 --epochs 1 --out "$tmp/r3"
 echo "data_csv: ok"
