@@ -199,7 +199,8 @@ void run_eval(const InspectArgs& a) {
 
   std::printf("%s (%s, %d qubits, %d parameters), epoch %d of %s\n", l.ck.model.model.c_str(), l.ck.model.ops.c_str(),
               l.model.circuit.n_qubits, l.model.n_params(), l.ck.state.epoch, l.path.c_str());
-  std::printf("%s: %s split, %zu samples\n", l.data.task.c_str(), a.split.c_str(), d.size());
+  const std::string source = a.split == "test" && !l.data.test_csv.empty() ? l.data.test_csv : l.data.task;
+  std::printf("%s: %s split, %zu samples\n", source.c_str(), a.split.c_str(), d.size());
   std::printf("accuracy: %.2f%%   loss: %.4f\n\n", 100 * e.accuracy, e.loss);
   std::size_t w = 5;
   for (int c = 0; c < C; ++c) w = std::max(w, class_name(d, c).size());

@@ -136,6 +136,15 @@ std::string fmt(double v) {
 void run_reproduce(const Args& a) {
   const fs::path exp_dir = fs::path(a.experiments);
   json common = read_json(exp_dir / "common.json");
+  try {  // check the settings once, before any run, with the file named
+    model::ModelConfig::from_json(common.at("model"));
+    train::TrainConfig::from_json(common.at("train"));
+  } catch (const std::exception& e) {
+    std::string what = e.what();  // may hold "[json.exception.out_of_range.403] key 'lr' not found"
+    const auto open = what.find("[json.exception"), close = what.find("] ", open);
+    if (open != std::string::npos && close != std::string::npos) what.erase(open, close + 2 - open);
+    throw std::runtime_error((exp_dir / "common.json").string() + ": " + what);
+  }
   if (a.epochs >= 0) {
     common["train"]["epochs"] = a.epochs;
     common.erase("epochs_by_task");
@@ -150,6 +159,9 @@ void run_reproduce(const Args& a) {
   for (const auto& f : files) {
     const json j = read_json(f);
     Cell c;
+    for (const auto& [key, value] : j.items())
+      if (key != "task" && key != "model" && key != "ops" && key != "experts")
+        throw std::runtime_error(f.string() + ": unknown key \"" + key + "\" (a cell has task, model, ops, experts)");
     try {
       c.task = j.at("task").get<std::string>();
       c.model = j.at("model").get<std::string>();
@@ -194,8 +206,9 @@ void run_reproduce(const Args& a) {
                                         fs::path(a.out) / "runs" / (c.name() + "-s" + std::to_string(seed)));
       std::lock_guard<std::mutex> lk(io);
       ++done;
-      std::fprintf(stderr, "[%d/%zu] %s seed %d: %.2f%% (%.0f s elapsed)\n", done, jobs.size(), c.name().c_str(),
+      std::fprintf(stderr, "[%d/%zu] %s seed %d: %.2f%%%s (%.0f s elapsed)\n", done, jobs.size(), c.name().c_str(),
                    seed, results[std::size_t(i)]["test_acc"].get<double>(),
+                   results[std::size_t(i)].value("reused", false) ? " (finished before: reused)" : "",
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lk(io);
