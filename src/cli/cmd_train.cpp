@@ -22,7 +22,7 @@ struct TrainArgs {
   bool resume = false;
   int threads = 0;
   bool epochs_given = false;
-  std::string setting_given;  // the first option given that --resume would ignore, if any
+  std::string setting_given;  // the options given that --resume would ignore, if any
   double val = 0;  // fraction of training data held out and evaluated instead of the test split
 };
 
@@ -137,8 +137,7 @@ void add_train_command(CLI::App& app) {
       const std::string name = o->get_name();
       if (o->count() > 0 && name != "--epochs" && name != "--threads" && name != "--data-dir" &&
           name != "--out" && name != "--resume" && name != "--help") {
-        a->setting_given = name;
-        break;
+        a->setting_given += (a->setting_given.empty() ? "" : " ") + name;
       }
     }
     run_train(*a);
