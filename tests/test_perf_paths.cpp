@@ -686,3 +686,32 @@ TEST(PerfPaths, LayerSweepMatchesGateByGate) {
     }
   }
 }
+
+// PlanCache: an equal circuit (a copy) gets the cached plan; a circuit that
+// differs in one gate, or other options, gets its own plan (the hash is only
+// a first check: the circuits are compared in full).
+TEST(PerfPaths, PlanCacheTellsCircuitsApart) {
+  std::mt19937_64 rng(53);
+  const Circuit c = structured_circuit(rng, 4);
+  PlanCache cache;
+  const Plan* p1 = &cache.get(c);
+  const Circuit copy = c;
+  EXPECT_EQ(&cache.get(copy), p1);
+  for (int change = 0; change < 4; ++change) {
+    Circuit d = c;
+    Gate& g = d.gates[std::size_t(7 + change)];
+    if (change == 0) g.target = (g.target + 1) % d.n_qubits;
+    if (change == 1) g.angles[0].value += 1e-9;
+    if (change == 2) g.kind = g.kind == GateKind::RX ? GateKind::RY : GateKind::RX;
+    if (change == 3) g.controls.push_back({(g.target + 2) % d.n_qubits, false});
+    const Plan& pd = cache.get(d);
+    EXPECT_NE(&pd, p1) << "change " << change;
+    std::size_t gates = 0;
+    for (const PlanOp& op : pd.ops) gates += op.gates.size() + op.perm_gates.size();
+    EXPECT_EQ(gates, d.gates.size()) << "change " << change;
+  }
+  PlanOptions o;
+  o.barriers = {5};
+  EXPECT_NE(&cache.get(c, o), p1);
+  EXPECT_EQ(&cache.get(c), p1);  // still cached (fewer than 8 entries used)
+}

@@ -295,15 +295,30 @@ bool pairable(const PlanOp& a, const PlanOp& b) {
   return single(a) && single(b) && a.target != b.target;
 }
 
-// FNV-1a over the bytes that define the plan.
+// An FNV-style hash of the values that define the plan, a word at a time.
+// (One multiply per value, not per byte: the key is computed on every
+// forward and backward call.)
 struct Hasher {
   u64 h = 1469598103934665603ull;
+  void mix(u64 v) { h = (h ^ v) * 1099511628211ull; h ^= h >> 29; }
   void add(const void* p, std::size_t n) {
     const unsigned char* b = static_cast<const unsigned char*>(p);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    for (; n >= 8; n -= 8, b += 8) {
+      u64 w;
+      std::memcpy(&w, b, 8);
+      mix(w);
+    }
+    u64 w = 0;
+    std::memcpy(&w, b, n);
+    mix(w ^ (u64(n) << 56));
   }
   template <class V>
-  void val(const V& v) { add(&v, sizeof v); }
+  void val(const V& v) {
+    static_assert(sizeof(V) <= 8);
+    u64 w = 0;
+    std::memcpy(&w, &v, sizeof v);
+    mix(w);
+  }
 };
 
 u64 plan_key(const Circuit& c, const PlanOptions& o) {
