@@ -416,6 +416,11 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       for (std::size_t t = 0; t < op.gates.size(); ++t) k = permute_index(c.gates[std::size_t(op.gates[t])], ctls[t], k);
       op.perm[i] = std::uint32_t(k);
     }
+    std::size_t n_moved = 0;
+    for (u64 i = 0; i < dim; ++i) n_moved += op.perm[i] != i;
+    if (2 * n_moved <= dim)
+      for (u64 i = 0; i < dim; ++i)
+        if (op.perm[i] != i) op.moved.push_back(std::uint32_t(i));
   }
   p.fold_prefix_permutation = opt.fold_permutations;
   if (opt.fold_permutations) {
@@ -547,6 +552,10 @@ void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double
       apply_gate(s, c.gates[std::size_t(op.gates[0])], theta, x, x_stride, inverse, scratch);
       return;
     case PlanOp::Kind::Permutation: {
+      if (!op.moved.empty()) {
+        sim::apply_permutation(s, op.perm.data(), op.moved.data(), op.moved.size(), inverse, scratch.buffer);
+        return;
+      }
       if (!op.perm.empty()) {
         sim::apply_permutation(s, op.perm.data(), inverse, scratch.buffer);
         return;

@@ -50,6 +50,8 @@ struct PlanOp {
   std::vector<std::uint32_t> perm;  // Permutation of >1 gates: amplitude i -> perm[i];
                                     // Fused: the folded permutation applied after the matrix
   std::vector<int> perm_gates;      // Fused with perm: the X-type gates of that permutation
+  std::vector<std::uint32_t> moved; // Permutation: the amplitudes perm moves, if at most half
+                                    // (e.g. a controlled ring; applied to those only)
   std::vector<PlanOp> parts;        // Pair: the two Fused ops
   int segment = 0;                  // how many barriers lie before this op's gates
 };

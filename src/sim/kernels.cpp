@@ -632,6 +632,28 @@ QMOE_CLONES void apply_permutation(State<T>& s, const std::uint32_t* perm, bool 
   std::swap(s.im, buffer.im);
 }
 
+template <class T>
+QMOE_CLONES void apply_permutation(State<T>& s, const std::uint32_t* perm, const std::uint32_t* moved,
+                                   std::size_t n_moved, bool inverse, State<T>& buffer) {
+  const std::size_t B = std::size_t(s.batch);
+  buffer.re.resize(n_moved * B);
+  buffer.im.resize(n_moved * B);
+  T* __restrict sr = s.re.data();
+  T* __restrict si = s.im.data();
+  T* __restrict br = buffer.re.data();
+  T* __restrict bi = buffer.im.data();
+  for (std::size_t k = 0; k < n_moved; ++k) {  // the sources, then their new places
+    const std::size_t from = (inverse ? perm[moved[k]] : moved[k]) * B;
+#pragma omp simd
+    for (std::size_t b = 0; b < B; ++b) br[k * B + b] = sr[from + b], bi[k * B + b] = si[from + b];
+  }
+  for (std::size_t k = 0; k < n_moved; ++k) {
+    const std::size_t to = (inverse ? moved[k] : perm[moved[k]]) * B;
+#pragma omp simd
+    for (std::size_t b = 0; b < B; ++b) sr[to + b] = br[k * B + b], si[to + b] = bi[k * B + b];
+  }
+}
+
 template <class T, class M>
 void matrix_permute(State<T>& s, int target, const M& m, const std::uint32_t* perm, bool inverse,
                     State<T>& buffer) {
@@ -971,6 +993,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void apply_diagonal<T>(State<T>&, int, Controls, const Diag<T>&);                  \
   template void apply_diagonal<T>(State<T>&, int, Controls, const BatchDiag<T>&);             \
   template void apply_permutation<T>(State<T>&, const std::uint32_t*, bool, State<T>&);       \
+  template void apply_permutation<T>(State<T>&, const std::uint32_t*, const std::uint32_t*,   \
+                                     std::size_t, bool, State<T>&);                           \
   template void apply_matrix_permute<T>(State<T>&, int, const Mat<T>&, const std::uint32_t*,  \
                                         bool, State<T>&);                                     \
   template void apply_matrix_permute<T>(State<T>&, int, const BatchMat<T>&,                   \
