@@ -493,6 +493,34 @@ void reference_adjoint(const Circuit& c, const std::vector<double>& theta, const
   }
 }
 
+// A sweep test case: random theta, x and observable weights for circuit c,
+// the gate-by-gate reference gradients, and backward() in float against them.
+struct SweepCase {
+  Circuit c;
+  int batch;
+  std::vector<double> theta, x, w;
+  std::vector<PauliString> obs;
+  SweepCase(std::mt19937_64& rng, Circuit circuit, int b) : c(std::move(circuit)), batch(b) {
+    theta = random_vector(rng, std::size_t(c.n_params));
+    x = random_vector(rng, std::size_t(c.n_features) * batch);
+    obs = sweep_observables(c.n_qubits);
+    w = random_vector(rng, obs.size() * batch, -1, 1);
+  }
+  void reference(bool want_dx, std::vector<double>& rt, std::vector<double>& rx) const {
+    rt.assign(theta.size(), 0.0);
+    rx.assign(x.size(), 0.0);
+    reference_adjoint(c, theta, x, batch, obs, w, rt, want_dx ? &rx : nullptr);
+  }
+  void check_float(int saved_layers, const std::vector<double>& rt, int trial) const {
+    Workspace<float> wf;
+    wf.saved_layers = saved_layers;
+    std::vector<double> ev(obs.size() * batch), dtf(theta.size(), 0.0);
+    forward(c, theta, x.data(), batch, obs, ev.data(), wf);
+    backward(c, theta, x.data(), batch, obs, w.data(), dtf.data(), nullptr, wf);
+    for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dtf[j], rt[j], 2e-4) << "float, trial " << trial;
+  }
+};
+
 }  // namespace
 
 TEST(PerfPaths, OverlapKernelMatchesRotationStepDouble) { check_overlap_kernel<double>(1e-13); }
@@ -515,27 +543,20 @@ TEST(PerfPaths, FusedAdjointMatchesGateByGate) {
         add_gate(c, make_gate(GateKind::RX, q, ctl, {Angle::param((q + 1) % c.n_params)}));
         add_gate(c, make_gate(GateKind::RY, q, ctl, {Angle::param((q + 2) % c.n_params, -1.3)}));
       }
-    const auto theta = random_vector(rng, std::size_t(c.n_params));
-    const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
-    const std::vector<PauliString> obs = sweep_observables(n);
-    const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+    const SweepCase t(rng, c, batch);
     for (bool want_dx : {false, true}) {
-      std::vector<double> rt(theta.size(), 0.0), rx(x.size(), 0.0);
-      reference_adjoint(c, theta, x, batch, obs, w, rt, want_dx ? &rx : nullptr);
+      std::vector<double> rt, rx;
+      t.reference(want_dx, rt, rx);
       Workspace<double> ws;
       ws.chunk_size = 3;
-      std::vector<double> ev(obs.size() * batch), dt(theta.size(), 0.0), dx(x.size(), 0.0);
-      forward(c, theta, x.data(), batch, obs, ev.data(), ws);
-      backward(c, theta, x.data(), batch, obs, w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
-      for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dt[j], rt[j], 1e-12) << "trial " << trial << " theta " << j;
+      std::vector<double> ev(t.obs.size() * batch), dt(t.theta.size(), 0.0), dx(t.x.size(), 0.0);
+      forward(c, t.theta, t.x.data(), batch, t.obs, ev.data(), ws);
+      backward(c, t.theta, t.x.data(), batch, t.obs, t.w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
+      for (std::size_t j = 0; j < dt.size(); ++j) EXPECT_NEAR(dt[j], rt[j], 1e-12) << "trial " << trial << " theta " << j;
       if (want_dx) {
-        for (std::size_t j = 0; j < x.size(); ++j) EXPECT_NEAR(dx[j], rx[j], 1e-12) << "trial " << trial << " x " << j;
+        for (std::size_t j = 0; j < dx.size(); ++j) EXPECT_NEAR(dx[j], rx[j], 1e-12) << "trial " << trial << " x " << j;
       }
-      Workspace<float> wf;
-      std::vector<double> dtf(theta.size(), 0.0);
-      forward(c, theta, x.data(), batch, obs, ev.data(), wf);
-      backward(c, theta, x.data(), batch, obs, w.data(), dtf.data(), nullptr, wf);
-      for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dtf[j], rt[j], 2e-4) << "float, trial " << trial;
+      t.check_float(0, rt, trial);
     }
   }
 }
@@ -658,40 +679,32 @@ TEST(PerfPaths, LayerSweepMatchesGateByGate) {
     // big enough layers to be saved (layers_to_save): >= 4 targets, or 8 with one control
     const bool controlled = trial % 2;
     const int n = controlled ? 9 : 4 + trial % 5, batch = 1 + trial % 4;
-    Circuit c = layered_circuit(rng, n, controlled);
-    const auto theta = random_vector(rng, std::size_t(c.n_params));
-    const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
-    const std::vector<PauliString> obs = sweep_observables(n);
-    const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+    const SweepCase t(rng, layered_circuit(rng, n, controlled), batch);
+    const Circuit& c = t.c;
     for (bool want_dx : {false, true}) {
-      std::vector<double> rt(theta.size(), 0.0), rx(x.size(), 0.0);
-      reference_adjoint(c, theta, x, batch, obs, w, rt, want_dx ? &rx : nullptr);
+      std::vector<double> rt, rx;
+      t.reference(want_dx, rt, rx);
       for (int saved : {0, 1, 8}) {
         Workspace<double> ws;
         ws.chunk_size = 2;
         ws.saved_layers = saved;
-        std::vector<double> ev(obs.size() * batch), dx(x.size(), 0.0);
-        forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+        std::vector<double> ev(t.obs.size() * batch), dx(t.x.size(), 0.0);
+        forward(c, t.theta, t.x.data(), batch, t.obs, ev.data(), ws);
         if (saved > 0) {  // the 3 layers added after the structured part, at least
           EXPECT_GE(int(ws.saved_gates.size()), std::min(saved, 3)) << "trial " << trial;
           EXPECT_LE(int(ws.saved_gates.size()), saved) << "trial " << trial;
         }
         for (int repeat = 0; repeat < 2; ++repeat) {
-          std::vector<double> dt(theta.size(), 0.0);
-          backward(c, theta, x.data(), batch, obs, w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
-          for (std::size_t j = 0; j < theta.size(); ++j)
+          std::vector<double> dt(t.theta.size(), 0.0);
+          backward(c, t.theta, t.x.data(), batch, t.obs, t.w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
+          for (std::size_t j = 0; j < dt.size(); ++j)
             EXPECT_NEAR(dt[j], rt[j], 1e-12) << "trial " << trial << " saved " << saved << " theta " << j;
           if (want_dx)
-            for (std::size_t j = 0; j < x.size(); ++j)
+            for (std::size_t j = 0; j < dx.size(); ++j)
               EXPECT_NEAR(dx[j], rx[j], 1e-12) << "trial " << trial << " saved " << saved << " x " << j;
         }
       }
-      Workspace<float> wf;
-      wf.saved_layers = 8;
-      std::vector<double> ev(obs.size() * batch), dtf(theta.size(), 0.0);
-      forward(c, theta, x.data(), batch, obs, ev.data(), wf);
-      backward(c, theta, x.data(), batch, obs, w.data(), dtf.data(), nullptr, wf);
-      for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(dtf[j], rt[j], 2e-4) << "float, trial " << trial;
+      t.check_float(8, rt, trial);
     }
   }
 }

@@ -252,27 +252,28 @@ struct SweepSegments {
 };
 SweepSegments sweep_segments(const Circuit& c, int first, const std::vector<int>& saved_gates) {
   SweepSegments s;
-  auto cut = [&](int gate, bool layer) {
-    if (gate <= first || gate >= int(c.gates.size())) return;
+  // A segment from `gate` on; a layer end and the next layer's start may coincide.
+  auto cut = [&](int gate, bool layer, int saved) {
+    if (gate >= int(c.gates.size())) return;
     if (s.barriers.empty() || s.barriers.back() != gate) {
       s.barriers.push_back(gate);
       s.layer.push_back(0);
       s.saved.push_back(-1);
     }
     s.layer.back() = layer;
-    const auto at = std::find(saved_gates.begin(), saved_gates.end(), gate);
-    s.saved.back() = layer && at != saved_gates.end() ? int(at - saved_gates.begin()) : -1;
+    s.saved.back() = saved;
   };
   for (const GateRange& l : find_layers(c)) {
     if (l.end <= first) continue;
-    const bool has_saved = std::find(saved_gates.begin(), saved_gates.end(), l.begin) != saved_gates.end();
+    const auto at = std::find(saved_gates.begin(), saved_gates.end(), l.begin);
     if (l.begin <= first) {
       s.layer[0] = 1;  // the sweep's last layer: no undo at all
-      cut(l.end, false);
-    } else if (has_saved) {
-      cut(l.begin, true);
-      cut(l.end, false);
+    } else if (at != saved_gates.end()) {
+      cut(l.begin, true, int(at - saved_gates.begin()));
+    } else {
+      continue;  // undone gate by gate, like any other op
     }
+    cut(l.end, false, -1);
   }
   return s;
 }
