@@ -77,10 +77,12 @@ Loaded load(const InspectArgs& a) {
   long limit = a.split == "test" ? l.data.test_limit : l.data.train_limit;
   if (!own_task) {
     l.data.task = a.task;
+    if (l.data.is_csv()) l.data.scaling.clear();  // a CSV task's features are used as given
     limit = 0;
   }
   if (a.limit >= 0) limit = a.limit;
   l.data.data_dir = a.data_dir;
+  if (!own_task || a.split != "test") l.data.test_csv.clear();  // only its own test split reads it
   // Only the selected split is needed: keep the other one tiny. The
   // validation split is cut from the training data exactly as `train --val`
   // did (same limit, fraction and seed); --limit then keeps its first N.
@@ -121,7 +123,7 @@ ojson task_json(const Loaded& l, const InspectArgs& a) {
   ojson t;
   t["task"] = l.data.task;
   t["split"] = a.split;
-  t["scaling"] = l.data.scaling;
+  t["scaling"] = l.data.scaling_name();
   t["limit"] = a.split == "test" ? l.data.test_limit : a.split == "train" ? l.data.train_limit : std::max(a.limit, 0L);  // 0: all
   if (a.split == "val") t["val"] = l.ck.task.value("val", 0.0);
   t["description"] = l.td.description;
@@ -193,7 +195,7 @@ void run_eval(const InspectArgs& a) {
     o["params"] = l.model.n_params();
     o["qubits"] = l.model.circuit.n_qubits;
     o["experts"] = L;
-    std::cout << o.dump(2) << std::endl;
+    std::cout << o.dump() << std::endl;
     return;
   }
 

@@ -12,17 +12,22 @@ void DataOptions::add(CLI::App& cmd, bool task_required) {
   auto* t = cmd.add_option("--task", task, "task: " + data::task_list() + ", or a CSV file");
   if (task_required) t->required();
   cmd.add_option("--data-dir", data_dir, "data directory (default $QMOE_DATA_DIR or ~/.local/share/qmoe)");
-  cmd.add_option("--scaling", scaling, "pixel to angle mapping: tq (default), unit, pi");
+  cmd.add_option("--scaling", scaling, "pixel to angle mapping of the image tasks: tq (default), unit, pi");
   cmd.add_option("--train-limit", train_limit, "use only the first N training samples")->check(CLI::NonNegativeNumber);
   cmd.add_option("--test-limit", test_limit, "use only the first N test samples")->check(CLI::NonNegativeNumber);
   cmd.add_option("--test-csv", test_csv, "CSV tasks: a separate test file");
 }
 
+bool DataOptions::is_csv() const { return data::find_task(task) == nullptr && data::is_csv_path(task); }
+
+std::string DataOptions::scaling_name() const {
+  return is_csv() ? "none" : scaling.empty() ? "tq" : scaling;
+}
+
 nlohmann::json DataOptions::to_json() const {
   // A CSV path is stored absolute so eval / predict work from any directory.
-  const bool csv = task.size() > 4 && task.substr(task.size() - 4) == ".csv";
-  nlohmann::json j = {{"task", csv ? std::filesystem::absolute(task).string() : task}, {"scaling", scaling},
-                      {"train_limit", train_limit}, {"test_limit", test_limit}};
+  nlohmann::json j = {{"task", is_csv() ? std::filesystem::absolute(task).string() : task},
+                      {"scaling", scaling_name()}, {"train_limit", train_limit}, {"test_limit", test_limit}};
   if (!test_csv.empty()) j["test_csv"] = std::filesystem::absolute(test_csv).string();
   return j;
 }
@@ -32,6 +37,7 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
   try {
     d.task = j.value("task", d.task);
     d.scaling = j.value("scaling", d.scaling);
+    if (d.is_csv()) d.scaling.clear();  // older checkpoints stored "tq" for CSV tasks too
     d.train_limit = j.value("train_limit", 0L);
     d.test_limit = j.value("test_limit", 0L);
     d.test_csv = j.value("test_csv", std::string());
@@ -45,7 +51,10 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
 data::TaskData DataOptions::load() const {
   data::LoadOptions o;
   o.data_dir = data_dir;
-  o.scaling = data::parse_scaling(scaling);
+  if (is_csv() && !scaling.empty())
+    throw std::runtime_error("--scaling maps image pixels to angles; the features of CSV task " + task +
+                             " are used as they are");
+  if (!is_csv()) o.scaling = data::parse_scaling(scaling_name());
   o.max_train = std::size_t(train_limit);
   o.max_test = std::size_t(test_limit);
   o.test_csv = test_csv;

@@ -15,11 +15,13 @@ namespace qmoe::cli {
 struct DataOptions {
   std::string task = "mnist4";
   std::string data_dir;
-  std::string scaling = "tq";
+  std::string scaling;  // image tasks: tq, unit or pi ("": tq); CSV tasks take none
   long train_limit = 0;  // total samples kept (0: all)
   long test_limit = 0;
   std::string test_csv;  // CSV tasks: a separate test file (else --val holds one out)
   void add(CLI::App& cmd, bool task_required);
+  bool is_csv() const;                  // the task is a CSV file (features used as given)
+  std::string scaling_name() const;     // "none" for CSV tasks
   nlohmann::json to_json() const;
   static DataOptions from_json(const nlohmann::json& j);
   data::TaskData load() const;

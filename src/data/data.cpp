@@ -390,8 +390,10 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 }  // namespace
 
+bool is_csv_path(const std::string& task) { return ends_with(task, ".csv") || ends_with(task, ".CSV"); }
+
 TaskData load_task(const std::string& task, const LoadOptions& opt) {
-  const bool csv = ends_with(task, ".csv") || ends_with(task, ".CSV");
+  const bool csv = is_csv_path(task);
   if (!csv && !opt.test_csv.empty())
     throw std::runtime_error("a test CSV file goes with a CSV task only; " + task + " has its own test split");
   if (csv) {

@@ -84,6 +84,8 @@ std::string resolve_data_dir(const std::string& flag, const char* qmoe_data_dir,
 // Directories searched for Fashion-MNIST, in order.
 std::vector<std::string> fashion_dirs(const std::string& data_dir);
 
+// True when `task` names a CSV file (ends in ".csv" or ".CSV").
+bool is_csv_path(const std::string& task);
 // Loads a built-in task, or a CSV file when `task` ends in ".csv".
 // Unknown task: error listing the valid ones.
 TaskData load_task(const std::string& task, const LoadOptions& opt);

@@ -26,9 +26,25 @@ grep -q '3 train / 2 test samples' "$tmp/err" || fail "train --test-csv: $(cat "
 "$QMOE" eval --checkpoint "$tmp/run" --json >"$tmp/ev.json" 2>"$tmp/err" || fail "eval: $(cat "$tmp/err")"
 /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["samples"] == 2, j["samples"]' "$tmp/ev.json" ||
   fail "eval did not use the test CSV"
+# the CSV task's features are not scaled: config.json and eval say so
+/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["task"]["scaling"] == "none", j["task"]' \
+  "$tmp/run/config.json" || fail "config.json scaling: $(cat "$tmp/run/config.json")"
+/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["task"]["scaling"] == "none", j["task"]' \
+  "$tmp/ev.json" || fail "eval --json scaling: $(cat "$tmp/ev.json")"
+# the test CSV is read for the test split only: after it moves, the training split still evaluates
+mv "$tmp/test.csv" "$tmp/moved.csv"
+"$QMOE" eval --checkpoint "$tmp/run" --split train --json >"$tmp/ev2.json" 2>"$tmp/err" ||
+  fail "eval --split train without the test CSV: $(cat "$tmp/err")"
+/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["samples"] == 3, j["samples"]' "$tmp/ev2.json" ||
+  fail "eval --split train: $(cat "$tmp/ev2.json")"
+set +e  # expect_error runs commands that fail
+expect_error 1 "test.csv" -- "$QMOE" eval --checkpoint "$tmp/run"
+mv "$tmp/moved.csv" "$tmp/test.csv"
+# --scaling is for image tasks
+expect_error 1 "features of CSV task .* are used as they are" -- "$QMOE" train --task "$tmp/train.csv" --test-csv "$tmp/test.csv" --scaling pi --model qnn --qubits 4 --epochs 1 --out "$tmp/r4"
+expect_error 1 "features of CSV task .* are used as they are" -- "$QMOE" data "$tmp/train.csv" --scaling unit
 # a directory instead of a file, a test CSV with a built-in task, the default
 # (quadrant) routing encoder on non-image features: one clear error line each
-set +e  # expect_error runs commands that fail
 expect_error 1 "is a directory" -- "$QMOE" data "$tmp/train.csv" --test-csv "$tmp"
 mkdir "$tmp/dir.csv"
 expect_error 1 "is a directory" -- "$QMOE" data "$tmp/dir.csv"
