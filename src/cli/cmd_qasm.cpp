@@ -23,6 +23,7 @@
 #include "cli/cli.hpp"
 #include "grad/adjoint.hpp"
 #include "grad/param_shift.hpp"
+#include "sim/rng.hpp"
 #include "sim/state.hpp"
 
 namespace qmoe::cli {
@@ -36,30 +37,20 @@ struct QasmOptions {
   bool single = false;
 };
 
-std::uint64_t mix(std::uint64_t h, std::uint64_t v) {  // splitmix64-style combine
-  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
-  return h;
-}
-
 // Seed for one shot-based evaluation: depends on the user's seed and on the
 // circuit's parameter wiring and values, so each shifted circuit gets its own
 // sample while the whole run stays deterministic.
 std::uint64_t eval_seed(std::uint64_t seed, const Circuit& c, const std::vector<double>& theta) {
-  std::uint64_t h = mix(0x51ab5eedULL, seed);
+  std::uint64_t h = sim::mix64(0x51ab5eedULL, seed);
   for (double v : theta) {
     std::uint64_t bits;
     std::memcpy(&bits, &v, sizeof bits);
-    h = mix(h, bits);
+    h = sim::mix64(h, bits);
   }
   for (const Gate& g : c.gates)
     for (int j = 0; j < angle_count(g.kind); ++j)
       if (g.angles[std::size_t(j)].source == AngleSource::Param)
-        h = mix(h, std::uint64_t(g.angles[std::size_t(j)].index));
+        h = sim::mix64(h, std::uint64_t(g.angles[std::size_t(j)].index));
   return h;
 }
 

@@ -66,8 +66,10 @@ void check_observables(const Circuit& c, const std::vector<PauliString>& obs) {
       throw std::invalid_argument("observable " + p.str() + " acts on a qubit the circuit lacks");
 }
 
+}  // namespace
+
 template <class T>
-void readout(const sim::State<T>& s, const std::vector<PauliString>& obs, double* out) {
+void expectations(const sim::State<T>& s, const std::vector<PauliString>& obs, double* out) {
   const int B = s.batch, K = int(obs.size()), n = s.n_qubits;
   std::vector<double> z(std::size_t(B) * n), tmp(static_cast<std::size_t>(B));
   bool have_z = false;
@@ -82,6 +84,8 @@ void readout(const sim::State<T>& s, const std::vector<PauliString>& obs, double
     }
   }
 }
+
+namespace {
 
 // lam = sum_k dL_dO[b,k] O_k psi for each sample b.
 template <class T>
@@ -385,7 +389,7 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
       const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
       run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr);
       ch.saved_fresh = save;
-      if (K > 0) readout(ch.psi, obs, expvals + std::size_t(r.begin) * K);
+      if (K > 0) expectations(ch.psi, obs, expvals + std::size_t(r.begin) * K);
     });
   }
   err.rethrow(ws);
@@ -446,6 +450,7 @@ std::vector<double> adjoint_jacobian(const Circuit& c, const std::vector<double>
 }
 
 #define QMOE_INSTANTIATE(T)                                                                   \
+  template void expectations<T>(const sim::State<T>&, const std::vector<PauliString>&, double*); \
   template void forward<T>(const Circuit&, const std::vector<double>&, const double*, int,    \
                            const std::vector<PauliString>&, double*, Workspace<T>&);          \
   template void backward<T>(const Circuit&, const std::vector<double>&, const double*, int,   \

@@ -69,6 +69,10 @@ struct Workspace {
   int n_chunks() const { return int(chunks.size()); }
 };
 
+// out[b * K + k] = <O_k> of sample b of state s (single Z_q observables share one pass).
+template <class T>
+void expectations(const sim::State<T>& s, const std::vector<PauliString>& obs, double* out);
+
 // expvals[b * K + k] = <O_k> of sample b. x: row-major [batch][c.n_features].
 template <class T>
 void forward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,

@@ -961,6 +961,42 @@ void norms(const State<T>& s, double* out) {
 }
 
 template <class T>
+void apply_pauli_per_sample(State<T>& s, int target, const std::uint8_t* pauli) {
+  // A noise channel's sampled errors: few samples are hit, so the loop runs
+  // over the hit samples only (each a strided column of the state).
+  check_qubit(s.n_qubits, target, "pauli error");
+  const std::size_t B = std::size_t(s.batch), bit = std::size_t(1) << target;
+  std::vector<std::size_t> hit;
+  for (std::size_t b = 0; b < B; ++b) {
+    if (pauli[b] > 3) throw std::invalid_argument("pauli error: code must be 0..3 (I X Y Z)");
+    if (pauli[b]) hit.push_back(b);
+  }
+  if (hit.empty()) return;
+  T* re = s.re.data();
+  T* im = s.im.data();
+  for (std::size_t i0 = 0; i0 < s.dim(); ++i0) {
+    if (i0 & bit) continue;
+    const std::size_t i1 = i0 | bit;
+    for (std::size_t b : hit) {
+      T& r0 = re[i0 * B + b];
+      T& m0 = im[i0 * B + b];
+      T& r1 = re[i1 * B + b];
+      T& m1 = im[i1 * B + b];
+      switch (pauli[b]) {
+        case 1: std::swap(r0, r1), std::swap(m0, m1); break;  // X
+        case 2: {                                             // Y: (a0, a1) -> (-i a1, i a0)
+          const T a0r = r0, a0i = m0;
+          r0 = m1, m0 = -r1;
+          r1 = -a0i, m1 = a0r;
+          break;
+        }
+        default: r1 = -r1, m1 = -m1; break;  // Z
+      }
+    }
+  }
+}
+
+template <class T>
 std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int shots,
                                                std::uint64_t seed) {
   if (shots < 0) throw std::invalid_argument("sample: shots must be >= 0");
@@ -1024,6 +1060,7 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void probabilities<T>(const State<T>&, int, double*);                              \
   template void marginal_probabilities<T>(const State<T>&, const std::vector<int>&, double*); \
   template void norms<T>(const State<T>&, double*);                                           \
+  template void apply_pauli_per_sample<T>(State<T>&, int, const std::uint8_t*);               \
   template std::vector<std::uint64_t> sample_basis_states<T>(const State<T>&, int, int,       \
                                                              std::uint64_t);
 QMOE_INSTANTIATE(double)

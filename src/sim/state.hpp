@@ -173,6 +173,12 @@ template <class T>
 void pauli_overlaps(const State<T>& phi, const State<T>& lam, int target, Controls c,
                     double* const* overlap);
 
+// A Pauli error per sample on `target`: pauli[b] = 0 (none), 1 (X), 2 (Y) or
+// 3 (Z) for sample b (a noise trajectory's sampled error, grad/noise.hpp).
+// Costs a pass over the hit samples only.
+template <class T>
+void apply_pauli_per_sample(State<T>& s, int target, const std::uint8_t* pauli);
+
 // ---- read-out ---------------------------------------------------------------
 // out[b * n_qubits + q] = <Z_q> of sample b.
 template <class T>

@@ -1,0 +1,170 @@
+#include "grad/noise.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "circuit/execute.hpp"
+#include "sim/rng.hpp"
+
+namespace qmoe {
+
+void NoiseModel::validate() const {
+  auto check = [](double p, const char* what) {
+    if (!(p >= 0.0 && p <= 1.0))
+      throw std::invalid_argument(std::string(what) + " must be a probability in [0, 1], not " + std::to_string(p));
+  };
+  check(p1, "1-qubit gate error");
+  check(p2, "multi-qubit gate error");
+  check(readout, "read-out error");
+}
+
+namespace {
+
+// Trajectories run together as the batch of one state, at most this many
+// amplitudes (16 MiB in double) per state.
+constexpr std::size_t kTrajectoryAmplitudes = std::size_t(1) << 20;
+
+int trajectory_chunk(int n_qubits, int trajectories) {
+  const std::size_t per = std::size_t(1) << n_qubits;
+  return int(std::clamp<std::size_t>(kTrajectoryAmplitudes / per, 1, std::size_t(std::min(trajectories, 64))));
+}
+
+// The hash every error of one sample's trajectories starts from.
+std::uint64_t sample_key(std::uint64_t seed, const double* x, int n_features) {
+  std::uint64_t h = sim::mix64(0x7a0153ULL, seed);
+  for (int f = 0; f < n_features; ++f) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x[f], sizeof bits);
+    h = sim::mix64(h, bits);
+  }
+  return h;
+}
+
+// s <- trajectories t0 .. t0 + s.batch - 1 of the circuit on one input (x:
+// its features or null), each with its own sampled Pauli errors.
+template <class T>
+void run_trajectories(const Circuit& c, const double* theta, const double* x, const NoiseModel& noise,
+                      std::uint64_t key, int t0, sim::State<T>& s, GateScratch<T>& scratch,
+                      std::vector<std::uint8_t>& pauli) {
+  const int B = s.batch;
+  sim::set_zero_state(s);
+  pauli.resize(std::size_t(B));
+  for (std::size_t gi = 0; gi < c.gates.size(); ++gi) {
+    const Gate& g = c.gates[gi];
+    apply_gate(s, g, theta, x, 0, false, scratch);  // stride 0: every trajectory has the same input
+    const bool multi = !g.controls.empty() || g.kind == GateKind::Swap;
+    const double p = multi ? noise.p2 : noise.p1;
+    if (p == 0.0) continue;
+    std::vector<int> qubits{g.target};
+    if (g.kind == GateKind::Swap) qubits.push_back(g.target2);
+    for (const Control& ctl : g.controls) qubits.push_back(ctl.qubit);
+    for (int q : qubits) {
+      bool any = false;
+      for (int b = 0; b < B; ++b) {
+        const double u = sim::unit_double(sim::mix64(sim::mix64(sim::mix64(key, std::uint64_t(t0 + b)), gi), std::uint64_t(q)));
+        // u < p: an error; u / p is then uniform in [0, 1) and picks X, Y or Z.
+        pauli[std::size_t(b)] = u < p ? std::uint8_t(1 + std::min(2, int(3.0 * u / p))) : 0;
+        any = any || pauli[std::size_t(b)] != 0;
+      }
+      if (any) sim::apply_pauli_per_sample(s, q, pauli.data());
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void noisy_forward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+                   const std::vector<PauliString>& obs, const NoiseModel& noise, int trajectories,
+                   std::uint64_t seed, double* expvals) {
+  check_inputs(c, theta.size(), x ? std::size_t(c.n_features) * batch : 0, batch);
+  noise.validate();
+  if (trajectories < 1) throw std::invalid_argument("trajectories must be >= 1");
+  for (const PauliString& p : obs)
+    if ((p.x | p.z) >> c.n_qubits)
+      throw std::invalid_argument("observable " + p.str() + " acts on a qubit the circuit lacks");
+  const int K = int(obs.size()), F = c.n_features;
+  const int chunk = trajectory_chunk(c.n_qubits, trajectories);
+  const int n_chunks = (trajectories + chunk - 1) / chunk;
+  // Work item (sample, chunk) -> its trajectories' sum of <O_k>, reduced in a fixed order.
+  std::vector<double> partial(std::size_t(batch) * n_chunks * K, 0.0);
+#pragma omp parallel
+  {
+    sim::State<T> s;
+    GateScratch<T> scratch;
+    std::vector<std::uint8_t> pauli;
+    std::vector<double> ev;
+#pragma omp for schedule(dynamic, 1)
+    for (long item = 0; item < long(batch) * n_chunks; ++item) {
+      const int b = int(item / n_chunks), t0 = int(item % n_chunks) * chunk;
+      const int nt = std::min(chunk, trajectories - t0);
+      if (s.batch != nt || s.n_qubits != c.n_qubits) s = sim::make_state<T>(c.n_qubits, nt);
+      scratch.reserve(nt);
+      const double* xb = x ? x + std::size_t(b) * F : nullptr;
+      run_trajectories(c, theta.data(), xb, noise, sample_key(seed, xb, xb ? F : 0), t0, s, scratch, pauli);
+      ev.resize(std::size_t(nt) * K);
+      expectations(s, obs, ev.data());
+      double* out = partial.data() + std::size_t(item) * K;
+      for (int t = 0; t < nt; ++t)
+        for (int k = 0; k < K; ++k) out[k] += ev[std::size_t(t) * K + k];
+    }
+  }
+  for (int b = 0; b < batch; ++b)
+    for (int k = 0; k < K; ++k) {
+      double sum = 0.0;
+      for (int j = 0; j < n_chunks; ++j) sum += partial[(std::size_t(b) * n_chunks + j) * K + k];
+      const int weight = std::popcount(obs[std::size_t(k)].x | obs[std::size_t(k)].z);
+      expvals[std::size_t(b) * K + k] = sum / trajectories * std::pow(1.0 - 2.0 * noise.readout, weight);
+    }
+}
+
+template <class T>
+std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<double>& theta,
+                                       const NoiseModel& noise, int trajectories, long shots,
+                                       std::uint64_t seed) {
+  check_inputs(c, theta.size(), 0, 1);
+  if (c.n_features > 0) throw std::invalid_argument("noisy_shots: the circuit has input features");
+  noise.validate();
+  if (trajectories < 1) throw std::invalid_argument("trajectories must be >= 1");
+  if (shots < 0) throw std::invalid_argument("shots must be >= 0");
+  const int chunk = trajectory_chunk(c.n_qubits, trajectories);
+  const std::uint64_t key = sample_key(seed, nullptr, 0);
+  std::vector<std::uint64_t> out;
+  out.reserve(std::size_t(shots));
+  sim::State<T> s;
+  GateScratch<T> scratch;
+  std::vector<std::uint8_t> pauli;
+  for (int t0 = 0; t0 < trajectories; t0 += chunk) {
+    const int nt = std::min(chunk, trajectories - t0);
+    if (s.batch != nt || s.n_qubits != c.n_qubits) s = sim::make_state<T>(c.n_qubits, nt);
+    scratch.reserve(nt);
+    run_trajectories(c, theta.data(), nullptr, noise, key, t0, s, scratch, pauli);
+    for (int b = 0; b < nt; ++b) {
+      const long t = t0 + b;  // shots j = t, t + trajectories, ...
+      const long count = t < shots ? (shots - 1 - t) / trajectories + 1 : 0;
+      const std::uint64_t st = sim::mix64(sim::mix64(key, 0x5a0751ULL), std::uint64_t(t));
+      for (std::uint64_t v : sim::sample_basis_states(s, b, int(count), st)) out.push_back(v);
+    }
+  }
+  if (noise.readout > 0.0)
+    for (std::size_t j = 0; j < out.size(); ++j)
+      for (int q = 0; q < c.n_qubits; ++q)
+        if (sim::unit_double(sim::mix64(sim::mix64(key, 0xf11bULL + j), std::uint64_t(q))) < noise.readout)
+          out[j] ^= std::uint64_t(1) << q;
+  return out;
+}
+
+#define QMOE_INSTANTIATE(T)                                                                        \
+  template void noisy_forward<T>(const Circuit&, const std::vector<double>&, const double*, int,   \
+                                 const std::vector<PauliString>&, const NoiseModel&, int,          \
+                                 std::uint64_t, double*);                                          \
+  template std::vector<std::uint64_t> noisy_shots<T>(const Circuit&, const std::vector<double>&,   \
+                                                     const NoiseModel&, int, long, std::uint64_t);
+QMOE_INSTANTIATE(double)
+QMOE_INSTANTIATE(float)
+
+}  // namespace qmoe
