@@ -388,6 +388,7 @@ TEST(QasmErrors, PositionsAndMessages) {
       {H + "qreg pi[2];", 3, 6, "reserved"},
       {H + "qreg q[1];\nrz(" + std::string(300, '(') + "1" + std::string(300, ')') + ") q[0];", 4, 0, "nested too deeply"},
       {H + "qreg q[1];\nrz(" + std::string(300, '-') + "1) q[0];", 4, 0, "nested too deeply"},
+      {H + "qreg q[1];\nrz(" + std::string(kQasmMaxDepth, '(') + "1" + std::string(kQasmMaxDepth, ')') + ") q[0];", 4, 0, "nested too deeply"},
   };
   for (const BadCase& bc : cases) {
     try {
@@ -594,6 +595,14 @@ TEST(QasmFiles, JacobianMethodsAgree) {
         EXPECT_NEAR(adj[k * p.theta.size() + j], (ep[k] - em[k]) / (2 * h), 1e-7) << name << " p" << j;
     }
   }
+}
+
+TEST(Qasm, NestingUpToTheLimitParses) {
+  // kQasmMaxDepth levels: 199 parentheses inside the argument's own level, or 199 signs.
+  const std::string h = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\n";
+  const int n = kQasmMaxDepth - 1;
+  EXPECT_NO_THROW(parse_qasm(h + "rz(" + std::string(n, '(') + "1" + std::string(n, ')') + ") q[0];"));
+  EXPECT_NO_THROW(parse_qasm(h + "rz(" + std::string(n, '-') + "1) q[0];"));
 }
 
 }  // namespace

@@ -406,8 +406,7 @@ class Parser {
     ~DepthGuard() { --p.depth_; }
   };
 
-  double expr() {
-    DepthGuard guard(*this, peek());
+  double expr() {  // nesting goes through unary(), which counts it
     double v = term();
     while (is_sym("+") || is_sym("-")) {
       const bool plus = next().text == "+";

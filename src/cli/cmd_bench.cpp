@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <cstdio>
 #include <memory>
@@ -235,6 +236,8 @@ void run_bench(const BenchArgs& a) {
 #ifdef _OPENMP
   threads = omp_get_max_threads();
 #endif
+  out["threads"] = threads;
+  out["precision"] = a.use_float ? "float" : "double";
   if (!a.json)
     std::printf("%d threads, %s\n%-22s %14s %10s %18s\n", threads, a.use_float ? "float" : "double", "entry", "samples/s", "vs TQ",
                 "samples/CPU-s");
@@ -263,11 +266,17 @@ void run_bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Training and inference throughput (samples/s) of fixed qnn8 and qmoe10 circuits");
+      "bench", "training and inference throughput (samples/s) of fixed qnn8 and qmoe10 circuits");
   cmd->add_flag("--json", args->json, "print one JSON object");
-  cmd->add_option("--seconds", args->seconds, "time per entry")->check(CLI::PositiveNumber);
+  cmd->add_option("--seconds", args->seconds, "time per entry (default 0.7)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            const double s = std::strtod(v.c_str(), nullptr);
+            return s >= 0.01 && s <= 3600.0 ? std::string() : "must be a number of seconds in 0.01 .. 3600";
+          },
+          "SECONDS"));
   cmd->add_option("--chunk", args->chunk, "samples per work item (0: batch / (2 x threads), at most 32)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_flag("--float", args->use_float,
                 "simulate in single precision (TorchQuantum's complex64); default double");
   cmd->callback([args] { run_bench(*args); });

@@ -103,22 +103,22 @@ void run_data(const DataArgs& a) {
 
 void add_data_command(CLI::App& app) {
   auto args = std::make_shared<DataArgs>();
-  auto* cmd = app.add_subcommand("data", "Show a task's data: per-class counts, features, value range");
-  cmd->add_option("task", args->task, "Task: " + data::task_list() + ", or a CSV file (features..., label)")
+  auto* cmd = app.add_subcommand("data", "show a task's data: per-class counts, features, value range");
+  cmd->add_option("task", args->task, "task: " + data::task_list() + ", or a CSV file (features..., label)")
       ->required();
-  cmd->add_flag("--json", args->json, "Print one JSON object");
+  cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_option("--data-dir", args->data_dir,
-                  "Data directory (default: $QMOE_DATA_DIR, else ${XDG_DATA_HOME:-~/.local/share}/qmoe)");
-  cmd->add_option("--scaling", args->scaling, "Pixel scaling: tq (default, (p/255-0.1307)/0.3081), unit (p/255), pi (p/255*pi)")
+                  "data directory (default: $QMOE_DATA_DIR, else ${XDG_DATA_HOME:-~/.local/share}/qmoe)");
+  cmd->add_option("--scaling", args->scaling, "pixel scaling: tq (default, (p/255-0.1307)/0.3081), unit (p/255), pi (p/255*pi)")
       ->check(CLI::IsMember({"tq", "torchquantum", "unit", "pi"}));
-  cmd->add_option("--png", args->png, "Write a PNG grid of samples per class (28x28 original beside the 8x8 input)");
-  cmd->add_option("--samples", args->samples, "Samples per class in the PNG")->check(CLI::Range(1, 64));
-  cmd->add_option("--train-per-class", args->train_per_class, "At most N training samples per class (0: all)")
+  cmd->add_option("--png", args->png, "write a PNG grid of samples per class (28x28 original beside the 8x8 input)");
+  cmd->add_option("--samples", args->samples, "samples per class in the PNG")->check(CLI::Range(1, 64));
+  cmd->add_option("--train-per-class", args->train_per_class, "at most N training samples per class (0: all)")
       ->check(CLI::Range(0, 1000000000));
-  cmd->add_option("--test-per-class", args->test_per_class, "At most N test samples per class (0: all)")
+  cmd->add_option("--test-per-class", args->test_per_class, "at most N test samples per class (0: all)")
       ->check(CLI::Range(0, 1000000000));
   cmd->add_option("--test-csv", args->test_csv, "CSV tasks: a separate test file");
-  cmd->add_flag("--no-verify-cache", args->no_cache, "Hash the data files even if verified before");
+  cmd->add_flag("--no-verify-cache", args->no_cache, "hash the data files even if verified before");
   cmd->callback([args]() { run_data(*args); });
 }
 

@@ -45,7 +45,33 @@ struct InspectArgs {
   long index = -1;
   std::string qasm_out;
   int threads = 0;
+  NoiseOptions noise;     // eval / predict: simulated hardware noise
+  std::uint64_t seed = 0;  // of the noise
 };
+
+// The evaluation noise the options ask for, or null (exact simulation).
+const train::EvalNoise* eval_noise(const InspectArgs& a, train::EvalNoise& storage) {
+  a.noise.check();
+  if (!a.noise.active()) return nullptr;
+  storage.model = a.noise.model;
+  storage.trajectories = a.noise.n_trajectories();
+  storage.seed = a.seed;
+  return &storage;
+}
+
+ojson noise_json(const InspectArgs& a) {
+  ojson j = ojson::parse(a.noise.to_json().dump());
+  j["seed"] = a.seed;
+  return j;
+}
+
+std::string noise_line(const InspectArgs& a) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "noise: depol1 %g, depol2 %g, readout error %g; mean of %d trajectories (seed %llu)\n",
+                a.noise.model.p1, a.noise.model.p2, a.noise.model.readout, a.noise.n_trajectories(),
+                static_cast<unsigned long long>(a.seed));
+  return buf;
+}
 
 // A checkpoint with its model and the selected data split.
 struct Loaded {
@@ -168,10 +194,12 @@ void write_output(const std::string& path, const std::string& text) {
 
 void run_eval(const InspectArgs& a) {
   set_threads(a.threads);
+  train::EvalNoise noise;
+  const train::EvalNoise* np = eval_noise(a, noise);
   const Loaded l = load(a);
   const data::Dataset& d = *l.set;
   Workspace<double> ws;
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws);
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np);
   const int C = l.model.n_classes(), L = experts(l.model);
   const std::vector<std::size_t> counts = d.class_counts();
 
@@ -181,6 +209,7 @@ void run_eval(const InspectArgs& a) {
     o["epoch"] = l.ck.state.epoch;
     o["task"] = task_json(l, a);
     o["samples"] = d.size();
+    if (np) o["noise"] = noise_json(a);
     o["accuracy"] = e.accuracy;
     o["loss"] = e.loss;
     o["class_names"] = d.class_names;
@@ -203,6 +232,7 @@ void run_eval(const InspectArgs& a) {
               l.model.circuit.n_qubits, l.model.n_params(), l.ck.state.epoch, l.path.c_str());
   const std::string source = a.split == "test" && !l.data.test_csv.empty() ? l.data.test_csv : l.data.task;
   std::printf("%s: %s split, %zu samples\n", source.c_str(), a.split.c_str(), d.size());
+  if (np) std::fputs(noise_line(a).c_str(), stdout);
   std::printf("accuracy: %.2f%%   loss: %.4f\n\n", 100 * e.accuracy, e.loss);
   std::size_t w = 5;
   for (int c = 0; c < C; ++c) w = std::max(w, class_name(d, c).size());
@@ -236,7 +266,8 @@ void run_predict(const InspectArgs& a) {
   const std::size_t i = check_index(l, a);
   const data::Dataset one = data::subset(*l.set, {i});
   Workspace<double> ws;
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, one, ws);
+  train::EvalNoise noise;
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, one, ws, eval_noise(a, noise));
   const int C = l.model.n_classes(), L = experts(l.model), n = l.model.n_data_observables;
   const std::vector<double> probs(e.probabilities.begin(), e.probabilities.begin() + C);
   const std::vector<double> z(e.expvals.begin(), e.expvals.begin() + n);
@@ -254,6 +285,7 @@ void run_predict(const InspectArgs& a) {
     o["predicted"] = pred;
     o["predicted_name"] = class_name(one, pred);
     o["correct"] = label == pred;
+    if (a.noise.active()) o["noise"] = noise_json(a);
     o["class_names"] = one.class_names;
     o["probabilities"] = probs;
     o["expval_z"] = z;
@@ -269,6 +301,7 @@ void run_predict(const InspectArgs& a) {
   if (!one.source_index.empty()) std::printf(", row %lld of its file", (long long)one.source_index[0]);
   std::printf("\nlabel: %s   predicted: %s (%s)\n", class_name(one, label).c_str(), class_name(one, pred).c_str(),
               label == pred ? "correct" : "wrong");
+  if (a.noise.active()) std::fputs(noise_line(a).c_str(), stdout);
   std::printf("class probabilities:");
   for (int c = 0; c < C; ++c) std::printf("  %s %.4f", class_name(one, c).c_str(), probs[c]);
   std::printf("\n<Z> of the data qubits:");
@@ -327,6 +360,8 @@ void add_inspect_commands(CLI::App& app) {
     add_common(cmd, *a);
     cmd->add_flag("--json", a->json, "print everything as JSON");
     cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    a->noise.add(*cmd);
+    cmd->add_option("--seed", a->seed, "noise: seed of the sampled errors (default 0)");
     cmd->callback([a] { run_eval(*a); });
   }
   {
@@ -335,6 +370,8 @@ void add_inspect_commands(CLI::App& app) {
     add_common(cmd, *a);
     cmd->add_option("--index", a->index, "sample number in the split (0-based)")->required();
     cmd->add_flag("--json", a->json, "print as one JSON line");
+    a->noise.add(*cmd);
+    cmd->add_option("--seed", a->seed, "noise: seed of the sampled errors (default 0)");
     cmd->callback([a] { run_predict(*a); });
   }
   {

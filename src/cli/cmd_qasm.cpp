@@ -1,4 +1,5 @@
 // qmoe qasm FILE [--grad] [--shots N [--seed S]] [--float]
+//               [--depol1 P] [--depol2 P] [--readout-error P] [--trajectories N]
 //
 // Simulates an OpenQASM 2.0 file and prints one JSON line:
 //   {"n_qubits": N, "expval_z": [<Z_0>, ...], "jacobian": [[d<Z_i>/dp_j, ...], ...]}
@@ -7,9 +8,12 @@
 // expectations are averages over N sampled basis states, and the Jacobian
 // comes from the parameter-shift rule applied to such shot estimates (every
 // shifted circuit gets its own N shots, seeded from S and the evaluation).
+// With noise (grad/noise.hpp): expectations are trajectory means, or the shots
+// are spread over the trajectories; the JSON then has a "noise" object.
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -21,6 +25,8 @@
 #include "circuit/execute.hpp"
 #include "circuit/qasm.hpp"
 #include "cli/cli.hpp"
+#include "cli/train_common.hpp"
+#include "grad/noise.hpp"
 #include "grad/adjoint.hpp"
 #include "grad/param_shift.hpp"
 #include "sim/rng.hpp"
@@ -35,6 +41,8 @@ struct QasmOptions {
   long shots = 0;
   std::uint64_t seed = 0;
   bool single = false;
+  NoiseOptions noise;
+  bool seed_given = false;
 };
 
 // Seed for one shot-based evaluation: depends on the user's seed and on the
@@ -80,7 +88,19 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
   nlohmann::ordered_json out;
   out["n_qubits"] = n;
   std::vector<double> ev(static_cast<std::size_t>(n)), jac;
-  if (o.shots > 0) {
+  if (o.noise.active()) {
+    const int traj = o.noise.n_trajectories();
+    if (o.shots > 0) {
+      const auto shots = noisy_shots<T>(c, p.theta, o.noise.model, traj, o.shots, o.seed);
+      for (int q = 0; q < n; ++q) {
+        long ones = 0;
+        for (std::uint64_t b : shots) ones += long((b >> q) & 1);
+        ev[std::size_t(q)] = 1.0 - 2.0 * double(ones) / double(shots.size());
+      }
+    } else {
+      noisy_forward<T>(c, p.theta, nullptr, 1, obs, o.noise.model, traj, o.seed, ev.data());
+    }
+  } else if (o.shots > 0) {
     const int shots = int(o.shots);
     ev = shot_expvals<T>(c, p.theta, shots, o.seed);
     if (o.grad)
@@ -94,6 +114,7 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
     if (o.grad) jac = adjoint_jacobian<T>(c, p.theta, nullptr, obs);
   }
   out["expval_z"] = ev;
+  if (o.noise.active()) out["noise"] = o.noise.to_json();
   if (o.grad) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     const std::size_t np = p.theta.size();
@@ -105,21 +126,40 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
   return out;
 }
 
-void run_qasm(const QasmOptions& o) {
-  std::ifstream in(o.file, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + o.file + ": " + std::strerror(errno));
+// The file's text ("-": standard input), without a UTF-8 byte-order mark.
+std::string read_source(const std::string& file) {
   std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw std::runtime_error("cannot read " + o.file);
+  if (file == "-") {
+    buf << std::cin.rdbuf();
+  } else {
+    std::error_code ec;
+    if (std::filesystem::is_directory(file, ec)) throw std::runtime_error("cannot read " + file + ": is a directory");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open " + file + ": " + std::strerror(errno));
+    buf << in.rdbuf();
+    if (in.bad()) throw std::runtime_error("cannot read " + file);
+  }
+  std::string text = buf.str();
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // as some editors save it
+  return text;
+}
+
+void run_qasm(const QasmOptions& o) {
+  const std::string text = read_source(o.file);
   ParsedQasm p;
   try {
-    p = parse_qasm(buf.str());
+    p = parse_qasm(text);
   } catch (const QasmError& e) {
     throw std::runtime_error(o.file + ":" + std::to_string(e.line()) + ":" +
                              std::to_string(e.column()) + ": " + e.message());
   }
   if (p.circuit.n_qubits < 1) throw std::runtime_error(o.file + ": no qubits declared (qreg)");
   if (o.shots < 0) throw std::runtime_error("--shots must be positive");
+  if (o.seed_given && o.shots == 0 && !o.noise.active())
+    throw std::runtime_error("--seed is for --shots or noise; without them the result is exact");
+  o.noise.check();
+  if (o.grad && o.noise.active())
+    throw std::runtime_error("--grad gives exact, noiseless derivatives: drop --grad or the noise options");
   const nlohmann::ordered_json out = o.single ? run<float>(p, o) : run<double>(p, o);
   std::cout << out.dump() << std::endl;
 }
@@ -129,15 +169,18 @@ void run_qasm(const QasmOptions& o) {
 void add_qasm_command(CLI::App& app) {
   auto o = std::make_shared<QasmOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "qasm", "Simulate an OpenQASM 2.0 file: <Z_i> of every qubit (and the Jacobian) as JSON");
-  cmd->add_option("file", o->file, "OpenQASM 2.0 file")->required();
+      "qasm", "simulate an OpenQASM 2.0 file: <Z_i> of every qubit (and the Jacobian) as JSON");
+  cmd->add_option("file", o->file, "OpenQASM 2.0 file ('-': standard input)")->required();
   cmd->add_flag("--grad", o->grad,
-                "Also print d<Z_i>/dp_j for every numeric gate argument p_j (textual order)");
+                "also print d<Z_i>/dp_j for every numeric gate argument p_j (textual order)");
   cmd->add_option("--shots", o->shots,
-                  "Estimate from N sampled shots (with --grad: parameter-shift rule on shots)")
+                  "estimate from N sampled shots (with --grad: parameter-shift rule on shots)")
       ->check(CLI::Range(1L, 100000000L));
-  cmd->add_option("--seed", o->seed, "Seed for --shots sampling (default 0)");
-  cmd->add_flag("--float", o->single, "Simulate in single precision");
+  cmd->add_option_function<std::string>(
+      "--seed", [o](const std::string& v) { o->seed = parse_seed(v), o->seed_given = true; },
+      "seed for --shots sampling and the noise's errors: 0 .. 2^64-1 (default 0)");
+  cmd->add_flag("--float", o->single, "simulate in single precision");
+  o->noise.add(*cmd);
   cmd->callback([o] { run_qasm(*o); });
 }
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <string>
 
 #include "cli/cli.hpp"
 
@@ -15,11 +16,28 @@ int main(int argc, char** argv) {
   qmoe::cli::add_inspect_commands(app);
   qmoe::cli::add_bench_command(app);
   qmoe::cli::add_reproduce_command(app);
+  app.set_version_flag("--version", "qmoe " QMOE_VERSION);
   try {
+    // A first argument that is neither an option nor a command: name it (CLI11
+    // would only say that a subcommand is required).
+    if (argc > 1 && argv[1][0] != '-') {
+      bool known = false;
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known = known || sub->get_name() == argv[1];
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      }
+      if (!known) {
+        std::fprintf(stderr, "qmoe: error: unknown command '%s' (commands: %s)\n", argv[1], names.c_str());
+        return 2;
+      }
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "qmoe: error: %s\n", e.what());

@@ -1,5 +1,7 @@
 #include "cli/train_common.hpp"
 
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 
 #ifdef _OPENMP
@@ -61,6 +63,28 @@ data::TaskData DataOptions::load() const {
   return data::load_task(task, o);
 }
 
+void NoiseOptions::add(CLI::App& cmd) {
+  cmd.add_option("--depol1", model.p1, "noise: error probability after each 1-qubit gate (X, Y or Z, p/3 each)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--depol2", model.p2, "noise: error probability of each qubit of a multi-qubit gate")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--readout-error", model.readout, "noise: bit-flip probability of each measured qubit")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--trajectories", trajectories,
+                 "noise: trajectories averaged per input (default " + std::to_string(kDefaultTrajectories) + ")")
+      ->check(CLI::Range(1, 10000000));
+}
+
+void NoiseOptions::check() const {
+  if (trajectories > 0 && !active())
+    throw std::runtime_error("--trajectories needs noise: give --depol1, --depol2 or --readout-error");
+}
+
+nlohmann::json NoiseOptions::to_json() const {
+  return {{"depol1", model.p1}, {"depol2", model.p2}, {"readout_error", model.readout},
+          {"trajectories", n_trajectories()}};
+}
+
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {
   cmd.add_option("--model", model_name, "qmoe (default), qnn, or qnn-matched (a QNN with as many parameters as the QMoE)")
       ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched"}));
@@ -104,6 +128,16 @@ void set_threads(int threads) {
 #else
   (void)threads;
 #endif
+}
+
+std::uint64_t parse_seed(const std::string& text) {
+  const bool digits = !text.empty() && text.size() <= 20 &&
+                      text.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  const unsigned long long v = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  if (!digits || errno == ERANGE)
+    throw CLI::ValidationError("--seed", "'" + text + "' is not an integer in 0 .. 18446744073709551615");
+  return v;
 }
 
 }  // namespace qmoe::cli

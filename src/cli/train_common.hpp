@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "data/data.hpp"
+#include "grad/noise.hpp"
 #include "model/model.hpp"
 #include "train/trainer.hpp"
 
@@ -27,6 +28,18 @@ struct DataOptions {
   data::TaskData load() const;
 };
 
+// --depol1 / --depol2 / --readout-error / --trajectories (grad/noise.hpp).
+struct NoiseOptions {
+  NoiseModel model;
+  int trajectories = 0;  // 0: kDefaultTrajectories when some noise is given
+  static constexpr int kDefaultTrajectories = 100;
+  void add(CLI::App& cmd);
+  bool active() const { return !model.empty(); }
+  int n_trajectories() const { return trajectories > 0 ? trajectories : kDefaultTrajectories; }
+  void check() const;  // --trajectories without noise is an error
+  nlohmann::json to_json() const;
+};
+
 // Model flags on top of a ModelConfig.
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name);
 // "qnn-matched": a QNN whose depth gives about as many parameters as the QMoE
@@ -34,5 +47,9 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name);
 
 void set_threads(int threads);  // 0: all cores
+
+// A seed option's value: decimal 0 .. 2^64-1 (throws CLI::ValidationError
+// otherwise; CLI11 would wrap negative values and clamp large ones).
+std::uint64_t parse_seed(const std::string& text);
 
 }  // namespace qmoe::cli

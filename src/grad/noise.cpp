@@ -44,18 +44,30 @@ std::uint64_t sample_key(std::uint64_t seed, const double* x, int n_features) {
   return h;
 }
 
-// s <- trajectories t0 .. t0 + s.batch - 1 of the circuit on one input (x:
-// its features or null), each with its own sampled Pauli errors.
+// The circuit for one input: feature angles become constants, so every
+// trajectory of that input shares each gate's matrix.
+Circuit bind_features(const Circuit& c, const double* x) {
+  Circuit b = c;
+  if (!x) return b;
+  for (Gate& g : b.gates)
+    for (int j = 0; j < angle_count(g.kind); ++j) {
+      Angle& a = g.angles[std::size_t(j)];
+      if (a.source == AngleSource::Feature) a = Angle::constant(a.value * x[a.index]);
+    }
+  return b;
+}
+
+// s <- trajectories t0 .. t0 + s.batch - 1 of a feature-free circuit (see
+// bind_features), each with its own sampled Pauli errors.
 template <class T>
-void run_trajectories(const Circuit& c, const double* theta, const double* x, const NoiseModel& noise,
-                      std::uint64_t key, int t0, sim::State<T>& s, GateScratch<T>& scratch,
-                      std::vector<std::uint8_t>& pauli) {
+void run_trajectories(const Circuit& c, const double* theta, const NoiseModel& noise, std::uint64_t key,
+                      int t0, sim::State<T>& s, GateScratch<T>& scratch, std::vector<std::uint8_t>& pauli) {
   const int B = s.batch;
   sim::set_zero_state(s);
   pauli.resize(std::size_t(B));
   for (std::size_t gi = 0; gi < c.gates.size(); ++gi) {
     const Gate& g = c.gates[gi];
-    apply_gate(s, g, theta, x, 0, false, scratch);  // stride 0: every trajectory has the same input
+    apply_gate(s, g, theta, nullptr, 0, false, scratch);
     const bool multi = !g.controls.empty() || g.kind == GateKind::Swap;
     const double p = multi ? noise.p2 : noise.p1;
     if (p == 0.0) continue;
@@ -105,7 +117,8 @@ void noisy_forward(const Circuit& c, const std::vector<double>& theta, const dou
       if (s.batch != nt || s.n_qubits != c.n_qubits) s = sim::make_state<T>(c.n_qubits, nt);
       scratch.reserve(nt);
       const double* xb = x ? x + std::size_t(b) * F : nullptr;
-      run_trajectories(c, theta.data(), xb, noise, sample_key(seed, xb, xb ? F : 0), t0, s, scratch, pauli);
+      run_trajectories(bind_features(c, xb), theta.data(), noise, sample_key(seed, xb, xb ? F : 0), t0, s,
+                       scratch, pauli);
       ev.resize(std::size_t(nt) * K);
       expectations(s, obs, ev.data());
       double* out = partial.data() + std::size_t(item) * K;
@@ -142,7 +155,7 @@ std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<doubl
     const int nt = std::min(chunk, trajectories - t0);
     if (s.batch != nt || s.n_qubits != c.n_qubits) s = sim::make_state<T>(c.n_qubits, nt);
     scratch.reserve(nt);
-    run_trajectories(c, theta.data(), nullptr, noise, key, t0, s, scratch, pauli);
+    run_trajectories(c, theta.data(), noise, key, t0, s, scratch, pauli);
     for (int b = 0; b < nt; ++b) {
       const long t = t0 + b;  // shots j = t, t + trajectories, ...
       const long count = t < shots ? (shots - 1 - t) / trajectories + 1 : 0;

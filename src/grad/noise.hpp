@@ -39,8 +39,9 @@ void noisy_forward(const Circuit& c, const std::vector<double>& theta, const dou
                    std::uint64_t seed, double* expvals);
 
 // `shots` measurements of every qubit of a feature-free circuit (bit q of each
-// result is qubit q): shot j is taken from trajectory j mod `trajectories`,
-// and each bit is then flipped with probability noise.readout.
+// result is qubit q), spread evenly over the trajectories (trajectory t takes
+// shots t, t + trajectories, ...; results grouped by trajectory); each bit is
+// then flipped with probability noise.readout.
 template <class T>
 std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<double>& theta,
                                        const NoiseModel& noise, int trajectories, long shots,

@@ -107,7 +107,7 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
 }
 
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws) {
+                    Workspace<double>& ws, const EvalNoise* noise) {
   check_data(m, d);
   Evaluation e;
   const int C = m.n_classes(), K = int(m.observables.size()), L = m.routing_qubits.empty() ? 0 : m.config.experts;
@@ -129,7 +129,11 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     const std::vector<double> x = gather(m, d, rows.data() + s, B, labels);
     double* ev = e.expvals.data() + s * K;
     ws.saved_layers = 0;  // no backward follows
-    forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
+    if (noise)
+      noisy_forward<double>(m.circuit, theta, x.data(), B, m.observables, noise->model, noise->trajectories,
+                            noise->seed, ev);
+    else
+      forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
     std::vector<double> lg(std::size_t(B) * C);
     model::logits(m, ev, B, lg.data());
     int correct = 0;

@@ -13,6 +13,7 @@
 
 #include "data/data.hpp"
 #include "grad/adjoint.hpp"
+#include "grad/noise.hpp"
 #include "model/model.hpp"
 #include "train/optim.hpp"
 
@@ -57,9 +58,17 @@ struct Evaluation {
   std::vector<std::vector<double>> routing_by_class;  // [class][expert] mean p_k
 };
 
-// Runs the model on every sample of d (inference only).
+// Simulated hardware noise for evaluate() (grad/noise.hpp).
+struct EvalNoise {
+  NoiseModel model;
+  int trajectories = 100;
+  std::uint64_t seed = 0;
+};
+
+// Runs the model on every sample of d (inference only); with noise, each
+// sample's expectation values are trajectory means under that noise model.
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws);
+                    Workspace<double>& ws, const EvalNoise* noise = nullptr);
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.
 // Returns {loss, correct}.

@@ -76,4 +76,28 @@ PYEOF
 check_model qmoe4 --model qmoe --experts 4
 check_model qmoe3 --model qmoe --experts 3 --qubits 6 --routing-encoder quadrant
 check_model qnn --model qnn --qubits 6
+
+# Noise (docs/noise.md): a vanishing error leaves eval as it is; a noisy eval is
+# reproducible with its seed and says which noise it simulated.
+dir="$tmp/qnn"
+"$QMOE" eval --checkpoint "$dir" --json >"$tmp/exact.json" || fail "eval failed"
+"$QMOE" eval --checkpoint "$dir" --json --readout-error 1e-15 --trajectories 3 >"$tmp/tiny.json" || fail "noisy eval failed"
+"$PY" - "$tmp/exact.json" "$tmp/tiny.json" <<'PYEOF' || fail "eval with a vanishing error differs: $(cat "$tmp/tiny.json")"
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert "noise" not in a and b["noise"]["trajectories"] == 3 and b["noise"]["seed"] == 0, b.get("noise")
+assert a["confusion"] == b["confusion"], (a["confusion"], b["confusion"])
+assert abs(a["loss"] - b["loss"]) < 1e-9, (a["loss"], b["loss"])
+PYEOF
+"$QMOE" eval --checkpoint "$dir" --depol1 0.05 --depol2 0.05 --seed 3 >"$tmp/n1.txt" || fail "noisy eval failed"
+"$QMOE" eval --checkpoint "$dir" --depol1 0.05 --depol2 0.05 --seed 3 >"$tmp/n2.txt" || fail "noisy eval failed"
+cmp -s "$tmp/n1.txt" "$tmp/n2.txt" || fail "noisy eval is not reproducible"
+grep -q '^noise: depol1 0.05, depol2 0.05, readout error 0; mean of 100 trajectories (seed 3)$' "$tmp/n1.txt" ||
+  fail "noise line: $(cat "$tmp/n1.txt")"
+"$QMOE" predict --checkpoint "$dir" --index 3 --depol2 0.01 --json >"$tmp/np.json" || fail "noisy predict failed"
+"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["noise"]["depol2"] == 0.01, j' "$tmp/np.json" ||
+  fail "noisy predict: $(cat "$tmp/np.json")"
+set +e
+expect_error 1 "trajectories needs noise" -- "$QMOE" eval --checkpoint "$dir" --trajectories 10
+expect_error 2 "readout-error" -- "$QMOE" eval --checkpoint "$dir" --readout-error -0.5
 echo "inspect_export: ok"

@@ -81,4 +81,34 @@ printf 'OPENQASM 2.0;\n' >"$tmp/empty.qasm"
 expect_error 1 "no qubits declared" -- "$QMOE" qasm "$tmp/empty.qasm"
 expect_error 2 "" -- "$QMOE" qasm "$DATA/x.qasm" --shots 0
 expect_error 2 "" -- "$QMOE" qasm
+expect_error 1 "^qmoe: error: cannot read $tmp: is a directory\$" -- "$QMOE" qasm "$tmp"
+expect_error 2 "is not an integer in 0 .. 18446744073709551615" -- "$QMOE" qasm "$DATA/x.qasm" --shots 10 --seed -1
+expect_error 2 "is not an integer in 0 .. 18446744073709551615" -- "$QMOE" qasm "$DATA/x.qasm" --shots 10 --seed 18446744073709551616
+expect_error 1 "seed is for --shots or noise" -- "$QMOE" qasm "$DATA/x.qasm" --seed 5
+expect_error 2 "unknown command 'qsam'" -- "$QMOE" qsam "$DATA/x.qasm"
+
+# Standard input and a UTF-8 byte-order mark read like the file.
+printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nx q[0];\ncx q[0],q[1];\n' >"$tmp/xcx.qasm"
+want=$("$QMOE" qasm "$tmp/xcx.qasm")
+[ "$("$QMOE" qasm - <"$tmp/xcx.qasm")" = "$want" ] || fail "qasm - (stdin) differs from the file"
+{ printf '\xEF\xBB\xBF'; cat "$tmp/xcx.qasm"; } >"$tmp/bom.qasm"
+[ "$("$QMOE" qasm "$tmp/bom.qasm")" = "$want" ] || fail "a byte-order mark changed the result"
+
+# Noise (docs/noise.md): X then CX with errors p1 after x, p2 on both CX qubits and
+# read-out flips r: <Z_0> = <Z_1> = -(1 - 4 p1/3)(1 - 4 p2/3)(1 - 2 r).
+"$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --depol2 0.06 --readout-error 0.02 --trajectories 20000 >"$tmp/noisy.json"
+/usr/bin/python3 - "$tmp/noisy.json" <<'PY' || fail "noisy expectations: $(cat "$tmp/noisy.json")"
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+exact = -(1 - 4 * 0.03 / 3) * (1 - 4 * 0.06 / 3) * (1 - 2 * 0.02)
+for z in j["expval_z"]:
+    assert abs(z - exact) < 5 * math.sqrt(1 / 20000), (z, exact)
+assert j["noise"] == {"depol1": 0.03, "depol2": 0.06, "readout_error": 0.02, "trajectories": 20000}, j["noise"]
+PY
+"$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --shots 2000 --seed 4 >"$tmp/s1.json"
+"$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --shots 2000 --seed 4 >"$tmp/s2.json"
+cmp -s "$tmp/s1.json" "$tmp/s2.json" || fail "noisy shots are not reproducible"
+expect_error 1 "trajectories needs noise" -- "$QMOE" qasm "$tmp/xcx.qasm" --trajectories 10
+expect_error 1 "drop --grad or the noise options" -- "$QMOE" qasm "$tmp/xcx.qasm" --grad --depol1 0.1
+expect_error 2 "depol1" -- "$QMOE" qasm "$tmp/xcx.qasm" --depol1 1.5
 echo "qasm_cli: ok"
