@@ -71,10 +71,12 @@ void run_trajectories(const Circuit& c, const double* theta, const NoiseModel& n
     const bool multi = !g.controls.empty() || g.kind == GateKind::Swap;
     const double p = multi ? noise.p2 : noise.p1;
     if (p == 0.0) continue;
-    std::vector<int> qubits{g.target};
-    if (g.kind == GateKind::Swap) qubits.push_back(g.target2);
-    for (const Control& ctl : g.controls) qubits.push_back(ctl.qubit);
-    for (int q : qubits) {
+    int qubits[66], nq = 0;  // the gate's qubits: target(s), then controls
+    qubits[nq++] = g.target;
+    if (g.kind == GateKind::Swap) qubits[nq++] = g.target2;
+    for (const Control& ctl : g.controls) qubits[nq++] = ctl.qubit;
+    for (int k = 0; k < nq; ++k) {
+      const int q = qubits[k];
       bool any = false;
       for (int b = 0; b < B; ++b) {
         const double u = sim::unit_double(sim::mix64(sim::mix64(sim::mix64(key, std::uint64_t(t0 + b)), gi), std::uint64_t(q)));
