@@ -45,8 +45,7 @@ struct InspectArgs {
   long index = -1;
   std::string qasm_out;
   int threads = 0;
-  NoiseOptions noise;     // eval / predict: simulated hardware noise
-  std::uint64_t seed = 0;  // of the noise
+  NoiseOptions noise;  // eval / predict: simulated hardware noise
 };
 
 // The evaluation noise the options ask for, or null (exact simulation).
@@ -55,21 +54,17 @@ const train::EvalNoise* eval_noise(const InspectArgs& a, train::EvalNoise& stora
   if (!a.noise.active()) return nullptr;
   storage.model = a.noise.model;
   storage.trajectories = a.noise.n_trajectories();
-  storage.seed = a.seed;
+  storage.seed = a.noise.seed;
   return &storage;
 }
 
-ojson noise_json(const InspectArgs& a) {
-  ojson j = ojson::parse(a.noise.to_json().dump());
-  j["seed"] = a.seed;
-  return j;
-}
+ojson noise_json(const InspectArgs& a) { return ojson::parse(a.noise.to_json().dump()); }
 
 std::string noise_line(const InspectArgs& a) {
   char buf[200];
   std::snprintf(buf, sizeof buf, "noise: depol1 %g, depol2 %g, readout error %g; mean of %d trajectories (seed %llu)\n",
                 a.noise.model.p1, a.noise.model.p2, a.noise.model.readout, a.noise.n_trajectories(),
-                static_cast<unsigned long long>(a.seed));
+                static_cast<unsigned long long>(a.noise.seed));
   return buf;
 }
 
@@ -360,8 +355,7 @@ void add_inspect_commands(CLI::App& app) {
     add_common(cmd, *a);
     cmd->add_flag("--json", a->json, "print everything as JSON");
     cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
-    a->noise.add(*cmd);
-    cmd->add_option("--seed", a->seed, "noise: seed of the sampled errors (default 0)");
+    a->noise.add(*cmd, true);
     cmd->callback([a] { run_eval(*a); });
   }
   {
@@ -370,8 +364,7 @@ void add_inspect_commands(CLI::App& app) {
     add_common(cmd, *a);
     cmd->add_option("--index", a->index, "sample number in the split (0-based)")->required();
     cmd->add_flag("--json", a->json, "print as one JSON line");
-    a->noise.add(*cmd);
-    cmd->add_option("--seed", a->seed, "noise: seed of the sampled errors (default 0)");
+    a->noise.add(*cmd, true);
     cmd->callback([a] { run_predict(*a); });
   }
   {

@@ -114,7 +114,12 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
     if (o.grad) jac = adjoint_jacobian<T>(c, p.theta, nullptr, obs);
   }
   out["expval_z"] = ev;
-  if (o.noise.active()) out["noise"] = o.noise.to_json();
+  if (o.noise.active()) {
+    nlohmann::json nj = o.noise.to_json();
+    nj["seed"] = o.seed;
+    if (o.shots > 0) nj["shots"] = o.shots;
+    out["noise"] = nlohmann::ordered_json::parse(nj.dump());
+  }
   if (o.grad) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     const std::size_t np = p.theta.size();
@@ -176,11 +181,9 @@ void add_qasm_command(CLI::App& app) {
   cmd->add_option("--shots", o->shots,
                   "estimate from N sampled shots (with --grad: parameter-shift rule on shots)")
       ->check(CLI::Range(1L, 100000000L));
-  cmd->add_option_function<std::string>(
-      "--seed", [o](const std::string& v) { o->seed = parse_seed(v), o->seed_given = true; },
-      "seed for --shots sampling and the noise's errors: 0 .. 2^64-1 (default 0)");
+  add_seed_option(*cmd, o->seed, o->seed_given, "seed for --shots sampling and the noise's errors (default 0)");
   cmd->add_flag("--float", o->single, "simulate in single precision");
-  o->noise.add(*cmd);
+  o->noise.add(*cmd, false);
   cmd->callback([o] { run_qasm(*o); });
 }
 

@@ -63,26 +63,46 @@ data::TaskData DataOptions::load() const {
   return data::load_task(task, o);
 }
 
-void NoiseOptions::add(CLI::App& cmd) {
+// A probability option's check: a finite number in [0, 1] (CLI::Range lets NaN through).
+CLI::Validator probability() {
+  return CLI::Validator(
+      [](std::string& v) {
+        char* end = nullptr;
+        const double p = std::strtod(v.c_str(), &end);
+        return !v.empty() && *end == '\0' && p >= 0.0 && p <= 1.0 ? std::string()
+                                                                  : "'" + v + "' is not a probability in [0, 1]";
+      },
+      "P");
+}
+
+void NoiseOptions::add(CLI::App& cmd, bool with_seed) {
   cmd.add_option("--depol1", model.p1, "noise: error probability after each 1-qubit gate (X, Y or Z, p/3 each)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(probability());
   cmd.add_option("--depol2", model.p2, "noise: error probability of each qubit of a multi-qubit gate")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(probability());
   cmd.add_option("--readout-error", model.readout, "noise: bit-flip probability of each measured qubit")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(probability());
   cmd.add_option("--trajectories", trajectories,
                  "noise: trajectories averaged per input (default " + std::to_string(kDefaultTrajectories) + ")")
       ->check(CLI::Range(1, 10000000));
+  if (with_seed) add_seed_option(cmd, seed, seed_given, "noise: seed of the sampled errors (default 0)");
 }
 
 void NoiseOptions::check() const {
   if (trajectories > 0 && !active())
     throw std::runtime_error("--trajectories needs noise: give --depol1, --depol2 or --readout-error");
+  if (seed_given && !active())
+    throw std::runtime_error("--seed seeds the noise: without --depol1, --depol2 or --readout-error the result is exact");
 }
 
 nlohmann::json NoiseOptions::to_json() const {
   return {{"depol1", model.p1}, {"depol2", model.p2}, {"readout_error", model.readout},
-          {"trajectories", n_trajectories()}};
+          {"trajectories", n_trajectories()}, {"seed", seed}};
+}
+
+void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std::string& help) {
+  cmd.add_option_function<std::string>(
+      "--seed", [&seed, &given](const std::string& v) { seed = parse_seed(v), given = true; }, help);
 }
 
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {

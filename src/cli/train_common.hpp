@@ -28,17 +28,23 @@ struct DataOptions {
   data::TaskData load() const;
 };
 
-// --depol1 / --depol2 / --readout-error / --trajectories (grad/noise.hpp).
+// --depol1 / --depol2 / --readout-error / --trajectories [/ --seed] (grad/noise.hpp).
 struct NoiseOptions {
   NoiseModel model;
   int trajectories = 0;  // 0: kDefaultTrajectories when some noise is given
+  std::uint64_t seed = 0;
+  bool seed_given = false;
   static constexpr int kDefaultTrajectories = 100;
-  void add(CLI::App& cmd);
+  // with_seed: also --seed (a command whose --seed serves more sets `seed` itself).
+  void add(CLI::App& cmd, bool with_seed);
   bool active() const { return !model.empty(); }
   int n_trajectories() const { return trajectories > 0 ? trajectories : kDefaultTrajectories; }
-  void check() const;  // --trajectories without noise is an error
-  nlohmann::json to_json() const;
+  void check() const;  // --trajectories or --seed without noise is an error
+  nlohmann::json to_json() const;  // the model, trajectories and seed
 };
+
+// --seed, validated by parse_seed; `given` is set when it appears.
+void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std::string& help);
 
 // Model flags on top of a ModelConfig.
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name);

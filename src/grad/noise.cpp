@@ -10,6 +10,10 @@
 #include "circuit/execute.hpp"
 #include "sim/rng.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace qmoe {
 
 void NoiseModel::validate() const {
@@ -104,36 +108,64 @@ void noisy_forward(const Circuit& c, const std::vector<double>& theta, const dou
   const int K = int(obs.size()), F = c.n_features;
   const int chunk = trajectory_chunk(c.n_qubits, trajectories);
   const int n_chunks = (trajectories + chunk - 1) / chunk;
-  // Work item (sample, chunk) -> its trajectories' sum of <O_k>, reduced in a fixed order.
-  std::vector<double> partial(std::size_t(batch) * n_chunks * K, 0.0);
-#pragma omp parallel
-  {
+  // Sum of <O_k> over one chunk of a sample's trajectories, into out[K].
+  struct Worker {
     sim::State<T> s;
     GateScratch<T> scratch;
     std::vector<std::uint8_t> pauli;
     std::vector<double> ev;
+  };
+  auto run_chunk = [&](Worker& w, int b, int j, double* out) {
+    const int t0 = j * chunk, nt = std::min(chunk, trajectories - t0);
+    if (w.s.batch != nt || w.s.n_qubits != c.n_qubits) w.s = sim::make_state<T>(c.n_qubits, nt);
+    w.scratch.reserve(nt);
+    const double* xb = x ? x + std::size_t(b) * F : nullptr;
+    run_trajectories(bind_features(c, xb), theta.data(), noise, sample_key(seed, xb, xb ? F : 0), t0, w.s,
+                     w.scratch, w.pauli);
+    w.ev.resize(std::size_t(nt) * K);
+    expectations(w.s, obs, w.ev.data());
+    std::fill(out, out + K, 0.0);
+    for (int t = 0; t < nt; ++t)
+      for (int k = 0; k < K; ++k) out[k] += w.ev[std::size_t(t) * K + k];
+  };
+  // Each sample's chunk sums are added in chunk order, so threads over samples
+  // (a batch) or over one sample's chunks (a single circuit) give the same
+  // numbers; memory stays O(batch + chunks), whatever the trajectory count.
+  std::vector<double> sum(std::size_t(batch) * K, 0.0);
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  if (batch >= 2 * threads || n_chunks == 1) {
+#pragma omp parallel
+    {
+      Worker w;
+      std::vector<double> part(static_cast<std::size_t>(K));
 #pragma omp for schedule(dynamic, 1)
-    for (long item = 0; item < long(batch) * n_chunks; ++item) {
-      const int b = int(item / n_chunks), t0 = int(item % n_chunks) * chunk;
-      const int nt = std::min(chunk, trajectories - t0);
-      if (s.batch != nt || s.n_qubits != c.n_qubits) s = sim::make_state<T>(c.n_qubits, nt);
-      scratch.reserve(nt);
-      const double* xb = x ? x + std::size_t(b) * F : nullptr;
-      run_trajectories(bind_features(c, xb), theta.data(), noise, sample_key(seed, xb, xb ? F : 0), t0, s,
-                       scratch, pauli);
-      ev.resize(std::size_t(nt) * K);
-      expectations(s, obs, ev.data());
-      double* out = partial.data() + std::size_t(item) * K;
-      for (int t = 0; t < nt; ++t)
-        for (int k = 0; k < K; ++k) out[k] += ev[std::size_t(t) * K + k];
+      for (int b = 0; b < batch; ++b)
+        for (int j = 0; j < n_chunks; ++j) {
+          run_chunk(w, b, j, part.data());
+          for (int k = 0; k < K; ++k) sum[std::size_t(b) * K + k] += part[std::size_t(k)];
+        }
+    }
+  } else {
+    std::vector<double> part(std::size_t(n_chunks) * K);
+    for (int b = 0; b < batch; ++b) {
+#pragma omp parallel
+      {
+        Worker w;
+#pragma omp for schedule(dynamic, 1)
+        for (int j = 0; j < n_chunks; ++j) run_chunk(w, b, j, part.data() + std::size_t(j) * K);
+      }
+      for (int j = 0; j < n_chunks; ++j)
+        for (int k = 0; k < K; ++k) sum[std::size_t(b) * K + k] += part[std::size_t(j) * K + k];
     }
   }
   for (int b = 0; b < batch; ++b)
     for (int k = 0; k < K; ++k) {
-      double sum = 0.0;
-      for (int j = 0; j < n_chunks; ++j) sum += partial[(std::size_t(b) * n_chunks + j) * K + k];
       const int weight = std::popcount(obs[std::size_t(k)].x | obs[std::size_t(k)].z);
-      expvals[std::size_t(b) * K + k] = sum / trajectories * std::pow(1.0 - 2.0 * noise.readout, weight);
+      expvals[std::size_t(b) * K + k] =
+          sum[std::size_t(b) * K + k] / trajectories * std::pow(1.0 - 2.0 * noise.readout, weight);
     }
 }
 

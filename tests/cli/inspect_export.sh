@@ -100,4 +100,7 @@ grep -q '^noise: depol1 0.05, depol2 0.05, readout error 0; mean of 100 trajecto
 set +e
 expect_error 1 "trajectories needs noise" -- "$QMOE" eval --checkpoint "$dir" --trajectories 10
 expect_error 2 "readout-error" -- "$QMOE" eval --checkpoint "$dir" --readout-error -0.5
+expect_error 2 "'nan' is not a probability" -- "$QMOE" eval --checkpoint "$dir" --depol1 nan
+expect_error 2 "is not an integer in 0 .. 18446744073709551615" -- "$QMOE" eval --checkpoint "$dir" --depol1 0.1 --seed -1
+expect_error 1 "seed seeds the noise" -- "$QMOE" predict --checkpoint "$dir" --index 0 --seed 3
 echo "inspect_export: ok"
