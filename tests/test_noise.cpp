@@ -4,6 +4,10 @@
 #include <cmath>
 #include <random>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "grad/noise.hpp"
 #include "test_helpers.hpp"
 
@@ -176,6 +180,17 @@ TEST(Noise, ReproducibleAndIndependentOfBatchAndThreads) {
     noisy_forward<double>(c, theta, x.data() + 2 * b, 1, obs, nm, 150, 5, one.data());
     for (std::size_t k = 0; k < K; ++k) EXPECT_EQ(one[k], all[b * K + k]);
   }
+#ifdef _OPENMP
+  // One thread: the same numbers (the batch path and the one-sample path).
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  std::vector<double> serial(4 * K), one(K);
+  noisy_forward<double>(c, theta, x.data(), 4, obs, nm, 150, 5, serial.data());
+  noisy_forward<double>(c, theta, x.data(), 1, obs, nm, 150, 5, one.data());
+  omp_set_num_threads(threads);
+  EXPECT_EQ(serial, all);
+  for (std::size_t k = 0; k < K; ++k) EXPECT_EQ(one[k], all[k]);
+#endif
   std::vector<double> other(4 * K);
   noisy_forward<double>(c, theta, x.data(), 4, obs, nm, 150, 6, other.data());
   EXPECT_NE(other, all);  // another seed, other errors
