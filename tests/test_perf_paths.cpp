@@ -737,3 +737,89 @@ TEST(PerfPaths, PlanCacheTellsCircuitsApart) {
   EXPECT_NE(&cache.get(c, o), p1);
   EXPECT_EQ(&cache.get(c), p1);  // still cached (fewer than 8 entries used)
 }
+
+// Per-sample SU(2) matrices (BatchMat::su2, products of RX, RY, RZ): the
+// kernels that read only a and b agree with the ones that read all 8 arrays,
+// for a single gate, pairs, a folded permutation and the overlap step.
+TEST(PerfPaths, SU2KernelsMatchGeneralPerSample) {
+  std::mt19937_64 rng(21);
+  const int n = 5, B = 6;
+  std::vector<double> data(std::size_t(2) * 8 * B);
+  auto make = [&](int slot) {
+    for (int b = 0; b < B; ++b) {
+      const auto a = random_vector(rng, 3);
+      const Mat2 u = gate_matrix(GateKind::RX, &a[0]);  // a product of rotations: in SU(2)
+      const Mat2 v = gate_matrix(GateKind::RY, &a[1]), w = gate_matrix(GateKind::RZ, &a[2]);
+      Mat2 m{};
+      for (int r = 0; r < 2; ++r)
+        for (int c = 0; c < 2; ++c) {
+          cplx uv = 0, s = 0;
+          for (int k = 0; k < 2; ++k) {
+            uv = 0;
+            for (int l = 0; l < 2; ++l) uv += u[r * 2 + l] * v[l * 2 + k];
+            s += uv * w[k * 2 + c];
+          }
+          m[r * 2 + c] = s;
+        }
+      for (int k = 0; k < 4; ++k) {
+        data[(std::size_t(slot) * 8 + k) * B + b] = m[k].real();
+        data[(std::size_t(slot) * 8 + 4 + k) * B + b] = m[k].imag();
+      }
+    }
+    sim::BatchMat<double> bm;
+    for (int k = 0; k < 4; ++k) {
+      bm.re[k] = data.data() + (std::size_t(slot) * 8 + k) * B;
+      bm.im[k] = data.data() + (std::size_t(slot) * 8 + 4 + k) * B;
+    }
+    return bm;
+  };
+  const sim::BatchMat<double> m0 = make(0), m1 = make(1);
+  auto su2 = [](sim::BatchMat<double> m) { return m.su2 = true, m; };
+  auto expect_equal = [](const sim::State<double>& a, const sim::State<double>& b, const char* what) {
+    for (std::size_t i = 0; i < a.re.size(); ++i) {
+      ASSERT_NEAR(a.re[i], b.re[i], 1e-14) << what << " " << i;
+      ASSERT_NEAR(a.im[i], b.im[i], 1e-14) << what << " " << i;
+    }
+  };
+  const sim::State<double> s0 = random_state<double>(rng, n, B);
+  {
+    auto a = s0, b = s0;
+    sim::apply_matrix(a, 2, sim::Controls{0b1, 0b1}, m0);
+    sim::apply_matrix(b, 2, sim::Controls{0b1, 0b1}, su2(m0));
+    expect_equal(a, b, "single");
+  }
+  {
+    auto a = s0, b = s0, c = s0;
+    sim::apply_matrix_pair(a, 1, m0, 3, m1);
+    sim::apply_matrix_pair(b, 1, su2(m0), 3, su2(m1));
+    sim::apply_matrix_pair(c, 1, su2(m0), 3, m1);  // mixed: the general kernel
+    expect_equal(a, b, "pair");
+    expect_equal(a, c, "mixed pair");
+    const double shared_a[3] = {0.3, -0.2, 0.7};
+    const sim::Mat<double> sh = to_kernel<double>(gate_matrix(GateKind::U3, shared_a));
+    auto d = s0, e = s0;
+    sim::apply_matrix_pair(d, 1, m0, 4, sh);
+    sim::apply_matrix_pair(e, 1, su2(m0), 4, sh);
+    expect_equal(d, e, "pair with a shared matrix");
+  }
+  {
+    std::vector<std::uint32_t> perm(std::size_t(1) << n);
+    for (std::uint32_t i = 0; i < perm.size(); ++i) perm[i] = (i * 7 + 3) % perm.size();
+    auto a = s0, b = s0;
+    sim::State<double> buf;
+    sim::apply_matrix_permute(a, 0, m0, perm.data(), false, buf);
+    sim::apply_matrix_permute(b, 0, su2(m0), perm.data(), false, buf);
+    expect_equal(a, b, "permuted");
+  }
+  {
+    auto pa = s0, la = random_state<double>(rng, n, B), pb = pa, lb = la;
+    std::vector<double> oa(3 * B, 0.0), ob(3 * B, 0.0);
+    double* ova[3] = {&oa[0], &oa[B], &oa[2 * B]};
+    double* ovb[3] = {&ob[0], &ob[B], &ob[2 * B]};
+    sim::adjoint_step_overlaps(pa, la, 4, sim::Controls{}, m0, ova);
+    sim::adjoint_step_overlaps(pb, lb, 4, sim::Controls{}, su2(m0), ovb);
+    expect_equal(pa, pb, "overlap step phi");
+    expect_equal(la, lb, "overlap step lam");
+    for (std::size_t i = 0; i < oa.size(); ++i) EXPECT_NEAR(oa[i], ob[i], 1e-14);
+  }
+}

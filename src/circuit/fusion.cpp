@@ -194,6 +194,24 @@ struct Factors {
   }
 };
 
+// An op made only of RX, RY and RZ is in SU(2) for every sample (so is its
+// inverse): the kernels then read 4 of the 8 per-sample arrays.
+bool rotations_only(const Circuit& c, const PlanOp& op) {
+  for (int gi : op.gates) {
+    const GateKind k = c.gates[std::size_t(gi)].kind;
+    if (k != GateKind::RX && k != GateKind::RY && k != GateKind::RZ) return false;
+  }
+  return true;
+}
+
+// Scratch slot `slot` as the per-sample matrices of op.
+template <class T>
+sim::BatchMat<T> op_matrices(GateScratch<T>& scratch, int slot, int batch, const Circuit& c, const PlanOp& op) {
+  sim::BatchMat<T> m = scratch.mat(slot, batch);
+  m.su2 = rotations_only(c, op);
+  return m;
+}
+
 template <class T>
 void store(GateScratch<T>& scratch, int batch, int b, const M2& m, int slot = 0) {
   T* base = scratch.data.data() + std::size_t(slot) * 8 * batch + b;
@@ -223,7 +241,7 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
       M2* m = Factors::out_buffer(B);
       Factors(c, op, theta).matrices(theta, x, x_stride, B, inverse, m);
       for (int b = 0; b < B; ++b) store(scratch, B, b, m[b]);
-      run(scratch.mat(0, B));
+      run(op_matrices(scratch, 0, B, c, op));
     }
     return;
   }
@@ -246,7 +264,7 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
   M2* fm = Factors::out_buffer(B);
   Factors(c, op, theta).matrices(theta, x, x_stride, B, inverse, fm);
   for (int b = 0; b < B; ++b) store(scratch, B, b, fm[b]);
-  const sim::BatchMat<T> m = scratch.mat(0, B);
+  const sim::BatchMat<T> m = op_matrices(scratch, 0, B, c, op);
   if (op.diagonal) {
     const sim::BatchDiag<T> d{{m.re[0], m.re[3]}, {m.im[0], m.im[3]}};
     sim::apply_diagonal(s, op.target, op.controls, d);
@@ -279,11 +297,11 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
   const int a = part[0]->target, b = part[1]->target;
   const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
   if (pa && pb)
-    sim::apply_matrix_pair(s, a, scratch.mat(0, B), b, scratch.mat(1, B));
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, c, *part[0]), b, op_matrices(scratch, 1, B, c, *part[1]));
   else if (pa)
-    sim::apply_matrix_pair(s, a, scratch.mat(0, B), b, m[1]);
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, c, *part[0]), b, m[1]);
   else if (pb)
-    sim::apply_matrix_pair(s, b, scratch.mat(1, B), a, m[0]);
+    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, c, *part[1]), a, m[0]);
   else
     sim::apply_matrix_pair(s, a, m[0], b, m[1]);
 }
@@ -689,7 +707,7 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
   } else {
     scratch.reserve(B);
     for (int b = 0; b < B; ++b) store(scratch, B, b, inv[b]);
-    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, scratch.mat(0, B), ov);
+    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, op_matrices(scratch, 0, B, c, op), ov);
   }
   combine(nd, B, op.per_sample, nv, ov, grad);
 }

@@ -15,6 +15,7 @@
 #include <bit>
 #include <cmath>
 #include <random>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 
@@ -106,6 +107,18 @@ struct SharedRealM {
 };
 template <class M>
 constexpr bool is_real_coeffs = requires { M::real; };
+// A per-sample SU(2) matrix [[a, -conj(b)], [b, conj(a)]] (products of RX, RY,
+// RZ): 4 arrays to load per slot instead of 8; the per-sample kernels are
+// bound by loads as much as by multiply-adds.
+template <class T>
+struct PerSampleSU2 {
+  const T* __restrict ar;
+  const T* __restrict ai;
+  const T* __restrict br;
+  const T* __restrict bi;
+  T re(int k, std::size_t b) const { return k == 0 || k == 3 ? ar[b] : k == 1 ? -br[b] : br[b]; }
+  T im(int k, std::size_t b) const { return k == 0 ? ai[b] : k == 3 ? -ai[b] : bi[b]; }
+};
 
 template <class T>
 using SharedM = SharedCoeffs<T, 4>;
@@ -127,6 +140,14 @@ PerSampleM<T> per_sample(const BatchMat<T>& m) {
   PerSampleM<T> s;
   for (int k = 0; k < 4; ++k) s.r[k] = m.re[k], s.i[k] = m.im[k];
   return s;
+}
+// f(accessor) with the SU(2) accessor when m.su2, else the general one.
+template <class T, class F>
+void with_per_sample(const BatchMat<T>& m, F&& f) {
+  if (m.su2)
+    f(PerSampleSU2<T>{m.re[0], m.im[0], m.re[2], m.im[2]});
+  else
+    f(per_sample(m));
 }
 
 
@@ -560,7 +581,9 @@ void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m) {
 template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
   const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), target, c, false);
-  run_pairs(MatrixKernel<T, PerSampleM<T>>{s.re.data(), s.im.data(), per_sample(m)}, p);
+  with_per_sample(m, [&](const auto& pm) {
+    run_pairs(MatrixKernel<T, std::decay_t<decltype(pm)>>{s.re.data(), s.im.data(), pm}, p);
+  });
 }
 
 // Pairs of (a, b) with the same layout as a gate on a controlled by b (any
@@ -582,14 +605,20 @@ void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>
 }
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb) {
-  if (is_real(mb))
-    matrix_pair(s, a, per_sample(ma), b, shared_real(mb));
-  else
-    matrix_pair(s, a, per_sample(ma), b, shared(mb));
+  with_per_sample(ma, [&](const auto& pa) {
+    if (is_real(mb))
+      matrix_pair(s, a, pa, b, shared_real(mb));
+    else
+      matrix_pair(s, a, pa, b, shared(mb));
+  });
 }
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb) {
-  matrix_pair(s, a, per_sample(ma), b, per_sample(mb));
+  if (ma.su2 && mb.su2)  // the rotation layers' common case; mixed pairs take the general kernel
+    matrix_pair(s, a, PerSampleSU2<T>{ma.re[0], ma.im[0], ma.re[2], ma.im[2]}, b,
+                PerSampleSU2<T>{mb.re[0], mb.im[0], mb.re[2], mb.im[2]});
+  else
+    matrix_pair(s, a, per_sample(ma), b, per_sample(mb));
 }
 
 template <class T>
@@ -678,7 +707,7 @@ void apply_matrix_permute(State<T>& s, int target, const Mat<T>& m, const std::u
 template <class T>
 void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const std::uint32_t* perm,
                           bool inverse, State<T>& buffer) {
-  matrix_permute(s, target, per_sample(m), perm, inverse, buffer);
+  with_per_sample(m, [&](const auto& pm) { matrix_permute(s, target, pm, perm, inverse, buffer); });
 }
 
 // The product state over qubits 0..n-1: after qubit q the first 2^(q+1)
@@ -790,7 +819,7 @@ void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
 template <class T>
 void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
                            const BatchMat<T>& m_inv, double* const* overlap) {
-  overlap_adjoint_dispatch<true>(phi, lam, target, c, per_sample(m_inv), overlap);
+  with_per_sample(m_inv, [&](const auto& pm) { overlap_adjoint_dispatch<true>(phi, lam, target, c, pm, overlap); });
 }
 
 template <class T>

@@ -42,6 +42,10 @@ template <class T>
 struct BatchMat {
   const T* re[4];
   const T* im[4];
+  // The caller promises every sample's matrix is in SU(2), [[a, -conj(b)],
+  // [b, conj(a)]] (e.g. a product of RX, RY, RZ): the kernels then read only
+  // entries 0 and 2 (a and b).
+  bool su2 = false;
 };
 
 // Which qubits control a gate: amplitudes whose bits at `mask` equal `value`.
