@@ -284,6 +284,7 @@ TEST(PerfPaths, KernelsMatchGenericFloat) { check_kernels<float>(1e-6); }
 // Planned execution (every combination of options) == gate by gate to 1e-12,
 // and == the dense reference.
 TEST(PerfPaths, PlansMatchGateByGateAndDense) {
+  bool saw_pair_permute = false;
   std::mt19937_64 rng(21);
   for (int trial = 0; trial < 16; ++trial) {
     const int n = 2 + trial % 5, batch = 1 + trial % 5;
@@ -308,9 +309,11 @@ TEST(PerfPaths, PlansMatchGateByGateAndDense) {
         // the CNOT ring after the rotation layer folds into the layer's last op
         if (o.permutations && n > 2) {
           EXPECT_TRUE(std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& op) {
-            return op.kind == PlanOp::Kind::Fused && !op.perm.empty();
+            return !op.perm.empty() || (op.kind == PlanOp::Kind::Pair && !op.parts[1].perm.empty());
           }));
         }
+        for (const PlanOp& op : p.ops)  // a pair of per-sample ops writing through a folded ring
+          saw_pair_permute = saw_pair_permute || (op.kind == PlanOp::Kind::Pair && !op.parts[1].perm.empty());
         // the rotation layer after a ring runs as pairs of qubits
         if (n > 2) {
           EXPECT_TRUE(std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& op) {
@@ -332,6 +335,7 @@ TEST(PerfPaths, PlansMatchGateByGateAndDense) {
       }
     }
   }
+  EXPECT_TRUE(saw_pair_permute);
 }
 
 // The planned adjoint sweep (fused non-differentiable ops, stop before the

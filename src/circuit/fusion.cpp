@@ -277,7 +277,8 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
 
 // Two uncontrolled fused ops on different qubits in one pass: both matrices
 // (shared, or per sample in scratch slots 0 and 1), then one pass. They
-// commute, so the order of the two does not matter, inverted or not.
+// commute, so the order of the two does not matter, inverted or not; a
+// permutation folded into the second runs after both (before both, inverted).
 template <class T>
 void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], const double* theta,
                const double* x, int x_stride, bool inverse, GateScratch<T>& scratch) {
@@ -296,7 +297,11 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
   }
   const int a = part[0]->target, b = part[1]->target;
   const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
-  if (pa && pb)
+  if (!part[1]->perm.empty())  // pairable: both per sample
+    sim::apply_matrix_pair_permute(s, a, op_matrices(scratch, 0, B, c, *part[0]), b,
+                                   op_matrices(scratch, 1, B, c, *part[1]), part[1]->perm.data(), inverse,
+                                   scratch.buffer);
+  else if (pa && pb)
     sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, c, *part[0]), b, op_matrices(scratch, 1, B, c, *part[1]));
   else if (pa)
     sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, c, *part[0]), b, m[1]);
@@ -308,9 +313,11 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
 
 bool pairable(const PlanOp& a, const PlanOp& b) {
   auto single = [](const PlanOp& op) {
-    return op.kind == PlanOp::Kind::Fused && op.controls.mask == 0 && !op.prefix && op.perm.empty();
+    return op.kind == PlanOp::Kind::Fused && op.controls.mask == 0 && !op.prefix;
   };
-  return single(a) && single(b) && a.target != b.target;
+  if (!single(a) || !single(b) || a.target == b.target || !a.perm.empty()) return false;
+  // b's folded permutation runs in the pair's pass (apply_matrix_pair_permute: both per sample)
+  return b.perm.empty() || (a.per_sample && b.per_sample);
 }
 
 // An FNV-style hash of the values that define the plan, a word at a time.
@@ -467,6 +474,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
         pair.target = ops.back().target;
         pair.gates = ops.back().gates;
         pair.gates.insert(pair.gates.end(), op.gates.begin(), op.gates.end());
+        pair.perm_gates = op.perm_gates;  // the second part's folded permutation, if any
         pair.per_sample = ops.back().per_sample || op.per_sample;
         pair.parts.push_back(std::move(ops.back()));
         pair.parts.push_back(std::move(op));

@@ -15,7 +15,9 @@
 //   - A permutation table right after an uncontrolled fused op folds into it:
 //     the op writes each amplitude pair straight to its permuted place.
 //   - Two consecutive uncontrolled fused ops on different qubits become one
-//     Pair op: one pass that applies both 2x2s to each group of 4 amplitudes.
+//     Pair op: one pass that applies both 2x2s to each group of 4 amplitudes
+//     (and writes through the second op's folded permutation, if it has one
+//     and both are per sample).
 //   - Gates marked `keep` (the adjoint sweep's differentiable gates) stay alone.
 //   - Barriers (gate indices) cut the plan into segments: no op holds gates from
 //     both sides of one, so the state between two segments is the state after
@@ -50,6 +52,7 @@ struct PlanOp {
   std::vector<std::uint32_t> perm;  // Permutation of >1 gates: amplitude i -> perm[i];
                                     // Fused: the folded permutation applied after the matrix
   std::vector<int> perm_gates;      // Fused with perm: the X-type gates of that permutation
+                                    // (Pair: those of parts[1], which holds the perm)
   std::vector<std::uint32_t> moved; // Permutation: the amplitudes perm moves, if at most half
                                     // (e.g. a controlled ring; applied to those only)
   std::vector<PlanOp> parts;        // Pair: the two Fused ops

@@ -406,6 +406,59 @@ struct PermutedMatrixKernel {
   }
 };
 
+// Two 2x2s (on a and b, as PairMatrixKernel) and a permutation in one
+// out-of-place pass: scatter (out[perm[i]] <- (A B in)[i]) or, for the
+// inverse, gather (out[i] <- A B in[perm[i]], with A, B the inverse matrices).
+template <class T, class MA, class MB>
+struct PairPermutedKernel {
+  const T* in_re;
+  const T* in_im;
+  T* out_re;
+  T* out_im;
+  MA ma;
+  MB mb;
+  u64 bbit;
+  const std::uint32_t* perm;
+  bool gather;
+  template <int K>
+  [[gnu::always_inline]] void run(const PairSpace& p, u64 h0, u64 h1) const {
+    const std::size_t run = p.run;
+    for (u64 h = h0; h < h1; ++h) {
+      const u64 i00 = p.index0<K>(h), i01 = i00 | p.tbit, i10 = i00 | bbit, i11 = i01 | bbit;
+      const u64 at[4] = {i00, i01, i10, i11};
+      u64 src[4], dst[4];
+      for (int k = 0; k < 4; ++k) src[k] = gather ? perm[at[k]] : at[k], dst[k] = gather ? at[k] : perm[at[k]];
+      const T* __restrict r00 = in_re + src[0] * run;
+      const T* __restrict q00 = in_im + src[0] * run;
+      const T* __restrict r01 = in_re + src[1] * run;
+      const T* __restrict q01 = in_im + src[1] * run;
+      const T* __restrict r10 = in_re + src[2] * run;
+      const T* __restrict q10 = in_im + src[2] * run;
+      const T* __restrict r11 = in_re + src[3] * run;
+      const T* __restrict q11 = in_im + src[3] * run;
+      T* __restrict w00 = out_re + dst[0] * run;
+      T* __restrict v00 = out_im + dst[0] * run;
+      T* __restrict w01 = out_re + dst[1] * run;
+      T* __restrict v01 = out_im + dst[1] * run;
+      T* __restrict w10 = out_re + dst[2] * run;
+      T* __restrict v10 = out_im + dst[2] * run;
+      T* __restrict w11 = out_re + dst[3] * run;
+      T* __restrict v11 = out_im + dst[3] * run;
+#pragma omp simd
+      for (std::size_t b = 0; b < run; ++b) {
+        T x00r = r00[b], x00i = q00[b], x01r = r01[b], x01i = q01[b];
+        T x10r = r10[b], x10i = q10[b], x11r = r11[b], x11i = q11[b];
+        mul2<T>(ma, b, x00r, x00i, x01r, x01i);
+        mul2<T>(ma, b, x10r, x10i, x11r, x11i);
+        mul2<T>(mb, b, x00r, x00i, x10r, x10i);
+        mul2<T>(mb, b, x01r, x01i, x11r, x11i);
+        w00[b] = x00r, v00[b] = x00i, w01[b] = x01r, v01[b] = x01i;
+        w10[b] = x10r, v10[b] = x10i, w11[b] = x11r, v11[b] = x11i;
+      }
+    }
+  }
+};
+
 // The backward step through a fused run of gates (see adjoint_step_overlaps in
 // state.hpp): the three Pauli overlaps Im <lam| X, Y, Z |phi> on the target
 // before the undo, then phi <- M^-1 phi and lam <- M^-1 lam. Every rotation of
@@ -702,6 +755,28 @@ template <class T>
 void apply_matrix_permute(State<T>& s, int target, const Mat<T>& m, const std::uint32_t* perm,
                           bool inverse, State<T>& buffer) {
   matrix_permute(s, target, shared(m), perm, inverse, buffer);
+}
+
+template <class T>
+void apply_matrix_pair_permute(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb,
+                               const std::uint32_t* perm, bool inverse, State<T>& buffer) {
+  check_qubit(s.n_qubits, b, "gate pair");
+  if (a == b) throw std::invalid_argument("gate pair: both on the same qubit");
+  const PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), a, Controls{u64(1) << b, 0}, false);
+  buffer.n_qubits = s.n_qubits;
+  buffer.batch = s.batch;
+  buffer.re.resize(s.re.size());
+  buffer.im.resize(s.im.size());
+  auto run = [&](const auto& pa, const auto& pb) {
+    using K = PairPermutedKernel<T, std::decay_t<decltype(pa)>, std::decay_t<decltype(pb)>>;
+    run_pairs(K{s.re.data(), s.im.data(), buffer.re.data(), buffer.im.data(), pa, pb, u64(1) << b, perm, inverse}, p);
+  };
+  if (ma.su2 && mb.su2)
+    run(PerSampleSU2<T>{ma.re[0], ma.im[0], ma.re[2], ma.im[2]}, PerSampleSU2<T>{mb.re[0], mb.im[0], mb.re[2], mb.im[2]});
+  else
+    run(per_sample(ma), per_sample(mb));
+  std::swap(s.re, buffer.re);
+  std::swap(s.im, buffer.im);
 }
 
 template <class T>
@@ -1062,6 +1137,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                      std::size_t, bool, State<T>&);                           \
   template void apply_matrix_permute<T>(State<T>&, int, const Mat<T>&, const std::uint32_t*,  \
                                         bool, State<T>&);                                     \
+  template void apply_matrix_pair_permute<T>(State<T>&, int, const BatchMat<T>&, int,           \
+                                             const BatchMat<T>&, const std::uint32_t*, bool, State<T>&); \
   template void apply_matrix_permute<T>(State<T>&, int, const BatchMat<T>&,                   \
                                         const std::uint32_t*, bool, State<T>&);               \
   template void set_product_state_permuted<T>(State<T>&, const T*, const std::uint32_t*,     \

@@ -123,6 +123,12 @@ void apply_matrix_permute(State<T>& s, int target, const Mat<T>& m, const std::u
 template <class T>
 void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const std::uint32_t* perm,
                           bool inverse, State<T>& buffer);
+// Per-sample 2x2s on a and b (a != b; they commute) and then a permutation,
+// in one out-of-place pass (as apply_matrix_pair, then apply_permutation);
+// inverse: the permutation's inverse, then ma and mb (pass the inverses).
+template <class T>
+void apply_matrix_pair_permute(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb,
+                               const std::uint32_t* perm, bool inverse, State<T>& buffer);
 // Set s to the product state (x) over qubits q of (a_q0 |0> + a_q1 |1>), one
 // factor per sample: amp[(q * 4 + k) * batch + b] with k = re0, im0, re1, im1.
 template <class T>
