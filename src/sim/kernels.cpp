@@ -409,6 +409,8 @@ struct PermutedMatrixKernel {
 // Two 2x2s (on a and b, as PairMatrixKernel) and a permutation in one
 // out-of-place pass: scatter (out[perm[i]] <- (A B in)[i]) or, for the
 // inverse, gather (out[i] <- A B in[perm[i]], with A, B the inverse matrices).
+// A separate kernel from the in-place one on purpose: sharing one body for
+// both (in and out possibly equal, so no __restrict) cost 15% (RESULTS.md).
 template <class T, class MA, class MB>
 struct PairPermutedKernel {
   const T* in_re;
