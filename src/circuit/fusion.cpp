@@ -194,21 +194,11 @@ struct Factors {
   }
 };
 
-// An op made only of RX, RY and RZ is in SU(2) for every sample (so is its
-// inverse): the kernels then read 4 of the 8 per-sample arrays.
-bool rotations_only(const Circuit& c, const PlanOp& op) {
-  for (int gi : op.gates) {
-    const GateKind k = c.gates[std::size_t(gi)].kind;
-    if (k != GateKind::RX && k != GateKind::RY && k != GateKind::RZ) return false;
-  }
-  return true;
-}
-
 // Scratch slot `slot` as the per-sample matrices of op.
 template <class T>
-sim::BatchMat<T> op_matrices(GateScratch<T>& scratch, int slot, int batch, const Circuit& c, const PlanOp& op) {
+sim::BatchMat<T> op_matrices(GateScratch<T>& scratch, int slot, int batch, const PlanOp& op) {
   sim::BatchMat<T> m = scratch.mat(slot, batch);
-  m.su2 = rotations_only(c, op);
+  m.su2 = op.su2;
   return m;
 }
 
@@ -241,7 +231,7 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
       M2* m = Factors::out_buffer(B);
       Factors(c, op, theta).matrices(theta, x, x_stride, B, inverse, m);
       for (int b = 0; b < B; ++b) store(scratch, B, b, m[b]);
-      run(op_matrices(scratch, 0, B, c, op));
+      run(op_matrices(scratch, 0, B, op));
     }
     return;
   }
@@ -264,7 +254,7 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
   M2* fm = Factors::out_buffer(B);
   Factors(c, op, theta).matrices(theta, x, x_stride, B, inverse, fm);
   for (int b = 0; b < B; ++b) store(scratch, B, b, fm[b]);
-  const sim::BatchMat<T> m = op_matrices(scratch, 0, B, c, op);
+  const sim::BatchMat<T> m = op_matrices(scratch, 0, B, op);
   if (op.diagonal) {
     const sim::BatchDiag<T> d{{m.re[0], m.re[3]}, {m.im[0], m.im[3]}};
     sim::apply_diagonal(s, op.target, op.controls, d);
@@ -298,15 +288,15 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
   const int a = part[0]->target, b = part[1]->target;
   const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
   if (!part[1]->perm.empty())  // pairable: both per sample
-    sim::apply_matrix_pair_permute(s, a, op_matrices(scratch, 0, B, c, *part[0]), b,
-                                   op_matrices(scratch, 1, B, c, *part[1]), part[1]->perm.data(), inverse,
+    sim::apply_matrix_pair_permute(s, a, op_matrices(scratch, 0, B, *part[0]), b,
+                                   op_matrices(scratch, 1, B, *part[1]), part[1]->perm.data(), inverse,
                                    scratch.buffer);
   else if (pa && pb)
-    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, c, *part[0]), b, op_matrices(scratch, 1, B, c, *part[1]));
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, op_matrices(scratch, 1, B, *part[1]));
   else if (pa)
-    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, c, *part[0]), b, m[1]);
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, m[1]);
   else if (pb)
-    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, c, *part[1]), a, m[0]);
+    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, *part[1]), a, m[0]);
   else
     sim::apply_matrix_pair(s, a, m[0], b, m[1]);
 }
@@ -401,6 +391,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       prev->gates.push_back(gi);  // same target and controls: multiply in
       prev->per_sample |= is_per_sample(g);
       prev->diagonal &= opt.permutations && is_diagonal(g.kind);
+      prev->su2 &= is_rotation(g.kind);
       at = j;
     } else if (!keep && opt.fuse && xtype && prev && prev->kind == PlanOp::Kind::Permutation &&
                n <= kMaxPermutationQubits) {
@@ -420,6 +411,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
         op.kind = PlanOp::Kind::Fused;
         op.per_sample = is_per_sample(g);
         op.diagonal = opt.permutations && is_diagonal(g.kind);
+        op.su2 = is_rotation(g.kind);
         op.prefix = opt.fuse && opt.product_prefix && opt.begin == 0 && ctl.mask == 0 && j < 0 &&
                     segment == 0;
         p.has_prefix |= op.prefix;
@@ -715,7 +707,7 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
   } else {
     scratch.reserve(B);
     for (int b = 0; b < B; ++b) store(scratch, B, b, inv[b]);
-    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, op_matrices(scratch, 0, B, c, op), ov);
+    sim::adjoint_step_overlaps(phi, lam, op.target, op.controls, op_matrices(scratch, 0, B, op), ov);
   }
   combine(nd, B, op.per_sample, nv, ov, grad);
 }

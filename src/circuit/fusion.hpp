@@ -48,6 +48,9 @@ struct PlanOp {
   std::vector<int> gates;           // circuit gate indices, in application order
   bool per_sample = false;          // Fused: some angle comes from a feature
   bool diagonal = false;            // Fused: every gate is diagonal
+  bool su2 = false;                 // Fused: every gate is RX, RY or RZ, so the product (and its
+                                    // inverse) is in SU(2): the kernels read half the per-sample
+                                    // matrix (sim::BatchMat::su2)
   bool prefix = false;              // Fused: part of the initial product state
   std::vector<std::uint32_t> perm;  // Permutation of >1 gates: amplitude i -> perm[i];
                                     // Fused: the folded permutation applied after the matrix

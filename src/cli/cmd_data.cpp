@@ -37,9 +37,7 @@ void run_data(const DataArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   data::LoadOptions opt;
   opt.data_dir = a.data_dir;
-  if (data::find_task(a.task) == nullptr && data::is_csv_path(a.task) && !a.scaling.empty())
-    throw std::runtime_error("--scaling maps image pixels to angles; the features of CSV task " + a.task +
-                             " are used as they are");
+  data::check_scaling_applies(a.task, !a.scaling.empty());
   opt.scaling = data::parse_scaling(a.scaling.empty() ? "tq" : a.scaling);
   opt.train_per_class = a.train_per_class;
   opt.test_per_class = a.test_per_class;

@@ -20,7 +20,7 @@ void DataOptions::add(CLI::App& cmd, bool task_required) {
   cmd.add_option("--test-csv", test_csv, "CSV tasks: a separate test file");
 }
 
-bool DataOptions::is_csv() const { return data::find_task(task) == nullptr && data::is_csv_path(task); }
+bool DataOptions::is_csv() const { return data::is_csv_path(task); }
 
 std::string DataOptions::scaling_name() const {
   return is_csv() ? "none" : scaling.empty() ? "tq" : scaling;
@@ -53,9 +53,7 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
 data::TaskData DataOptions::load() const {
   data::LoadOptions o;
   o.data_dir = data_dir;
-  if (is_csv() && !scaling.empty())
-    throw std::runtime_error("--scaling maps image pixels to angles; the features of CSV task " + task +
-                             " are used as they are");
+  data::check_scaling_applies(task, !scaling.empty());
   if (!is_csv()) o.scaling = data::parse_scaling(scaling_name());
   o.max_train = std::size_t(train_limit);
   o.max_test = std::size_t(test_limit);

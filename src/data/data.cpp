@@ -392,6 +392,12 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 bool is_csv_path(const std::string& task) { return ends_with(task, ".csv") || ends_with(task, ".CSV"); }
 
+void check_scaling_applies(const std::string& task, bool scaling_given) {
+  if (scaling_given && is_csv_path(task))
+    throw std::runtime_error("--scaling maps image pixels to angles; the features of CSV task " + task +
+                             " are used as they are");
+}
+
 TaskData load_task(const std::string& task, const LoadOptions& opt) {
   const bool csv = is_csv_path(task);
   if (!csv && !opt.test_csv.empty())

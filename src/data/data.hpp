@@ -86,6 +86,9 @@ std::vector<std::string> fashion_dirs(const std::string& data_dir);
 
 // True when `task` names a CSV file (ends in ".csv" or ".CSV").
 bool is_csv_path(const std::string& task);
+// A CSV task's features are used as given: throws (one line) if a pixel
+// scaling was asked for one.
+void check_scaling_applies(const std::string& task, bool scaling_given);
 // Loads a built-in task, or a CSV file when `task` ends in ".csv".
 // Unknown task: error listing the valid ones.
 TaskData load_task(const std::string& task, const LoadOptions& opt);

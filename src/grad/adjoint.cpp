@@ -60,13 +60,14 @@ int single_z_qubit(const PauliString& p) {
   return std::countr_zero(p.z);
 }
 
+
+}  // namespace
+
 void check_observables(const Circuit& c, const std::vector<PauliString>& obs) {
   for (const PauliString& p : obs)
     if ((p.x | p.z) >> c.n_qubits)
       throw std::invalid_argument("observable " + p.str() + " acts on a qubit the circuit lacks");
 }
-
-}  // namespace
 
 template <class T>
 void expectations(const sim::State<T>& s, const std::vector<PauliString>& obs, double* out) {

@@ -69,6 +69,9 @@ struct Workspace {
   int n_chunks() const { return int(chunks.size()); }
 };
 
+// Throws std::invalid_argument if an observable acts on a qubit c lacks.
+void check_observables(const Circuit& c, const std::vector<PauliString>& obs);
+
 // out[b * K + k] = <O_k> of sample b of state s (single Z_q observables share one pass).
 template <class T>
 void expectations(const sim::State<T>& s, const std::vector<PauliString>& obs, double* out);

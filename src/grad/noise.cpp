@@ -28,6 +28,11 @@ void NoiseModel::validate() const {
 
 namespace {
 
+void check_noise(const NoiseModel& noise, int trajectories) {
+  noise.validate();
+  if (trajectories < 1) throw std::invalid_argument("trajectories must be >= 1");
+}
+
 // Trajectories run together as the batch of one state, at most this many
 // amplitudes (16 MiB in double) per state.
 constexpr std::size_t kTrajectoryAmplitudes = std::size_t(1) << 20;
@@ -100,28 +105,32 @@ void noisy_forward(const Circuit& c, const std::vector<double>& theta, const dou
                    const std::vector<PauliString>& obs, const NoiseModel& noise, int trajectories,
                    std::uint64_t seed, double* expvals) {
   check_inputs(c, theta.size(), x ? std::size_t(c.n_features) * batch : 0, batch);
-  noise.validate();
-  if (trajectories < 1) throw std::invalid_argument("trajectories must be >= 1");
-  for (const PauliString& p : obs)
-    if ((p.x | p.z) >> c.n_qubits)
-      throw std::invalid_argument("observable " + p.str() + " acts on a qubit the circuit lacks");
+  check_noise(noise, trajectories);
+  check_observables(c, obs);
   const int K = int(obs.size()), F = c.n_features;
   const int chunk = trajectory_chunk(c.n_qubits, trajectories);
   const int n_chunks = (trajectories + chunk - 1) / chunk;
-  // Sum of <O_k> over one chunk of a sample's trajectories, into out[K].
+  // One input: its circuit (features bound) and the key of its errors.
+  struct Input {
+    Circuit circuit;
+    std::uint64_t key;
+  };
+  auto input = [&](int b) {
+    const double* xb = x ? x + std::size_t(b) * F : nullptr;
+    return Input{bind_features(c, xb), sample_key(seed, xb, xb ? F : 0)};
+  };
+  // Sum of <O_k> over chunk j of an input's trajectories, into out[K].
   struct Worker {
     sim::State<T> s;
     GateScratch<T> scratch;
     std::vector<std::uint8_t> pauli;
     std::vector<double> ev;
   };
-  auto run_chunk = [&](Worker& w, int b, int j, double* out) {
+  auto run_chunk = [&](Worker& w, const Input& in, int j, double* out) {
     const int t0 = j * chunk, nt = std::min(chunk, trajectories - t0);
     if (w.s.batch != nt || w.s.n_qubits != c.n_qubits) w.s = sim::make_state<T>(c.n_qubits, nt);
     w.scratch.reserve(nt);
-    const double* xb = x ? x + std::size_t(b) * F : nullptr;
-    run_trajectories(bind_features(c, xb), theta.data(), noise, sample_key(seed, xb, xb ? F : 0), t0, w.s,
-                     w.scratch, w.pauli);
+    run_trajectories(in.circuit, theta.data(), noise, in.key, t0, w.s, w.scratch, w.pauli);
     w.ev.resize(std::size_t(nt) * K);
     expectations(w.s, obs, w.ev.data());
     std::fill(out, out + K, 0.0);
@@ -142,20 +151,23 @@ void noisy_forward(const Circuit& c, const std::vector<double>& theta, const dou
       Worker w;
       std::vector<double> part(static_cast<std::size_t>(K));
 #pragma omp for schedule(dynamic, 1)
-      for (int b = 0; b < batch; ++b)
+      for (int b = 0; b < batch; ++b) {
+        const Input in = input(b);
         for (int j = 0; j < n_chunks; ++j) {
-          run_chunk(w, b, j, part.data());
+          run_chunk(w, in, j, part.data());
           for (int k = 0; k < K; ++k) sum[std::size_t(b) * K + k] += part[std::size_t(k)];
         }
+      }
     }
   } else {
     std::vector<double> part(std::size_t(n_chunks) * K);
     for (int b = 0; b < batch; ++b) {
+      const Input in = input(b);
 #pragma omp parallel
       {
         Worker w;
 #pragma omp for schedule(dynamic, 1)
-        for (int j = 0; j < n_chunks; ++j) run_chunk(w, b, j, part.data() + std::size_t(j) * K);
+        for (int j = 0; j < n_chunks; ++j) run_chunk(w, in, j, part.data() + std::size_t(j) * K);
       }
       for (int j = 0; j < n_chunks; ++j)
         for (int k = 0; k < K; ++k) sum[std::size_t(b) * K + k] += part[std::size_t(j) * K + k];
@@ -175,8 +187,7 @@ std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<doubl
                                        std::uint64_t seed) {
   check_inputs(c, theta.size(), 0, 1);
   if (c.n_features > 0) throw std::invalid_argument("noisy_shots: the circuit has input features");
-  noise.validate();
-  if (trajectories < 1) throw std::invalid_argument("trajectories must be >= 1");
+  check_noise(noise, trajectories);
   if (shots < 0) throw std::invalid_argument("shots must be >= 0");
   const int chunk = trajectory_chunk(c.n_qubits, trajectories);
   const std::uint64_t key = sample_key(seed, nullptr, 0);

@@ -169,6 +169,17 @@ template <class T, class M>
   }
 }
 
+// Two 2x2s on a group of 4 amplitudes x(a bit)(b bit): ma on the pairs that
+// differ in a's bit, mb on those that differ in b's bit (they commute).
+template <class T, class MA, class MB>
+[[gnu::always_inline]] inline void mul_pair(const MA& ma, const MB& mb, std::size_t b, T& x00r, T& x00i, T& x01r,
+                                            T& x01i, T& x10r, T& x10i, T& x11r, T& x11i) {
+  mul2<T>(ma, b, x00r, x00i, x01r, x01i);
+  mul2<T>(ma, b, x10r, x10i, x11r, x11i);
+  mul2<T>(mb, b, x00r, x00i, x10r, x10i);
+  mul2<T>(mb, b, x01r, x01i, x11r, x11i);
+}
+
 // ---- the kernels ---------------------------------------------------------------
 // Each kernel is a small struct whose run<K>(p, h0, h1) is the loop over pairs
 // [h0, h1); run_range below compiles it once per ISA and run_pairs splits the
@@ -222,10 +233,7 @@ struct PairMatrixKernel {
       for (std::size_t b = 0; b < run; ++b) {
         T x00r = r00[b], x00i = q00[b], x01r = r01[b], x01i = q01[b];
         T x10r = r10[b], x10i = q10[b], x11r = r11[b], x11i = q11[b];
-        mul2<T>(ma, b, x00r, x00i, x01r, x01i);
-        mul2<T>(ma, b, x10r, x10i, x11r, x11i);
-        mul2<T>(mb, b, x00r, x00i, x10r, x10i);
-        mul2<T>(mb, b, x01r, x01i, x11r, x11i);
+        mul_pair<T>(ma, mb, b, x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i);
         r00[b] = x00r, q00[b] = x00i, r01[b] = x01r, q01[b] = x01i;
         r10[b] = x10r, q10[b] = x10i, r11[b] = x11r, q11[b] = x11i;
       }
@@ -450,10 +458,7 @@ struct PairPermutedKernel {
       for (std::size_t b = 0; b < run; ++b) {
         T x00r = r00[b], x00i = q00[b], x01r = r01[b], x01i = q01[b];
         T x10r = r10[b], x10i = q10[b], x11r = r11[b], x11i = q11[b];
-        mul2<T>(ma, b, x00r, x00i, x01r, x01i);
-        mul2<T>(ma, b, x10r, x10i, x11r, x11i);
-        mul2<T>(mb, b, x00r, x00i, x10r, x10i);
-        mul2<T>(mb, b, x01r, x01i, x11r, x11i);
+        mul_pair<T>(ma, mb, b, x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i);
         w00[b] = x00r, v00[b] = x00i, w01[b] = x01r, v01[b] = x01i;
         w10[b] = x10r, v10[b] = x10i, w11[b] = x11r, v11[b] = x11i;
       }
