@@ -420,6 +420,19 @@ void check_overlap_kernel(double tol) {
       EXPECT_EQ(max_diff(p1, p2), 0.0);
       EXPECT_EQ(max_diff(l1, l2), 0.0);
       for (int b = 0; b < batch; ++b) EXPECT_NEAR(ov[std::size_t(kind) * batch + b], g[b], tol * (1 + std::abs(g[b])));
+      // Only some axes (null pointers skip the others): the same sums for those.
+      const int axes = 1 + trial % 7;
+      std::vector<double> full(std::size_t(3) * batch, 0.0), part(std::size_t(3) * batch, -7.0);
+      double* fp[3] = {full.data(), full.data() + batch, full.data() + 2 * batch};
+      double* pp[3];
+      for (int t = 0; t < 3; ++t) {
+        pp[t] = (axes >> t) & 1 ? part.data() + std::size_t(t) * batch : nullptr;
+        if (pp[t]) std::fill_n(pp[t], batch, 0.0);
+      }
+      sim::pauli_overlaps(phi0, lam0, target, c, fp);
+      sim::pauli_overlaps(phi0, lam0, target, c, pp);
+      for (std::size_t i = 0; i < part.size(); ++i)
+        EXPECT_EQ(part[i], (axes >> (i / batch)) & 1 ? full[i] : -7.0) << "axes " << axes;
     }
   }
 }

@@ -667,14 +667,27 @@ void bloch_vectors(const Circuit& c, const PlanOp& op, const char* diff, const d
   }
 }
 
-// grad[j * B + b] = n_j . overlap of sample b.
+// Sets ov[t] to null for the Pauli axes t that no Bloch vector n_j has (for
+// any sample), so the kernels skip them: a rotation last in its run, or RYs
+// only, needs one of the three overlaps.
+void drop_unused_axes(int nd, std::size_t nb, const double* nv, double** ov) {
+  for (int t = 0; t < 3; ++t) {
+    bool used = false;
+    for (int j = 0; j < nd && !used; ++j)
+      for (std::size_t b = 0; b < nb && !used; ++b) used = nv[std::size_t(j * 3 + t) * nb + b] != 0.0;
+    if (!used) ov[t] = nullptr;
+  }
+}
+
+// grad[j * B + b] = n_j . overlap of sample b (axes dropped above count as 0).
 void combine(int nd, int B, bool per_sample, const double* nv, const double* const* ov, double* grad) {
   const std::size_t nb = per_sample ? std::size_t(B) : 1;
   for (int j = 0; j < nd; ++j)
     for (int b = 0; b < B; ++b) {
       const std::size_t i = per_sample ? std::size_t(b) : 0;
       double g = 0;
-      for (int t = 0; t < 3; ++t) g += nv[std::size_t(j * 3 + t) * nb + i] * ov[t][b];
+      for (int t = 0; t < 3; ++t)
+        if (ov[t]) g += nv[std::size_t(j * 3 + t) * nb + i] * ov[t][b];
       grad[std::size_t(j) * B + b] = g;
     }
 }
@@ -700,6 +713,7 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
   double* nv = w.data() + std::size_t(3) * B;
   M2* inv = Factors::out_buffer(B);
   bloch_vectors(c, op, diff, theta, x, x_stride, B, nd, nv, inv);
+  drop_unused_axes(nd, nb, nv, ov);
   if (!op.per_sample) {
     sim::Mat<T> k;
     for (int t = 0; t < 4; ++t) k.re[t] = T(inv[0].r[t]), k.im[t] = T(inv[0].i[t]);
@@ -729,6 +743,7 @@ void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const C
     double* ov[3] = {w.data(), w.data() + B, w.data() + 2 * B};
     double* nv = w.data() + std::size_t(3) * B;
     bloch_vectors(c, op, diff, theta, x, x_stride, B, nd, nv, nullptr);
+    drop_unused_axes(nd, nb, nv, ov);
     sim::pauli_overlaps(phi, lam, op.target, op.controls, ov);
     combine(nd, B, op.per_sample, nv, ov, grad);
     grad += std::size_t(nd) * B;

@@ -467,11 +467,13 @@ struct PairPermutedKernel {
 };
 
 // The backward step through a fused run of gates (see adjoint_step_overlaps in
-// state.hpp): the three Pauli overlaps Im <lam| X, Y, Z |phi> on the target
-// before the undo, then phi <- M^-1 phi and lam <- M^-1 lam. Every rotation of
-// the run takes its gradient from these three sums, so a run of several gates
-// costs one pass over phi and lam. Undo = false: the overlaps only.
-template <bool Undo, class T, class M>
+// state.hpp): the Pauli overlaps Im <lam| X, Y, Z |phi> on the target before
+// the undo, then phi <- M^-1 phi and lam <- M^-1 lam. Every rotation of the run
+// takes its gradient from these sums, so a run of several gates costs one pass
+// over phi and lam. Axes (bits X = 1, Y = 2, Z = 4): the overlaps wanted; a
+// trainable rotation last in its run needs one axis, a third of the arithmetic
+// and of the sums' loads and stores. Undo = false: the overlaps only.
+template <bool Undo, int Axes, class T, class M>
 struct OverlapAdjointKernel {
   State<T>& phi;
   State<T>& lam;
@@ -497,12 +499,10 @@ struct OverlapAdjointKernel {
       for (std::size_t b = 0; b < run; ++b) {
         T a0r = pr0[b], a0i = pi0[b], a1r = pr1[b], a1i = pi1[b];
         T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
-        const T ur = l0r * a1r + l0i * a1i, ui = l0r * a1i - l0i * a1r;  // conj(l0) a1
-        const T wr = l1r * a0r + l1i * a0i, wi = l1r * a0i - l1i * a0r;  // conj(l1) a0
-        const T z0 = l0r * a0i - l0i * a0r, z1 = l1r * a1i - l1i * a1r;  // Im conj(l0) a0, conj(l1) a1
-        ox[b] += double(ui + wi);
-        oy[b] += double(wr - ur);
-        oz[b] += double(z0 - z1);
+        // u = conj(l0) a1, w = conj(l1) a0; z0, z1 = Im conj(l0) a0, Im conj(l1) a1
+        if constexpr ((Axes & 1) != 0) ox[b] += double((l0r * a1i - l0i * a1r) + (l1r * a0i - l1i * a0r));
+        if constexpr ((Axes & 2) != 0) oy[b] += double((l1r * a0r + l1i * a0i) - (l0r * a1r + l0i * a1i));
+        if constexpr ((Axes & 4) != 0) oz[b] += double((l0r * a0i - l0i * a0r) - (l1r * a1i - l1i * a1r));
         if constexpr (Undo) {
           // the matrix once into registers, for both states
           const SharedM<T> u{{m_inv.re(0, b), m_inv.re(1, b), m_inv.re(2, b), m_inv.re(3, b)},
@@ -590,7 +590,20 @@ void overlap_adjoint_dispatch(State<T>& phi, State<T>& lam, int target, Controls
                               const M& m_inv, double* const* ov) {
   check_batch_state(phi, lam);
   const PairSpace p = make_pairs(phi.n_qubits, std::size_t(phi.batch), target, c, false);
-  run_range(OverlapAdjointKernel<Undo, T, M>{phi, lam, m_inv, {ov[0], ov[1], ov[2]}}, p, 0, p.count);
+  const int axes = (ov[0] ? 1 : 0) | (ov[1] ? 2 : 0) | (ov[2] ? 4 : 0);
+  auto go = [&]<int Axes>() {
+    run_range(OverlapAdjointKernel<Undo, Axes, T, M>{phi, lam, m_inv, {ov[0], ov[1], ov[2]}}, p, 0, p.count);
+  };
+  switch (axes) {
+    case 0: if constexpr (Undo) go.template operator()<0>(); break;  // nothing to read otherwise
+    case 1: go.template operator()<1>(); break;
+    case 2: go.template operator()<2>(); break;
+    case 3: go.template operator()<3>(); break;
+    case 4: go.template operator()<4>(); break;
+    case 5: go.template operator()<5>(); break;
+    case 6: go.template operator()<6>(); break;
+    default: go.template operator()<7>(); break;
+  }
 }
 
 }  // namespace
@@ -795,39 +808,62 @@ void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const s
 // The product state over qubits 0..n-1: after qubit q the first 2^(q+1)
 // amplitudes hold the product over qubits 0..q. The last qubit's level writes
 // amplitude i to out + perm[i] (perm null: to i, in place).
+// The product state in two steps: the factors of qubits 0..n-2 into a
+// half-size partial product (thread-local, so it stays in cache from chunk to
+// chunk), then the top qubit's factor times the partial product, written once
+// into the state in destination order. The state itself is cold (last touched
+// a whole batch ago): sequential writes are prefetched, where writes in a
+// folded permutation's scattered order would miss one by one.
 template <class T>
 QMOE_CLONES void product_state(State<T>& s, const T* amp, const std::uint32_t* perm, T* out_re,
                                T* out_im) {
   const std::size_t B = std::size_t(s.batch);
-  T* re = s.re.data();
-  T* im = s.im.data();
+  const int n = s.n_qubits;
+  const std::size_t half = std::size_t(1) << (n - 1);
+  thread_local std::vector<T> partial;
+  partial.resize(2 * half * B);
+  T* __restrict re = partial.data();
+  T* __restrict im = partial.data() + half * B;
   std::fill_n(re, B, T(1));
   std::fill_n(im, B, T(0));
-  for (int q = 0; q < s.n_qubits; ++q) {
-    const bool last = q == s.n_qubits - 1;
-    T* ore = last ? out_re : re;
-    T* oim = last ? out_im : im;
-    const std::size_t half = std::size_t(1) << q;
-    const T* a0r = amp + std::size_t(q * 4 + 0) * B;
-    const T* a0i = amp + std::size_t(q * 4 + 1) * B;
-    const T* a1r = amp + std::size_t(q * 4 + 2) * B;
-    const T* a1i = amp + std::size_t(q * 4 + 3) * B;
-    for (std::size_t i = 0; i < half; ++i) {
-      const std::size_t d0 = last && perm ? perm[i] : i, d1 = last && perm ? perm[i + half] : i + half;
-      const T* x0r = re + i * B;
-      const T* x0i = im + i * B;
-      T* r0 = ore + d0 * B;
-      T* q0 = oim + d0 * B;
-      T* __restrict r1 = ore + d1 * B;
-      T* __restrict q1 = oim + d1 * B;
+  auto factor = [&](int q, int k) { return amp + std::size_t(q * 4 + k) * B; };
+  for (int q = 0; q < n - 1; ++q) {  // doubling in place: sources i < 2^q, targets i and i + 2^q
+    const std::size_t h = std::size_t(1) << q;
+    const T *a0r = factor(q, 0), *a0i = factor(q, 1), *a1r = factor(q, 2), *a1i = factor(q, 3);
+    for (std::size_t i = 0; i < h; ++i) {
+      T* x0r = re + i * B;
+      T* x0i = im + i * B;
+      T* x1r = re + (i + h) * B;
+      T* x1i = im + (i + h) * B;
 #pragma omp simd
       for (std::size_t b = 0; b < B; ++b) {
         const T xr = x0r[b], xi = x0i[b];
-        r1[b] = a1r[b] * xr - a1i[b] * xi;
-        q1[b] = a1r[b] * xi + a1i[b] * xr;
-        r0[b] = a0r[b] * xr - a0i[b] * xi;
-        q0[b] = a0r[b] * xi + a0i[b] * xr;
+        x1r[b] = a1r[b] * xr - a1i[b] * xi;
+        x1i[b] = a1r[b] * xi + a1i[b] * xr;
+        x0r[b] = a0r[b] * xr - a0i[b] * xi;
+        x0i[b] = a0r[b] * xi + a0i[b] * xr;
       }
+    }
+  }
+  // Destination d holds basis state source[d] (perm[i] = d), bit n-1 from the top factor.
+  thread_local std::vector<std::uint32_t> source;
+  if (perm) {
+    source.resize(2 * half);
+    for (std::size_t i = 0; i < 2 * half; ++i) source[perm[i]] = std::uint32_t(i);
+  }
+  const T *a0r = factor(n - 1, 0), *a0i = factor(n - 1, 1), *a1r = factor(n - 1, 2), *a1i = factor(n - 1, 3);
+  for (std::size_t d = 0; d < 2 * half; ++d) {
+    const std::size_t i = perm ? source[d] : d;
+    const T* __restrict ar = i < half ? a0r : a1r;
+    const T* __restrict ai = i < half ? a0i : a1i;
+    const T* __restrict xr = re + (i & (half - 1)) * B;
+    const T* __restrict xi = im + (i & (half - 1)) * B;
+    T* __restrict r = out_re + d * B;
+    T* __restrict q = out_im + d * B;
+#pragma omp simd
+    for (std::size_t b = 0; b < B; ++b) {
+      r[b] = ar[b] * xr[b] - ai[b] * xi[b];
+      q[b] = ar[b] * xi[b] + ai[b] * xr[b];
     }
   }
 }

@@ -169,6 +169,7 @@ void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
 // then phi <- m_inv phi, lam <- m_inv lam (m_inv = M^dagger). The gradient of
 // G_j's angle is n . overlap, with n the Bloch vector of A P_j A^dagger,
 // A = G_m ... G_{j+1} (the gates after G_j in the run): one pass for the run.
+// A null overlap[k] is not computed (e.g. only X for an RX last in its run).
 template <class T>
 void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
                            const Mat<T>& m_inv, double* const* overlap);
@@ -178,7 +179,7 @@ void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
 
 // The overlaps alone: overlap[k][b] += Im <lam_b| sigma_k |phi_b> over the
 // controlled subspace, the states unchanged (for a layer's gradients, which
-// grad/adjoint.cpp takes before undoing lam only).
+// grad/adjoint.cpp takes before undoing lam only). Null overlap[k]: skipped.
 template <class T>
 void pauli_overlaps(const State<T>& phi, const State<T>& lam, int target, Controls c,
                     double* const* overlap);
