@@ -150,6 +150,14 @@ void check_kernels(double tol) {
             sim::apply_matrix(b, other, {}, pb.m);
           }
           EXPECT_LE(max_diff(a, b), tol) << "pair n=" << n << " mode " << mode;
+          // out of place, keeping the input: the same numbers, and the input kept exactly
+          auto k = s0;
+          sim::State<T> kept;
+          if (mode == 0) sim::apply_matrix_pair(k, target, ma, other, mb, &kept);
+          if (mode == 1) sim::apply_matrix_pair(k, target, pa.m, other, mb, &kept);
+          if (mode == 2) sim::apply_matrix_pair(k, target, pa.m, other, pb.m, &kept);
+          EXPECT_EQ(max_diff(k, a), 0.0) << "pair keep n=" << n << " mode " << mode;
+          EXPECT_EQ(max_diff(kept, s0), 0.0) << "pair keep n=" << n << " mode " << mode;
         }
       }
       // permutation of several controlled X == those X one by one; inverse undoes it

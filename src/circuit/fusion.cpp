@@ -269,9 +269,11 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
 // (shared, or per sample in scratch slots 0 and 1), then one pass. They
 // commute, so the order of the two does not matter, inverted or not; a
 // permutation folded into the second runs after both (before both, inverted).
+// keep: receives s as it was before (sim::apply_matrix_pair), instead of a copy.
 template <class T>
 void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], const double* theta,
-               const double* x, int x_stride, bool inverse, GateScratch<T>& scratch) {
+               const double* x, int x_stride, bool inverse, GateScratch<T>& scratch,
+               sim::State<T>* keep = nullptr) {
   const int B = s.batch;
   scratch.reserve(B);
   sim::Mat<T> m[2];
@@ -287,18 +289,18 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
   }
   const int a = part[0]->target, b = part[1]->target;
   const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
-  if (!part[1]->perm.empty())  // pairable: both per sample
+  if (!part[1]->perm.empty())  // pairable: both per sample; out of place, so keep costs nothing
     sim::apply_matrix_pair_permute(s, a, op_matrices(scratch, 0, B, *part[0]), b,
                                    op_matrices(scratch, 1, B, *part[1]), part[1]->perm.data(), inverse,
-                                   scratch.buffer);
+                                   keep ? *keep : scratch.buffer);
   else if (pa && pb)
-    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, op_matrices(scratch, 1, B, *part[1]));
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, op_matrices(scratch, 1, B, *part[1]), keep);
   else if (pa)
-    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, m[1]);
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, m[1], keep);
   else if (pb)
-    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, *part[1]), a, m[0]);
+    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, *part[1]), a, m[0], keep);
   else
-    sim::apply_matrix_pair(s, a, m[0], b, m[1]);
+    sim::apply_matrix_pair(s, a, m[0], b, m[1], keep);
 }
 
 bool pairable(const PlanOp& a, const PlanOp& b) {
@@ -797,7 +799,16 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
   int segment = 0;  // the state after the gates before barrier k goes to (*saved)[k]
   for (const PlanOp& op : p.ops) {
     if (op.prefix || &op == folded) continue;  // (segment 0)
-    for (; saved && segment < op.segment; ++segment) (*saved)[std::size_t(segment)] = s;
+    if (saved && segment < op.segment) {
+      for (; segment < op.segment - 1; ++segment) (*saved)[std::size_t(segment)] = s;  // empty segments
+      sim::State<T>& keep = (*saved)[std::size_t(segment++)];
+      if (op.kind == PlanOp::Kind::Pair) {  // a pass that keeps its input: no copy
+        const PlanOp* const parts[2] = {&op.parts[0], &op.parts[1]};
+        apply_two<T>(s, c, parts, theta, x, F, false, scratch, &keep);
+        continue;
+      }
+      keep = s;
+    }
     apply_op(s, c, op, theta, x, F, false, scratch);
   }
   for (; saved && segment < n_barriers; ++segment) (*saved)[std::size_t(segment)] = s;

@@ -300,6 +300,15 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
     if (ch.grad_tmp.size() < std::size_t(nd) * B) ch.grad_tmp.resize(std::size_t(nd) * B);
     return nd;
   };
+  // phi starts as psi (the final state, which stays as it is for final_state()
+  // and a second backward()); the copy is made only when phi is first changed:
+  // a sweep that starts with a saved layer reads it and then restores phi.
+  bool phi_copied = false;
+  auto phi_to_change = [&]() -> sim::State<T>& {
+    if (!phi_copied) ch.phi = ch.psi;
+    phi_copied = true;
+    return ch.phi;
+  };
   const auto& ops = plan.ops;
   std::size_t i = ops.size();
   while (i > 0) {
@@ -313,8 +322,8 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
       int rows = 0;
       for (std::size_t k = i0; k < i; ++k) rows += n_diff(ops[k]);
       ch.layer_grad.resize(std::size_t(rows) * B);
-      layer_gradients(ch.phi, ch.lam, c, ops.data() + i0, i - i0, diff.data(), theta.data(), xr, F,
-                      ch.scratch, ch.layer_grad.data());
+      layer_gradients(phi_copied ? ch.phi : ch.psi, ch.lam, c, ops.data() + i0, i - i0, diff.data(),
+                      theta.data(), xr, F, ch.scratch, ch.layer_grad.data());
       const double* g = ch.layer_grad.data();
       for (std::size_t k = i0; k < i; ++k) {
         accumulate<T>(c, ops[k], diff, g, r, dx, ch);
@@ -323,20 +332,22 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
       if (i0 == 0) break;  // no earlier gate needs phi or lam
       undo_ops(ch.lam, c, ops.data() + i0, i - i0, theta.data(), xr, F, ch.scratch);
       std::swap(ch.phi, ch.saved[std::size_t(saved)]);  // used once: see saved_fresh
+      phi_copied = true;
       i = i0;
       continue;
     }
     const PlanOp& op = ops[--i];
+    sim::State<T>& phi = phi_to_change();
     if (op.kind == PlanOp::Kind::Single) {
       sweep_gate<T>(c, c.gates[std::size_t(op.gates[0])], theta, xr, r, want_dx, dx, ch);
       continue;
     }
     if (n_diff(op) == 0) {
-      apply_op_pair(ch.phi, ch.lam, c, op, theta.data(), xr, F, true, ch.scratch);
+      apply_op_pair(phi, ch.lam, c, op, theta.data(), xr, F, true, ch.scratch);
       continue;
     }
     // Differentiable rotations fused with their neighbours: one pass, nd gradients.
-    adjoint_op(ch.phi, ch.lam, c, op, diff.data(), theta.data(), xr, F, ch.scratch, ch.grad_tmp.data());
+    adjoint_op(phi, ch.lam, c, op, diff.data(), theta.data(), xr, F, ch.scratch, ch.grad_tmp.data());
     accumulate<T>(c, op, diff, ch.grad_tmp.data(), r, dx, ch);
   }
 }
@@ -425,7 +436,6 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
       ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
       ensure_state(ch.lam, c.n_qubits, r.size);
       seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
-      ch.phi = ch.psi;
       sweep<T>(c, plan, segs, diff, theta, x, r, dx != nullptr, dx, ch);
       ch.saved_fresh = false;  // swapped into phi; a second backward() undoes instead
     });

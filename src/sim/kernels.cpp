@@ -437,7 +437,10 @@ struct PairPermutedKernel {
       const u64 i00 = p.index0<K>(h), i01 = i00 | p.tbit, i10 = i00 | bbit, i11 = i01 | bbit;
       const u64 at[4] = {i00, i01, i10, i11};
       u64 src[4], dst[4];
-      for (int k = 0; k < 4; ++k) src[k] = gather ? perm[at[k]] : at[k], dst[k] = gather ? at[k] : perm[at[k]];
+      for (int k = 0; k < 4; ++k) {
+        const u64 moved = perm ? perm[at[k]] : at[k];  // no perm: out of place only (matrix_pair's keep)
+        src[k] = gather ? moved : at[k], dst[k] = gather ? at[k] : moved;
+      }
       const T* __restrict r00 = in_re + src[0] * run;
       const T* __restrict q00 = in_im + src[0] * run;
       const T* __restrict r01 = in_re + src[1] * run;
@@ -660,38 +663,53 @@ void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
 }
 
 // Pairs of (a, b) with the same layout as a gate on a controlled by b (any
-// value): index0 clears both bits, tbit is a's.
+// value): index0 clears both bits, tbit is a's. With keep: out of place
+// (the permuted kernel with no permutation) into keep's storage, then swapped.
 template <class T, class MA, class MB>
-void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb) {
+void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb, State<T>* keep) {
   check_qubit(s.n_qubits, b, "gate pair");
   if (a == b) throw std::invalid_argument("gate pair: both on the same qubit");
   PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), a, Controls{u64(1) << b, 0}, false);
-  run_pairs(PairMatrixKernel<T, MA, MB>{s.re.data(), s.im.data(), ma, mb, u64(1) << b}, p);
+  if (!keep) {
+    run_pairs(PairMatrixKernel<T, MA, MB>{s.re.data(), s.im.data(), ma, mb, u64(1) << b}, p);
+    return;
+  }
+  keep->n_qubits = s.n_qubits;
+  keep->batch = s.batch;
+  keep->re.resize(s.re.size());
+  keep->im.resize(s.im.size());
+  run_pairs(PairPermutedKernel<T, MA, MB>{s.re.data(), s.im.data(), keep->re.data(), keep->im.data(),
+                                          ma, mb, u64(1) << b, nullptr, false},
+            p);
+  std::swap(s.re, keep->re);
+  std::swap(s.im, keep->im);
 }
 
 template <class T>
-void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb) {
+void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb, State<T>* keep) {
   if (is_real(ma) && is_real(mb))
-    matrix_pair(s, a, shared_real(ma), b, shared_real(mb));
+    matrix_pair(s, a, shared_real(ma), b, shared_real(mb), keep);
   else
-    matrix_pair(s, a, shared(ma), b, shared(mb));
+    matrix_pair(s, a, shared(ma), b, shared(mb), keep);
 }
 template <class T>
-void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb) {
+void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb,
+                       State<T>* keep) {
   with_per_sample(ma, [&](const auto& pa) {
     if (is_real(mb))
-      matrix_pair(s, a, pa, b, shared_real(mb));
+      matrix_pair(s, a, pa, b, shared_real(mb), keep);
     else
-      matrix_pair(s, a, pa, b, shared(mb));
+      matrix_pair(s, a, pa, b, shared(mb), keep);
   });
 }
 template <class T>
-void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb) {
+void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb,
+                       State<T>* keep) {
   if (ma.su2 && mb.su2)  // the rotation layers' common case; mixed pairs take the general kernel
     matrix_pair(s, a, PerSampleSU2<T>{ma.re[0], ma.im[0], ma.re[2], ma.im[2]}, b,
-                PerSampleSU2<T>{mb.re[0], mb.im[0], mb.re[2], mb.im[2]});
+                PerSampleSU2<T>{mb.re[0], mb.im[0], mb.re[2], mb.im[2]}, keep);
   else
-    matrix_pair(s, a, per_sample(ma), b, per_sample(mb));
+    matrix_pair(s, a, per_sample(ma), b, per_sample(mb), keep);
 }
 
 template <class T>
@@ -1167,10 +1185,12 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void set_zero_state<T>(State<T>&);                                                 \
   template void apply_matrix<T>(State<T>&, int, Controls, const Mat<T>&);                     \
   template void apply_matrix<T>(State<T>&, int, Controls, const BatchMat<T>&);                \
-  template void apply_matrix_pair<T>(State<T>&, int, const Mat<T>&, int, const Mat<T>&);       \
-  template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int, const Mat<T>&);  \
+  template void apply_matrix_pair<T>(State<T>&, int, const Mat<T>&, int, const Mat<T>&,      \
+                                     State<T>*);                                               \
+  template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int, const Mat<T>&, \
+                                     State<T>*);                                               \
   template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int,                  \
-                                     const BatchMat<T>&);                                      \
+                                     const BatchMat<T>&, State<T>*);                           \
   template void apply_swap<T>(State<T>&, int, int, Controls);                                 \
   template void apply_x<T>(State<T>&, int, Controls);                                         \
   template void apply_diagonal<T>(State<T>&, int, Controls, const Diag<T>&);                  \
