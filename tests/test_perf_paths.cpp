@@ -425,8 +425,9 @@ void check_overlap_kernel(double tol) {
         sim::adjoint_step_overlaps(p1, l1, target, c, inv, ovp);
         sim::adjoint_step_rotation(p2, l2, target, c, inv, pauli, g.data());
       }
-      EXPECT_EQ(max_diff(p1, p2), 0.0);
-      EXPECT_EQ(max_diff(l1, l2), 0.0);
+      // (a real inverse, RY's, takes the real kernel in one and the complex one in the other)
+      EXPECT_LE(max_diff(p1, p2), tol);
+      EXPECT_LE(max_diff(l1, l2), tol);
       for (int b = 0; b < batch; ++b) EXPECT_NEAR(ov[std::size_t(kind) * batch + b], g[b], tol * (1 + std::abs(g[b])));
       // Only some axes (null pointers skip the others): the same sums for those.
       const int axes = 1 + trial % 7;

@@ -506,7 +506,12 @@ struct OverlapAdjointKernel {
         if constexpr ((Axes & 1) != 0) ox[b] += double((l0r * a1i - l0i * a1r) + (l1r * a0i - l1i * a0r));
         if constexpr ((Axes & 2) != 0) oy[b] += double((l1r * a0r + l1i * a0i) - (l0r * a1r + l0i * a1i));
         if constexpr ((Axes & 4) != 0) oz[b] += double((l0r * a0i - l0i * a0r) - (l1r * a1i - l1i * a1r));
-        if constexpr (Undo) {
+        if constexpr (Undo && is_real_coeffs<M>) {  // e.g. a controlled RY: half the arithmetic
+          mul2<T>(m_inv, b, a0r, a0i, a1r, a1i);
+          pr0[b] = a0r, pi0[b] = a0i, pr1[b] = a1r, pi1[b] = a1i;
+          mul2<T>(m_inv, b, l0r, l0i, l1r, l1i);
+          lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
+        } else if constexpr (Undo) {
           // the matrix once into registers, for both states
           const SharedM<T> u{{m_inv.re(0, b), m_inv.re(1, b), m_inv.re(2, b), m_inv.re(3, b)},
                              {m_inv.im(0, b), m_inv.im(1, b), m_inv.im(2, b), m_inv.im(3, b)}};
@@ -949,7 +954,10 @@ void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
 template <class T>
 void adjoint_step_overlaps(State<T>& phi, State<T>& lam, int target, Controls c,
                            const Mat<T>& m_inv, double* const* overlap) {
-  overlap_adjoint_dispatch<true>(phi, lam, target, c, shared(m_inv), overlap);
+  if (is_real(m_inv))
+    overlap_adjoint_dispatch<true>(phi, lam, target, c, shared_real(m_inv), overlap);
+  else
+    overlap_adjoint_dispatch<true>(phi, lam, target, c, shared(m_inv), overlap);
 }
 
 template <class T>
