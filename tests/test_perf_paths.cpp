@@ -181,10 +181,17 @@ void check_kernels(double tol) {
         EXPECT_EQ(max_diff(a, b), 0.0) << "perm n=" << n;
         sim::apply_permutation(a, perm.data(), true, buf);
         EXPECT_EQ(max_diff(a, s0), 0.0) << "inverse perm n=" << n;
-        // the in-place version for the moved amplitudes only: the same, both ways
-        std::vector<std::uint32_t> moved;
-        for (std::size_t i = 0; i < perm.size(); ++i)
-          if (perm[i] != i) moved.push_back(std::uint32_t(i));
+        // the in-place version for the moved amplitudes, cycle by cycle: the same, both ways
+        const std::vector<std::uint32_t> moved = sim::permutation_cycles(perm.data(), perm.size());
+        std::size_t n_moved = 0;
+        for (std::size_t i = 0; i < perm.size(); ++i) n_moved += perm[i] != i;
+        EXPECT_EQ(moved.size(), n_moved);
+        if (n == 3) {  // cycles (0 1) and (2 3): listed cycle by cycle; out of order is refused
+          const std::uint32_t p4[8] = {1, 0, 3, 2, 4, 5, 6, 7}, bad[4] = {0, 3, 2, 1};
+          EXPECT_EQ(sim::permutation_cycles(p4, 8), (std::vector<std::uint32_t>{0, 1, 2, 3}));
+          auto m0 = s0;
+          EXPECT_THROW(sim::apply_permutation(m0, p4, bad, 4, false, buf), std::invalid_argument);
+        }
         auto m1 = s0;
         sim::apply_permutation(m1, perm.data(), moved.data(), moved.size(), false, buf);
         EXPECT_EQ(max_diff(m1, b), 0.0) << "moved-only perm n=" << n;

@@ -435,11 +435,7 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt) {
       for (std::size_t t = 0; t < op.gates.size(); ++t) k = permute_index(c.gates[std::size_t(op.gates[t])], ctls[t], k);
       op.perm[i] = std::uint32_t(k);
     }
-    std::size_t n_moved = 0;
-    for (u64 i = 0; i < dim; ++i) n_moved += op.perm[i] != i;
-    if (2 * n_moved <= dim)
-      for (u64 i = 0; i < dim; ++i)
-        if (op.perm[i] != i) op.moved.push_back(std::uint32_t(i));
+    op.moved = sim::permutation_cycles(op.perm.data(), dim);
   }
   p.fold_prefix_permutation = opt.fold_permutations;
   if (opt.fold_permutations) {

@@ -56,7 +56,7 @@ struct PlanOp {
                                     // Fused: the folded permutation applied after the matrix
   std::vector<int> perm_gates;      // Fused with perm: the X-type gates of that permutation
                                     // (Pair: those of parts[1], which holds the perm)
-  std::vector<std::uint32_t> moved; // Permutation: the amplitudes perm moves, if at most half
+  std::vector<std::uint32_t> moved; // Permutation: the amplitudes perm moves, in cycle order
                                     // (e.g. a controlled ring; applied to those only)
   std::vector<PlanOp> parts;        // Pair: the two Fused ops
   int segment = 0;                  // how many barriers lie before this op's gates

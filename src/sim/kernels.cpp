@@ -757,25 +757,58 @@ QMOE_CLONES void apply_permutation(State<T>& s, const std::uint32_t* perm, bool 
   std::swap(s.im, buffer.im);
 }
 
+std::vector<std::uint32_t> permutation_cycles(const std::uint32_t* perm, std::size_t dim) {
+  std::vector<std::uint32_t> cycles;
+  std::vector<char> seen(dim, 0);
+  for (std::size_t i = 0; i < dim; ++i) {
+    if (seen[i] || perm[i] == i) continue;
+    for (std::uint32_t j = std::uint32_t(i); !seen[j]; j = perm[j]) {
+      if (j >= dim) throw std::invalid_argument("permutation_cycles: index out of range");
+      seen[j] = 1;
+      cycles.push_back(j);
+    }
+  }
+  return cycles;
+}
+
+// In place, one cycle at a time: each moved row is read once and written once,
+// with one row of the cycle held aside (in buffer). (The row copies stay inline
+// loops: see CMakeLists.txt.)
 template <class T>
 QMOE_CLONES void apply_permutation(State<T>& s, const std::uint32_t* perm, const std::uint32_t* moved,
                                    std::size_t n_moved, bool inverse, State<T>& buffer) {
   const std::size_t B = std::size_t(s.batch);
-  buffer.re.resize(n_moved * B);
-  buffer.im.resize(n_moved * B);
+  if (buffer.re.size() < B) {  // (never shrink it: other kernels use it as a whole state)
+    buffer.re.resize(B);
+    buffer.im.resize(B);
+  }
   T* __restrict sr = s.re.data();
   T* __restrict si = s.im.data();
-  T* __restrict br = buffer.re.data();
-  T* __restrict bi = buffer.im.data();
-  for (std::size_t k = 0; k < n_moved; ++k) {  // the sources, then their new places
-    const std::size_t from = (inverse ? perm[moved[k]] : moved[k]) * B;
+  T* __restrict tr = buffer.re.data();
+  T* __restrict ti = buffer.im.data();
+  auto copy = [&](T* __restrict dr, T* __restrict di, const T* __restrict fr, const T* __restrict fi) {
 #pragma omp simd
-    for (std::size_t b = 0; b < B; ++b) br[k * B + b] = sr[from + b], bi[k * B + b] = si[from + b];
-  }
-  for (std::size_t k = 0; k < n_moved; ++k) {
-    const std::size_t to = (inverse ? moved[k] : perm[moved[k]]) * B;
-#pragma omp simd
-    for (std::size_t b = 0; b < B; ++b) sr[to + b] = br[k * B + b], si[to + b] = bi[k * B + b];
+    for (std::size_t b = 0; b < B; ++b) dr[b] = fr[b], di[b] = fi[b];
+  };
+  auto row_re = [&](std::size_t k) { return sr + std::size_t(moved[k]) * B; };
+  auto row_im = [&](std::size_t k) { return si + std::size_t(moved[k]) * B; };
+  for (std::size_t first = 0; first < n_moved;) {
+    std::size_t last = first;  // the cycle is moved[first..last]: perm takes each to the next
+    while (perm[moved[last]] != moved[first]) {
+      if (last + 1 >= n_moved || perm[moved[last]] != moved[last + 1])
+        throw std::invalid_argument("apply_permutation: moved is not in cycle order");
+      ++last;
+    }
+    if (!inverse) {  // new[perm[i]] = old[i]: each row to the next slot of its cycle
+      copy(tr, ti, row_re(last), row_im(last));
+      for (std::size_t k = last; k > first; --k) copy(row_re(k), row_im(k), row_re(k - 1), row_im(k - 1));
+      copy(row_re(first), row_im(first), tr, ti);
+    } else {  // new[i] = old[perm[i]]
+      copy(tr, ti, row_re(first), row_im(first));
+      for (std::size_t k = first; k < last; ++k) copy(row_re(k), row_im(k), row_re(k + 1), row_im(k + 1));
+      copy(row_re(last), row_im(last), tr, ti);
+    }
+    first = last + 1;
   }
 }
 

@@ -114,12 +114,15 @@ void apply_diagonal(State<T>& s, int target, Controls c, const BatchDiag<T>& d);
 // with s, so s's vectors change identity.
 template <class T>
 void apply_permutation(State<T>& s, const std::uint32_t* perm, bool inverse, State<T>& buffer);
-// The same for a permutation that moves only the amplitudes moved[0..n_moved)
-// (perm[i] != i exactly for those), e.g. a CNOT ring controlled by other
-// qubits: it copies those slots out and back, in place; buffer holds n_moved.
+// The same in place, for the amplitudes perm moves listed in cycle order
+// (permutation_cycles): each cycle in turn, one row held aside in buffer.
+// Touches only the moved amplitudes (e.g. a CNOT ring controlled by other
+// qubits moves a quarter) and needs no second state.
 template <class T>
 void apply_permutation(State<T>& s, const std::uint32_t* perm, const std::uint32_t* moved,
                        std::size_t n_moved, bool inverse, State<T>& buffer);
+// The indices i with perm[i] != i, cycle by cycle (i, perm[i], perm[perm[i]], ...).
+std::vector<std::uint32_t> permutation_cycles(const std::uint32_t* perm, std::size_t dim);
 // m on `target` (no controls) followed by the basis permutation perm (as in
 // apply_permutation) in one pass; with `inverse`, perm^-1 first and then m
 // (pass M^dagger to undo a forward call). Out of place through `buffer`.
