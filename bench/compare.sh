@@ -4,7 +4,8 @@
 #   bench/compare.sh BASE_BUILD_DIR NEW_BUILD_DIR [ROUNDS] [THREADS]
 # Prints, per round and binary, the minimum us/sample over 5 repetitions of
 # forward and forward + backward (double and float, batch 256) and the
-# training rows of `qmoe bench`.
+# training rows of `qmoe bench`; then, per binary, the minimum and first
+# quartile of the circuit figures over the rounds.
 set -euo pipefail
 base=${1:?base build dir}
 new=${2:?new build dir}
@@ -25,10 +26,28 @@ for b in json.load(sys.stdin)["benchmarks"]:
 print("  ".join("%s %.1f" % (k.replace("BM_Circuit10q_", "").replace("/real_time", ""), v) for k, v in sorted(best.items())))'
 }
 
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
 for r in $(seq "$rounds"); do
   for dir in "$base" "$new"; do
     echo "round $r $dir ($(date -u +%H:%M:%S), load $(cut -d' ' -f1 /proc/loadavg))"
-    echo "  circuit us/sample: $(circuit "$dir")"
+    line=$(circuit "$dir")
+    echo "  circuit us/sample: $line"
+    echo "$dir $line" >>"$summary"
     OMP_NUM_THREADS=$threads "$dir/qmoe" bench --seconds 0.7 | grep train | sed 's/^/  /'
   done
 done
+# The host's load changes from minute to minute: the minimum and first quartile
+# over the rounds are the figures to compare.
+echo "over $rounds rounds, circuit us/sample (min / first quartile):"
+/usr/bin/python3 - "$summary" <<'PY'
+import collections, sys
+vals = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    d, *rest = line.split()
+    for name, v in zip(rest[::2], rest[1::2]):
+        vals[(d, name)].append(float(v))
+for (d, name), v in sorted(vals.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    v.sort()
+    print("  %-14s %-40s %6.1f / %6.1f" % (name, d, v[0], v[len(v) // 4]))
+PY
