@@ -568,12 +568,8 @@ void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double
       apply_gate(s, c.gates[std::size_t(op.gates[0])], theta, x, x_stride, inverse, scratch);
       return;
     case PlanOp::Kind::Permutation: {
-      if (!op.moved.empty()) {
+      if (!op.perm.empty()) {  // in place, the moved amplitudes only (none: an identity)
         sim::apply_permutation(s, op.perm.data(), op.moved.data(), op.moved.size(), inverse, scratch.buffer);
-        return;
-      }
-      if (!op.perm.empty()) {
-        sim::apply_permutation(s, op.perm.data(), inverse, scratch.buffer);
         return;
       }
       const Gate& g = c.gates[std::size_t(op.gates[0])];

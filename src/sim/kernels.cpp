@@ -762,8 +762,9 @@ std::vector<std::uint32_t> permutation_cycles(const std::uint32_t* perm, std::si
   std::vector<char> seen(dim, 0);
   for (std::size_t i = 0; i < dim; ++i) {
     if (seen[i] || perm[i] == i) continue;
-    for (std::uint32_t j = std::uint32_t(i); !seen[j]; j = perm[j]) {
+    for (std::uint32_t j = std::uint32_t(i);; j = perm[j]) {
       if (j >= dim) throw std::invalid_argument("permutation_cycles: index out of range");
+      if (seen[j]) break;
       seen[j] = 1;
       cycles.push_back(j);
     }
