@@ -219,6 +219,13 @@ TEST(Noise, ShotsFollowTheNoisyDistribution) {
     EXPECT_NEAR(z[q], exact, 5 * std::sqrt(1.0 / 400)) << q;
   }
   EXPECT_EQ(v, noisy_shots<double>(c, theta, nm, 400, shots, 3));
+  // Counted instead of stored (what `qmoe qasm --shots` uses): the same shots.
+  const auto ones = noisy_shot_ones<double>(c, theta, nm, 400, shots, 3);
+  for (int q = 0; q < 3; ++q) {
+    long expected = 0;
+    for (std::uint64_t s : v) expected += long((s >> q) & 1);
+    EXPECT_EQ(ones[std::size_t(q)], expected) << q;
+  }
 }
 
 TEST(Noise, BadInputsThrow) {

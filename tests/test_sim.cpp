@@ -191,6 +191,8 @@ TEST(Sim, SamplingFollowsProbabilities) {
   const auto b = sim::sample_basis_states(s, 1, shots, 42);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, sim::sample_basis_states(s, 1, shots, 43));
+  sim::BasisSampler one_by_one = sim::make_sampler(s, 1, 42);  // the same draws, one at a time
+  for (int k = 0; k < 1000; ++k) ASSERT_EQ(one_by_one.next(), a[std::size_t(k)]) << k;
   std::vector<double> p(8);
   sim::probabilities(s, 1, p.data());
   std::map<std::uint64_t, int> counts;

@@ -62,21 +62,28 @@ std::uint64_t eval_seed(std::uint64_t seed, const Circuit& c, const std::vector<
   return h;
 }
 
+// <Z_q> = 1 - 2 (fraction of shots with bit q set).
+std::vector<double> z_from_ones(const std::vector<long>& ones, long shots) {
+  std::vector<double> ev(ones.size());
+  for (std::size_t q = 0; q < ones.size(); ++q) ev[q] = 1.0 - 2.0 * double(ones[q]) / double(shots);
+  return ev;
+}
+
+// Shots are counted as they are drawn, not stored: memory does not grow with --shots.
 template <class T>
-std::vector<double> shot_expvals(const Circuit& c, const std::vector<double>& theta, int shots,
+std::vector<double> shot_expvals(const Circuit& c, const std::vector<double>& theta, long shots,
                                  std::uint64_t seed) {
   sim::State<T> s = sim::make_state<T>(c.n_qubits, 1);
   GateScratch<T> scratch;
   scratch.reserve(1);
   run_circuit(c, theta.data(), nullptr, s, scratch);
-  const std::vector<std::uint64_t> samples = sim::sample_basis_states(s, 0, shots, seed);
+  sim::BasisSampler smp = sim::make_sampler(s, 0, seed);
   std::vector<long> ones(std::size_t(c.n_qubits), 0);
-  for (std::uint64_t b : samples)
+  for (long k = 0; k < shots; ++k) {
+    const std::uint64_t b = smp.next();
     for (int q = 0; q < c.n_qubits; ++q) ones[std::size_t(q)] += long((b >> q) & 1);
-  std::vector<double> ev(std::size_t(c.n_qubits));
-  for (int q = 0; q < c.n_qubits; ++q)
-    ev[std::size_t(q)] = 1.0 - 2.0 * double(ones[std::size_t(q)]) / double(samples.size());
-  return ev;
+  }
+  return z_from_ones(ones, shots);
 }
 
 template <class T>
@@ -91,17 +98,12 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
   if (o.noise.active()) {
     const int traj = o.noise.n_trajectories();
     if (o.shots > 0) {
-      const auto shots = noisy_shots<T>(c, p.theta, o.noise.model, traj, o.shots, o.seed);
-      for (int q = 0; q < n; ++q) {
-        long ones = 0;
-        for (std::uint64_t b : shots) ones += long((b >> q) & 1);
-        ev[std::size_t(q)] = 1.0 - 2.0 * double(ones) / double(shots.size());
-      }
+      ev = z_from_ones(noisy_shot_ones<T>(c, p.theta, o.noise.model, traj, o.shots, o.seed), o.shots);
     } else {
       noisy_forward<T>(c, p.theta, nullptr, 1, obs, o.noise.model, traj, o.seed, ev.data());
     }
   } else if (o.shots > 0) {
-    const int shots = int(o.shots);
+    const long shots = o.shots;
     ev = shot_expvals<T>(c, p.theta, shots, o.seed);
     if (o.grad)
       jac = param_shift_jacobian(c, p.theta, n,

@@ -181,39 +181,61 @@ void noisy_forward(const Circuit& c, const std::vector<double>& theta, const dou
     }
 }
 
-template <class T>
-std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<double>& theta,
-                                       const NoiseModel& noise, int trajectories, long shots,
-                                       std::uint64_t seed) {
+// Calls visit(result) for each of noisy_shots' results in turn (no memory per shot).
+template <class T, class Visit>
+void visit_noisy_shots(const Circuit& c, const std::vector<double>& theta, const NoiseModel& noise,
+                       int trajectories, long shots, std::uint64_t seed, Visit&& visit) {
   check_inputs(c, theta.size(), 0, 1);
   if (c.n_features > 0) throw std::invalid_argument("noisy_shots: the circuit has input features");
   check_noise(noise, trajectories);
   if (shots < 0) throw std::invalid_argument("shots must be >= 0");
   const int chunk = trajectory_chunk(c.n_qubits, trajectories);
   const std::uint64_t key = sample_key(seed, nullptr, 0);
-  std::vector<std::uint64_t> out;
-  out.reserve(std::size_t(shots));
   sim::State<T> s;
   GateScratch<T> scratch;
   std::vector<std::uint8_t> pauli;
+  std::uint64_t j = 0;  // the result's index (results grouped by trajectory)
   for (int t0 = 0; t0 < trajectories; t0 += chunk) {
     const int nt = std::min(chunk, trajectories - t0);
     if (s.batch != nt || s.n_qubits != c.n_qubits) s = sim::make_state<T>(c.n_qubits, nt);
     scratch.reserve(nt);
     run_trajectories(c, theta.data(), noise, key, t0, s, scratch, pauli);
     for (int b = 0; b < nt; ++b) {
-      const long t = t0 + b;  // shots j = t, t + trajectories, ...
+      const long t = t0 + b;  // shots t, t + trajectories, ...
       const long count = t < shots ? (shots - 1 - t) / trajectories + 1 : 0;
-      const std::uint64_t st = sim::mix64(sim::mix64(key, 0x5a0751ULL), std::uint64_t(t));
-      for (std::uint64_t v : sim::sample_basis_states(s, b, int(count), st)) out.push_back(v);
+      sim::BasisSampler smp = sim::make_sampler(s, b, sim::mix64(sim::mix64(key, 0x5a0751ULL), std::uint64_t(t)));
+      for (long k = 0; k < count; ++k, ++j) {
+        std::uint64_t v = smp.next();
+        if (noise.readout > 0.0)
+          for (int q = 0; q < c.n_qubits; ++q)
+            if (sim::unit_double(sim::mix64(sim::mix64(key, 0xf11bULL + j), std::uint64_t(q))) < noise.readout)
+              v ^= std::uint64_t(1) << q;
+        visit(v);
+      }
     }
   }
-  if (noise.readout > 0.0)
-    for (std::size_t j = 0; j < out.size(); ++j)
-      for (int q = 0; q < c.n_qubits; ++q)
-        if (sim::unit_double(sim::mix64(sim::mix64(key, 0xf11bULL + j), std::uint64_t(q))) < noise.readout)
-          out[j] ^= std::uint64_t(1) << q;
+}
+
+template <class T>
+std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<double>& theta,
+                                       const NoiseModel& noise, int trajectories, long shots,
+                                       std::uint64_t seed) {
+  std::vector<std::uint64_t> out;
+  out.reserve(std::size_t(std::max(shots, 0L)));
+  visit_noisy_shots<T>(c, theta, noise, trajectories, shots, seed,
+                       [&](std::uint64_t v) { out.push_back(v); });
   return out;
+}
+
+template <class T>
+std::vector<long> noisy_shot_ones(const Circuit& c, const std::vector<double>& theta,
+                                  const NoiseModel& noise, int trajectories, long shots,
+                                  std::uint64_t seed) {
+  std::vector<long> ones(std::size_t(c.n_qubits), 0);
+  visit_noisy_shots<T>(c, theta, noise, trajectories, shots, seed, [&](std::uint64_t v) {
+    for (int q = 0; q < c.n_qubits; ++q) ones[std::size_t(q)] += long((v >> q) & 1);
+  });
+  return ones;
 }
 
 #define QMOE_INSTANTIATE(T)                                                                        \
@@ -221,7 +243,9 @@ std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<doubl
                                  const std::vector<PauliString>&, const NoiseModel&, int,          \
                                  std::uint64_t, double*);                                          \
   template std::vector<std::uint64_t> noisy_shots<T>(const Circuit&, const std::vector<double>&,   \
-                                                     const NoiseModel&, int, long, std::uint64_t);
+                                                     const NoiseModel&, int, long, std::uint64_t); \
+  template std::vector<long> noisy_shot_ones<T>(const Circuit&, const std::vector<double>&,         \
+                                                const NoiseModel&, int, long, std::uint64_t);
 QMOE_INSTANTIATE(double)
 QMOE_INSTANTIATE(float)
 

@@ -46,5 +46,11 @@ template <class T>
 std::vector<std::uint64_t> noisy_shots(const Circuit& c, const std::vector<double>& theta,
                                        const NoiseModel& noise, int trajectories, long shots,
                                        std::uint64_t seed);
+// The same shots counted instead of stored: ones[q] = how many results have
+// bit q set (memory independent of `shots`).
+template <class T>
+std::vector<long> noisy_shot_ones(const Circuit& c, const std::vector<double>& theta,
+                                  const NoiseModel& noise, int trajectories, long shots,
+                                  std::uint64_t seed);
 
 }  // namespace qmoe

@@ -1204,20 +1204,27 @@ void apply_pauli_per_sample(State<T>& s, int target, const std::uint8_t* pauli) 
 }
 
 template <class T>
+BasisSampler make_sampler(const State<T>& s, int b, std::uint64_t seed) {
+  BasisSampler smp{std::vector<double>(s.dim()), std::mt19937_64(seed)};
+  probabilities(s, b, smp.cdf.data());
+  for (std::size_t i = 1; i < smp.cdf.size(); ++i) smp.cdf[i] += smp.cdf[i - 1];
+  return smp;
+}
+
+std::uint64_t BasisSampler::next() {
+  // 53 random bits -> [0, 1), scaled by the total so rounding never falls off the end.
+  const double u = double(rng() >> 11) * 0x1p-53 * cdf.back();
+  const std::size_t i = std::size_t(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+  return std::min(i, cdf.size() - 1);
+}
+
+template <class T>
 std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int shots,
                                                std::uint64_t seed) {
   if (shots < 0) throw std::invalid_argument("sample: shots must be >= 0");
-  std::vector<double> cdf(s.dim());
-  probabilities(s, b, cdf.data());
-  for (std::size_t i = 1; i < cdf.size(); ++i) cdf[i] += cdf[i - 1];
-  std::mt19937_64 rng(seed);
+  BasisSampler smp = make_sampler(s, b, seed);
   std::vector<std::uint64_t> out(static_cast<std::size_t>(shots));
-  for (auto& o : out) {
-    // 53 random bits -> [0, 1), scaled by the total so rounding never falls off the end.
-    const double u = double(rng() >> 11) * 0x1p-53 * cdf.back();
-    o = std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
-    if (o >= cdf.size()) o = cdf.size() - 1;
-  }
+  for (auto& o : out) o = smp.next();
   return out;
 }
 
@@ -1272,6 +1279,7 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void marginal_probabilities<T>(const State<T>&, const std::vector<int>&, double*); \
   template void norms<T>(const State<T>&, double*);                                           \
   template void apply_pauli_per_sample<T>(State<T>&, int, const std::uint8_t*);               \
+  template BasisSampler make_sampler<T>(const State<T>&, int, std::uint64_t);                 \
   template std::vector<std::uint64_t> sample_basis_states<T>(const State<T>&, int, int,       \
                                                              std::uint64_t);
 QMOE_INSTANTIATE(double)

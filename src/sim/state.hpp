@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 namespace qmoe::sim {
@@ -225,7 +226,16 @@ void marginal_probabilities(const State<T>& s, const std::vector<int>& qubits, d
 // Squared norm of each sample: out[b].
 template <class T>
 void norms(const State<T>& s, double* out);
-// Sample `shots` basis states of sample b with a seeded generator.
+// Draws basis states of one sample from its probabilities, one at a time, so
+// that counting a large number of shots needs no memory per shot.
+struct BasisSampler {
+  std::vector<double> cdf;  // cumulative probabilities of the basis states
+  std::mt19937_64 rng;
+  std::uint64_t next();     // one basis state
+};
+template <class T>
+BasisSampler make_sampler(const State<T>& s, int b, std::uint64_t seed);
+// `shots` draws of make_sampler(s, b, seed).next(), in order.
 template <class T>
 std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int shots,
                                                std::uint64_t seed);
