@@ -251,6 +251,7 @@ void BM_Circuit(benchmark::State& st) {
   Workspace<T> ws;
   if (st.range(2) > 0) ws.chunk_size = int(st.range(2));
   if (with_backward) ws.saved_layers = kTrainingSavedLayers;  // as the trainer
+  ws.keep_states = with_backward;  // forward only: as evaluation and inference
   for (auto _ : st) {
     forward(c, theta, x.data(), batch, obs, ev.data(), ws);
     if (with_backward) backward(c, theta, x.data(), batch, obs, dO.data(), dtheta.data(), nullptr, ws);

@@ -134,6 +134,34 @@ TEST(Grad, SameNumbersForAnyThreadCountAndChunk) {
   EXPECT_EQ(a.first, b.first);
   EXPECT_EQ(a.second, b.second);  // bit-identical for the same chunking
   for (int j = 0; j < P; ++j) EXPECT_NEAR(a.second[j], d.second[j], 1e-12);
+  // Forward only (keep_states = false: each thread reuses one set of states,
+  // the last chunk of 5 samples a smaller shape in the same storage): the
+  // same expectations; a backward() then needs a forward() that kept states.
+  for (int threads : {1, 2}) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    Workspace<double> ws;
+    ws.chunk_size = 8;
+    ws.keep_states = false;
+    std::vector<double> ev(obs.size() * batch), dtheta(P, 0.0);
+    for (int rep = 0; rep < 2; ++rep) {
+      forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+      EXPECT_EQ(ev, a.first) << threads;
+    }
+    EXPECT_THROW(backward(c, theta, x.data(), batch, obs, w.data(), dtheta.data(), nullptr, ws),
+                 std::logic_error);
+    ws.chunk_size = 64;  // one chunk, which either thread may take
+    for (int rep = 0; rep < 20; ++rep) {
+      forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+      for (std::size_t i = 0; i < ev.size(); ++i) ASSERT_NEAR(ev[i], a.first[i], 1e-12) << threads;
+    }
+    ws.chunk_size = 8;
+    ws.keep_states = true;
+    forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+    backward(c, theta, x.data(), batch, obs, w.data(), dtheta.data(), nullptr, ws);
+    EXPECT_EQ(dtheta, a.second) << threads;
+  }
 #ifdef _OPENMP
   omp_set_num_threads(omp_get_num_procs());
 #endif

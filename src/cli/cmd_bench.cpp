@@ -202,6 +202,7 @@ Rate bench_infer(const Shape& s, int batch, int chunk, double seconds) {
   int* out = predicted.data();
   Workspace<T> ws;
   ws.chunk_size = chunk > 0 ? chunk : default_chunk(batch);
+  ws.keep_states = false;  // inference: no backward follows
   return throughput(batch, seconds, [&] {
     forward(c, theta, x.data(), batch, s.obs, ev.data(), ws);
     for (int b = 0; b < batch; ++b) {

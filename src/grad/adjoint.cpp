@@ -1,5 +1,9 @@
 #include "grad/adjoint.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <exception>
@@ -49,9 +53,15 @@ std::string PauliString::str() const {
 
 namespace {
 
+// Shape s for n qubits and `batch` samples, keeping its storage (a chunk's
+// states are overwritten before they are read; a smaller last chunk must not
+// cost a new allocation).
 template <class T>
 void ensure_state(sim::State<T>& s, int n, int batch) {
-  if (s.n_qubits != n || s.batch != batch) s = sim::make_state<T>(n, batch);
+  s.n_qubits = n;
+  s.batch = batch;
+  s.re.resize(s.dim() * std::size_t(batch));
+  s.im.resize(s.dim() * std::size_t(batch));
 }
 
 // Observables that are all single Z_q can use the fast all-qubit read-out.
@@ -383,8 +393,14 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   check_observables(c, obs);
   if (ws.chunk_size < 1) throw std::invalid_argument("workspace chunk size must be >= 1");
   const int n_chunks = (batch + ws.chunk_size - 1) / ws.chunk_size;
-  if (int(ws.chunks.size()) != n_chunks) ws.chunks.resize(std::size_t(n_chunks));
-  ws.batch = batch;
+  // Without keep_states, thread t runs its chunks in ws.chunks[t].
+  int n_threads = 1;
+#ifdef _OPENMP
+  n_threads = omp_get_max_threads();
+#endif
+  const int n_sets = ws.keep_states ? n_chunks : n_threads;  // any thread may take any chunk
+  if (int(ws.chunks.size()) != n_sets) ws.chunks.resize(std::size_t(n_sets));
+  ws.batch = ws.keep_states ? batch : 0;
   const int K = int(obs.size());
   PlanOptions opt;
   opt.barriers = layers_to_save(c, ws.saved_layers);
@@ -396,7 +412,12 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   for (int ci = 0; ci < n_chunks; ++ci) {
     err.run([&] {
       const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
-      auto& ch = ws.chunks[std::size_t(ci)];
+      int set = ci;
+#ifdef _OPENMP
+      if (!ws.keep_states) set = omp_get_thread_num();
+#endif
+      if (set >= int(ws.chunks.size())) throw std::logic_error("forward: more threads than state sets");
+      auto& ch = ws.chunks[std::size_t(set)];
       ensure_state(ch.psi, c.n_qubits, r.size);
       const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
       run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr);
@@ -412,7 +433,7 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
               const std::vector<PauliString>& obs, const double* dL_dO, double* dtheta,
               double* dx, Workspace<T>& ws) {
   if (ws.batch != batch || ws.chunks.empty())
-    throw std::logic_error("backward: call forward on the same batch first");
+    throw std::logic_error("backward: call forward (with keep_states) on the same batch first");
   const int n_chunks = int(ws.chunks.size());
   const int K = int(obs.size());
   if (dx) std::fill(dx, dx + std::size_t(batch) * c.n_features, 0.0);

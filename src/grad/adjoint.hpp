@@ -50,6 +50,12 @@ struct Workspace {
   // last ones big enough to pay for a copy: >= 4 targets per 2^controls) for
   // backward(): 0 for forward-only use, which then copies nothing.
   int saved_layers = 0;
+  // false: forward() keeps no final state per chunk; each thread runs all its
+  // chunks in one set of states, which then stays in cache (a 1-thread forward
+  // of the 10-qubit bench circuit about 15% faster; bench/RESULTS.md round 6).
+  // For evaluation and inference: backward() and final_state() need a
+  // forward() that kept its states.
+  bool keep_states = true;
   struct Chunk {
     sim::State<T> psi, phi, lam;
     GateScratch<T> scratch;
@@ -60,11 +66,11 @@ struct Workspace {
     bool saved_fresh = false;          // saved as forward() left it (backward() swaps it away)
   };
   std::vector<Chunk> chunks;
-  int batch = 0;  // batch of the last forward()
+  int batch = 0;  // batch of the last forward() that kept its states (0: none)
   std::vector<int> saved_gates;  // the layer starts (gate indices) saved by the last forward()
   PlanCache plans;  // execution plans of the circuits run with this workspace
 
-  // Final state of chunk c (samples c*chunk_size ...).
+  // Final state of chunk c (samples c*chunk_size ...) after a forward() with keep_states.
   const sim::State<T>& final_state(int c) const { return chunks[std::size_t(c)].psi; }
   int n_chunks() const { return int(chunks.size()); }
 };

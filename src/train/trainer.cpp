@@ -80,6 +80,7 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
   std::vector<double> ev(std::size_t(B) * K), lg(std::size_t(B) * C), dlg(std::size_t(B) * C),
       dev(std::size_t(B) * K);
   ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
+  ws.keep_states = true;
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
   model::logits(m, ev.data(), B, lg.data());
   int correct = 0;
@@ -129,6 +130,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     const std::vector<double> x = gather(m, d, rows.data() + s, B, labels);
     double* ev = e.expvals.data() + s * K;
     ws.saved_layers = 0;  // no backward follows
+    ws.keep_states = false;
     if (noise)
       noisy_forward<double>(m.circuit, theta, x.data(), B, m.observables, noise->model, noise->trajectories,
                             noise->seed, ev);
