@@ -129,33 +129,37 @@ void check_kernels(double tol) {
           EXPECT_LE(max_diff(a3, b2), tol) << "per-sample + real pair n=" << n;
         }
       }
-      // two 1-qubit matrices in one pass == one after the other (shared / per sample)
+      // two 1-qubit matrices in one pass == one after the other (shared / per
+      // sample), without and with controls common to both
       if (n >= 2) {
         const int other = (target + 1 + int(rng() % (n - 1))) % n;
         PerSample<T> pa(rng, batch, false), pb(rng, batch, false);
         const sim::Mat<T> ma = to_kernel<T>(random_unitary(rng)), mb = to_kernel<T>(random_unitary(rng));
-        for (int mode = 0; mode < 3; ++mode) {
+        sim::Controls pc = random_controls(rng, n, target, 2);
+        pc.mask &= ~(std::uint64_t(1) << other), pc.value &= pc.mask;
+        for (int mode = 0; mode < 6; ++mode) {
+          const sim::Controls cc = mode >= 3 ? pc : sim::Controls{};
           auto a = s0, b = s0;
-          if (mode == 0) {
-            sim::apply_matrix_pair(a, target, ma, other, mb);
-            sim::apply_matrix(b, target, {}, ma);
-            sim::apply_matrix(b, other, {}, mb);
-          } else if (mode == 1) {
-            sim::apply_matrix_pair(a, target, pa.m, other, mb);
-            sim::apply_matrix(b, target, {}, pa.m);
-            sim::apply_matrix(b, other, {}, mb);
+          if (mode % 3 == 0) {
+            sim::apply_matrix_pair(a, target, ma, other, mb, cc);
+            sim::apply_matrix(b, target, cc, ma);
+            sim::apply_matrix(b, other, cc, mb);
+          } else if (mode % 3 == 1) {
+            sim::apply_matrix_pair(a, target, pa.m, other, mb, cc);
+            sim::apply_matrix(b, target, cc, pa.m);
+            sim::apply_matrix(b, other, cc, mb);
           } else {
-            sim::apply_matrix_pair(a, target, pa.m, other, pb.m);
-            sim::apply_matrix(b, target, {}, pa.m);
-            sim::apply_matrix(b, other, {}, pb.m);
+            sim::apply_matrix_pair(a, target, pa.m, other, pb.m, cc);
+            sim::apply_matrix(b, target, cc, pa.m);
+            sim::apply_matrix(b, other, cc, pb.m);
           }
           EXPECT_LE(max_diff(a, b), tol) << "pair n=" << n << " mode " << mode;
           // out of place, keeping the input: the same numbers, and the input kept exactly
           auto k = s0;
           sim::State<T> kept;
-          if (mode == 0) sim::apply_matrix_pair(k, target, ma, other, mb, &kept);
-          if (mode == 1) sim::apply_matrix_pair(k, target, pa.m, other, mb, &kept);
-          if (mode == 2) sim::apply_matrix_pair(k, target, pa.m, other, pb.m, &kept);
+          if (mode % 3 == 0) sim::apply_matrix_pair(k, target, ma, other, mb, cc, &kept);
+          if (mode % 3 == 1) sim::apply_matrix_pair(k, target, pa.m, other, mb, cc, &kept);
+          if (mode % 3 == 2) sim::apply_matrix_pair(k, target, pa.m, other, pb.m, cc, &kept);
           EXPECT_EQ(max_diff(k, a), 0.0) << "pair keep n=" << n << " mode " << mode;
           EXPECT_EQ(max_diff(kept, s0), 0.0) << "pair keep n=" << n << " mode " << mode;
         }
@@ -285,6 +289,12 @@ Circuit structured_circuit(std::mt19937_64& rng, int n) {
       sw.target2 = 1;
       add_gate(c, sw);
       add_gate(c, make_gate(GateKind::X, 1, {{0, true}, {2, false}}));
+      // an expert-style layer: rotations on qubits 1.. all controlled by qubit 0 on |0>
+      // (controlled pairs in the forward plan, a controlled layer in the adjoint sweep)
+      for (int q = 1; q < n; ++q) {
+        add_gate(c, make_gate(GateKind::RX, q, {{0, false}}, {Angle::param((q + 2) % 6)}));
+        add_gate(c, make_gate(GateKind::RY, q, {{0, false}}, {Angle::feature(q % 5)}));
+      }
     }
   }
   for (int i = 0; i < 20; ++i) add_gate(c, random_gate(rng, n, 2, c.n_params, c.n_features));
@@ -299,7 +309,7 @@ TEST(PerfPaths, KernelsMatchGenericFloat) { check_kernels<float>(1e-6); }
 // Planned execution (every combination of options) == gate by gate to 1e-12,
 // and == the dense reference.
 TEST(PerfPaths, PlansMatchGateByGateAndDense) {
-  bool saw_pair_permute = false;
+  bool saw_pair_permute = false, saw_controlled_pair = false;
   std::mt19937_64 rng(21);
   for (int trial = 0; trial < 16; ++trial) {
     const int n = 2 + trial % 5, batch = 1 + trial % 5;
@@ -327,8 +337,10 @@ TEST(PerfPaths, PlansMatchGateByGateAndDense) {
             return !op.perm.empty() || (op.kind == PlanOp::Kind::Pair && !op.parts[1].perm.empty());
           }));
         }
-        for (const PlanOp& op : p.ops)  // a pair of per-sample ops writing through a folded ring
+        for (const PlanOp& op : p.ops) {  // a pair of per-sample ops writing through a folded ring
           saw_pair_permute = saw_pair_permute || (op.kind == PlanOp::Kind::Pair && !op.parts[1].perm.empty());
+          saw_controlled_pair = saw_controlled_pair || (op.kind == PlanOp::Kind::Pair && op.parts[0].controls.mask != 0);
+        }
         // the rotation layer after a ring runs as pairs of qubits
         if (n > 2) {
           EXPECT_TRUE(std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& op) {
@@ -351,6 +363,7 @@ TEST(PerfPaths, PlansMatchGateByGateAndDense) {
     }
   }
   EXPECT_TRUE(saw_pair_permute);
+  EXPECT_TRUE(saw_controlled_pair);
 }
 
 // The planned adjoint sweep (fused non-differentiable ops, stop before the

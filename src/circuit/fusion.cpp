@@ -289,26 +289,30 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
   }
   const int a = part[0]->target, b = part[1]->target;
   const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
+  const sim::Controls ctl = part[0]->controls;  // pairable: the same for both
   if (!part[1]->perm.empty())  // pairable: both per sample; out of place, so keep costs nothing
     sim::apply_matrix_pair_permute(s, a, op_matrices(scratch, 0, B, *part[0]), b,
                                    op_matrices(scratch, 1, B, *part[1]), part[1]->perm.data(), inverse,
                                    keep ? *keep : scratch.buffer);
   else if (pa && pb)
-    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, op_matrices(scratch, 1, B, *part[1]), keep);
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, op_matrices(scratch, 1, B, *part[1]),
+                           ctl, keep);
   else if (pa)
-    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, m[1], keep);
+    sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, m[1], ctl, keep);
   else if (pb)
-    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, *part[1]), a, m[0], keep);
+    sim::apply_matrix_pair(s, b, op_matrices(scratch, 1, B, *part[1]), a, m[0], ctl, keep);
   else
-    sim::apply_matrix_pair(s, a, m[0], b, m[1], keep);
+    sim::apply_matrix_pair(s, a, m[0], b, m[1], ctl, keep);
 }
 
+// Two fused ops on different targets with the same controls (e.g. an
+// expert's rotations, all controlled by the routing register) run in one pass.
 bool pairable(const PlanOp& a, const PlanOp& b) {
-  auto single = [](const PlanOp& op) {
-    return op.kind == PlanOp::Kind::Fused && op.controls.mask == 0 && !op.prefix;
-  };
+  auto single = [](const PlanOp& op) { return op.kind == PlanOp::Kind::Fused && !op.prefix; };
   if (!single(a) || !single(b) || a.target == b.target || !a.perm.empty()) return false;
-  // b's folded permutation runs in the pair's pass (apply_matrix_pair_permute: both per sample)
+  if (a.controls.mask != b.controls.mask || a.controls.value != b.controls.value) return false;
+  // b's folded permutation runs in the pair's pass (apply_matrix_pair_permute:
+  // both per sample; only uncontrolled ops carry one)
   return b.perm.empty() || (a.per_sample && b.per_sample);
 }
 

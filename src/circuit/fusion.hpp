@@ -14,10 +14,11 @@
 //     (one pass instead of one per qubit). Only in forward runs from |0>.
 //   - A permutation table right after an uncontrolled fused op folds into it:
 //     the op writes each amplitude pair straight to its permuted place.
-//   - Two consecutive uncontrolled fused ops on different qubits become one
-//     Pair op: one pass that applies both 2x2s to each group of 4 amplitudes
-//     (and writes through the second op's folded permutation, if it has one
-//     and both are per sample).
+//   - Two consecutive fused ops on different qubits with the same controls
+//     (none, or e.g. an expert's routing state) become one Pair op: one pass
+//     that applies both 2x2s to each group of 4 amplitudes (and writes
+//     through the second op's folded permutation, if it has one and both are
+//     per sample).
 //   - Gates marked `keep` (the adjoint sweep's differentiable gates) stay alone.
 //   - Barriers (gate indices) cut the plan into segments: no op holds gates from
 //     both sides of one, so the state between two segments is the state after
@@ -40,7 +41,7 @@ struct PlanOp {
     Fused,        // 2x2 product of `gates` on target (with controls)
     Permutation,  // X-type gates: one X / SWAP, or a table `perm` for several
     Single,       // one gate kept alone (see PlanOptions::keep)
-    Pair,         // two uncontrolled Fused ops on different qubits (`parts`) in one pass
+    Pair,         // two Fused ops on different qubits, same controls (`parts`), in one pass
   };
   Kind kind = Kind::Fused;
   int target = 0;
@@ -68,8 +69,8 @@ struct PlanOptions {
   bool product_prefix = true;
   bool fold_permutations = true;  // a permutation table right after an uncontrolled
                                   // fused op runs in that op's pass (no copy pass)
-  bool pairs = true;              // two consecutive uncontrolled fused ops on different
-                                  // qubits run in one pass (Kind::Pair)
+  bool pairs = true;              // two consecutive fused ops on different qubits with
+                                  // the same controls run in one pass (Kind::Pair)
   int begin = 0, end = -1;   // gate range [begin, end); end < 0: all
   std::vector<char> keep;    // per gate (or empty): never fuse this gate
   std::vector<int> barriers;  // ascending gate indices in (begin, end): segment boundaries
@@ -124,7 +125,7 @@ void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double
               const double* x, int x_stride, bool inverse, GateScratch<T>& scratch);
 
 // Undo ops[count-1] .. ops[0] (each inverted, last first) on s; neighbouring
-// uncontrolled ops on different qubits share one pass (as Kind::Pair).
+// fused ops on different qubits with the same controls share one pass (as Kind::Pair).
 template <class T>
 void undo_ops(sim::State<T>& s, const Circuit& c, const PlanOp* ops, std::size_t count,
               const double* theta, const double* x, int x_stride, GateScratch<T>& scratch);

@@ -668,14 +668,18 @@ void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m) {
 }
 
 // Pairs of (a, b) with the same layout as a gate on a controlled by b (any
-// value): index0 clears both bits, tbit is a's. With keep: out of place
-// (the permuted kernel with no permutation) into keep's storage, then swapped.
+// value) and by c: index0 clears both bits and c's, tbit is a's. With keep:
+// out of place (the permuted kernel with no permutation) into keep's storage,
+// then swapped; a controlled pair writes only its subspace, so it copies the
+// state into keep and runs in place instead.
 template <class T, class MA, class MB>
-void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb, State<T>* keep) {
+void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb, Controls c, State<T>* keep) {
   check_qubit(s.n_qubits, b, "gate pair");
   if (a == b) throw std::invalid_argument("gate pair: both on the same qubit");
-  PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), a, Controls{u64(1) << b, 0}, false);
-  if (!keep) {
+  if ((c.mask >> b) & 1) throw std::invalid_argument("gate pair: target is also a control");
+  PairSpace p = make_pairs(s.n_qubits, std::size_t(s.batch), a, Controls{c.mask | u64(1) << b, c.value}, false);
+  if (keep && c.mask != 0) *keep = s;
+  if (!keep || c.mask != 0) {
     run_pairs(PairMatrixKernel<T, MA, MB>{s.re.data(), s.im.data(), ma, mb, u64(1) << b}, p);
     return;
   }
@@ -691,30 +695,31 @@ void matrix_pair(State<T>& s, int a, const MA& ma, int b, const MB& mb, State<T>
 }
 
 template <class T>
-void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb, State<T>* keep) {
+void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb, Controls c,
+                       State<T>* keep) {
   if (is_real(ma) && is_real(mb))
-    matrix_pair(s, a, shared_real(ma), b, shared_real(mb), keep);
+    matrix_pair(s, a, shared_real(ma), b, shared_real(mb), c, keep);
   else
-    matrix_pair(s, a, shared(ma), b, shared(mb), keep);
+    matrix_pair(s, a, shared(ma), b, shared(mb), c, keep);
 }
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb,
-                       State<T>* keep) {
+                       Controls c, State<T>* keep) {
   with_per_sample(ma, [&](const auto& pa) {
     if (is_real(mb))
-      matrix_pair(s, a, pa, b, shared_real(mb), keep);
+      matrix_pair(s, a, pa, b, shared_real(mb), c, keep);
     else
-      matrix_pair(s, a, pa, b, shared(mb), keep);
+      matrix_pair(s, a, pa, b, shared(mb), c, keep);
   });
 }
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb,
-                       State<T>* keep) {
+                       Controls c, State<T>* keep) {
   if (ma.su2 && mb.su2)  // the rotation layers' common case; mixed pairs take the general kernel
     matrix_pair(s, a, PerSampleSU2<T>{ma.re[0], ma.im[0], ma.re[2], ma.im[2]}, b,
-                PerSampleSU2<T>{mb.re[0], mb.im[0], mb.re[2], mb.im[2]}, keep);
+                PerSampleSU2<T>{mb.re[0], mb.im[0], mb.re[2], mb.im[2]}, c, keep);
   else
-    matrix_pair(s, a, per_sample(ma), b, per_sample(mb), keep);
+    matrix_pair(s, a, per_sample(ma), b, per_sample(mb), c, keep);
 }
 
 template <class T>
@@ -1235,11 +1240,11 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void apply_matrix<T>(State<T>&, int, Controls, const Mat<T>&);                     \
   template void apply_matrix<T>(State<T>&, int, Controls, const BatchMat<T>&);                \
   template void apply_matrix_pair<T>(State<T>&, int, const Mat<T>&, int, const Mat<T>&,      \
-                                     State<T>*);                                               \
+                                     Controls, State<T>*);                                     \
   template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int, const Mat<T>&, \
-                                     State<T>*);                                               \
+                                     Controls, State<T>*);                                     \
   template void apply_matrix_pair<T>(State<T>&, int, const BatchMat<T>&, int,                  \
-                                     const BatchMat<T>&, State<T>*);                           \
+                                     const BatchMat<T>&, Controls, State<T>*);                 \
   template void apply_swap<T>(State<T>&, int, int, Controls);                                 \
   template void apply_x<T>(State<T>&, int, Controls);                                         \
   template void apply_diagonal<T>(State<T>&, int, Controls, const Diag<T>&);                  \

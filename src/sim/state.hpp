@@ -70,20 +70,21 @@ template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const Mat<T>& m);
 template <class T>
 void apply_matrix(State<T>& s, int target, Controls c, const BatchMat<T>& m);
-// ma on qubit a and mb on qubit b (a != b, no controls) in one pass over the
-// state: the same result as apply_matrix(a, ma) then apply_matrix(b, mb).
-// keep (optional): receives s as it was before, at no extra cost: the pass
-// then writes into keep's storage and the two swap (forward() saves the state
-// at a layer's start this way instead of copying it).
+// ma on qubit a and mb on qubit b (a != b, neither a control), both with
+// the controls c, in one pass over the state: the same result as
+// apply_matrix(a, c, ma) then apply_matrix(b, c, mb).
+// keep (optional): receives s as it was before, at no extra cost without
+// controls: the pass then writes into keep's storage and the two swap
+// (forward() saves the state at a layer's start this way instead of copying it).
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const Mat<T>& ma, int b, const Mat<T>& mb,
-                       State<T>* keep = nullptr);
+                       Controls c = {}, State<T>* keep = nullptr);
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const Mat<T>& mb,
-                       State<T>* keep = nullptr);
+                       Controls c = {}, State<T>* keep = nullptr);
 template <class T>
 void apply_matrix_pair(State<T>& s, int a, const BatchMat<T>& ma, int b, const BatchMat<T>& mb,
-                       State<T>* keep = nullptr);
+                       Controls c = {}, State<T>* keep = nullptr);
 // Exchange qubits q0 and q1 (where the controls match).
 template <class T>
 void apply_swap(State<T>& s, int q0, int q1, Controls c);
