@@ -50,19 +50,23 @@ data::Dataset synthetic(int n, int features, int classes, std::uint64_t seed) {
 
 // Simulate a sub-list of the model's gates on a fresh register of `n` qubits,
 // mapping model qubit q -> q - offset, dropping the listed control qubits.
-std::vector<cplx> run_subcircuit(const Circuit& full, int offset, int n, const std::vector<double>& theta,
-                                 const double* x, const std::vector<std::size_t>& gates, bool drop_controls) {
+// The listed gates of `full` on the qubits in `qubits` (circuit qubit
+// qubits[j] becomes qubit j); controls on other qubits are dropped.
+std::vector<cplx> run_subcircuit(const Circuit& full, const std::vector<int>& qubits, const std::vector<double>& theta,
+                                 const double* x, const std::vector<std::size_t>& gates) {
+  auto index = [&](int q) { return int(std::find(qubits.begin(), qubits.end(), q) - qubits.begin()); };
   Circuit c;
-  c.n_qubits = n;
+  c.n_qubits = int(qubits.size());
   c.n_params = full.n_params;
   c.n_features = full.n_features;
   for (std::size_t gi : gates) {
     Gate g = full.gates[gi];
     std::vector<Control> kept;
     for (const Control& ctl : g.controls)
-      if (!(drop_controls && ctl.qubit < offset)) kept.push_back({ctl.qubit - offset, ctl.on_one});
+      if (index(ctl.qubit) < c.n_qubits) kept.push_back({index(ctl.qubit), ctl.on_one});
     g.controls = kept;
-    g.target -= offset;
+    g.target = index(g.target);
+    EXPECT_LT(g.target, c.n_qubits);
     add_gate(c, g);
   }
   return dense_run(c, theta, x);
@@ -86,48 +90,47 @@ TEST(Model, QmoeIsMixtureOfExperts) {
     std::vector<double> ev(m.observables.size());
     forward(m.circuit, theta, x.data(), 1, m.observables, ev.data(), ws);
     const auto p = model::routing_probabilities(m, ev.data(), 1);
-    // classify gates by the register they touch
+    // classify gates by the register they touch; bit(q): the routing bit of circuit qubit q, or -1
+    auto bit = [&](int q) {
+      for (int i = 0; i < r; ++i)
+        if (m.routing_qubits[std::size_t(i)] == q) return i;
+      return -1;
+    };
     std::vector<std::size_t> routing_gates, data_prefix;
     std::vector<std::vector<std::size_t>> expert_gates(std::size_t(1) << r);
     std::vector<std::size_t> aggregation;
     for (std::size_t gi = 0; gi < m.circuit.gates.size(); ++gi) {
       const Gate& g = m.circuit.gates[gi];
-      bool on_routing = g.target < r, ctrl_routing = false;
-      for (const Control& ctl : g.controls) ctrl_routing |= ctl.qubit < r;
+      bool on_routing = bit(g.target) >= 0, ctrl_routing = false;
+      for (const Control& ctl : g.controls) ctrl_routing |= bit(ctl.qubit) >= 0;
       if (on_routing) { routing_gates.push_back(gi); continue; }
       if (!ctrl_routing) { data_prefix.push_back(gi); continue; }
       int k = 0, nr = 0;
       for (const Control& ctl : g.controls)
-        if (ctl.qubit < r) k |= (ctl.on_one ? 1 : 0) << (r - 1 - ctl.qubit), ++nr;
+        if (bit(ctl.qubit) >= 0) k |= (ctl.on_one ? 1 : 0) << bit(ctl.qubit), ++nr;
       if (nr == r) expert_gates[std::size_t(k)].push_back(gi);
       else aggregation.push_back(gi);  // CNOT from one routing qubit
     }
-    // p_k from the routing register alone
-    const auto psi_r = run_subcircuit(m.circuit, 0, r, theta, x.data(), routing_gates, false);
+    // p_k from the routing register alone (routing bit i as qubit i: basis index k)
+    const auto psi_r = run_subcircuit(m.circuit, m.routing_qubits, theta, x.data(), routing_gates);
     double total = 0;
     for (int k = 0; k < L; ++k) {
-      // routing basis index: qubit 0 is the high bit of k
-      std::size_t idx = 0;
-      for (int i = 0; i < r; ++i) idx |= std::size_t((k >> (r - 1 - i)) & 1) << i;
-      EXPECT_NEAR(p[std::size_t(k)], std::norm(psi_r[idx]), 1e-12) << "L=" << L << " k=" << k;
+      EXPECT_NEAR(p[std::size_t(k)], std::norm(psi_r[std::size_t(k)]), 1e-12) << "L=" << L << " k=" << k;
       total += p[std::size_t(k)];
     }
     EXPECT_LE(total, 1.0 + 1e-12);
     if (L == 4 || L == 2) EXPECT_NEAR(total, 1.0, 1e-12);
     // <Z_q> from each expert alone, with the aggregation flips of its branch
     std::vector<double> mix(std::size_t(n), 0.0);
-    for (std::size_t idx = 0; idx < (std::size_t(1) << r); ++idx) {
-      int k = 0;
-      for (int i = 0; i < r; ++i) k |= int((idx >> i) & 1) << (r - 1 - i);
+    for (int k = 0; k < (1 << r); ++k) {
       std::vector<std::size_t> gates = data_prefix;
       if (k < L) gates.insert(gates.end(), expert_gates[std::size_t(k)].begin(), expert_gates[std::size_t(k)].end());
-      Circuit tmp;  // aggregation: X on data qubit i when routing qubit i is 1
-      for (std::size_t gi : aggregation) {
+      for (std::size_t gi : aggregation) {  // X on a data qubit when its routing qubit is 1
         const Gate& g = m.circuit.gates[gi];
-        if ((idx >> g.controls[0].qubit) & 1) gates.push_back(gi);
+        if ((k >> bit(g.controls[0].qubit)) & 1) gates.push_back(gi);
       }
-      const auto psi_d = run_subcircuit(m.circuit, r, n, theta, x.data(), gates, true);
-      for (int q = 0; q < n; ++q) mix[std::size_t(q)] += std::norm(psi_r[idx]) * dense_expval(psi_d, PauliString::Z(q));
+      const auto psi_d = run_subcircuit(m.circuit, m.data_qubits, theta, x.data(), gates);
+      for (int q = 0; q < n; ++q) mix[std::size_t(q)] += std::norm(psi_r[std::size_t(k)]) * dense_expval(psi_d, PauliString::Z(q));
     }
     for (int q = 0; q < n; ++q) EXPECT_NEAR(ev[std::size_t(q)], mix[std::size_t(q)], 1e-12) << "L=" << L << " q=" << q;
   }

@@ -5,11 +5,12 @@
 //           on every qubit q with feature 8l+q. Ansatz: 2 layers of RX(theta),
 //           RY(theta) on each qubit then CNOT q->q+1 mod 8. <Z_q> on all 8,
 //           log-softmax over the first 4, NLL.
-//   qmoe10: 10 qubits, 0-1 routing, 2-9 data. The same encoder on the data
-//           qubits; RY, RY, RX, RX on routing qubits 0, 1, 0, 1 with the four
+//   qmoe10: 10 qubits, 0-7 data, 8-9 routing (the model's layout since
+//           round 6: docs/models.md). The same encoder on the data qubits;
+//           RY, RY, RX, RX on routing qubits 8, 9, 8, 9 with the four
 //           quadrant means of the 8x8 image; trainable RX, RY on each routing
-//           qubit then CNOT(0,1); 4 experts k: 2 layers of RX, RY on each data
-//           qubit controlled on the routing register being |k> (qubit 0 the
+//           qubit then CNOT(8,9); 4 experts k: 2 layers of RX, RY on each data
+//           qubit controlled on the routing register being |k> (qubit 8 the
 //           high bit), each layer followed by an unconditioned CNOT ring on
 //           the data qubits. <Z> on the data qubits, log-softmax over the
 //           first 4, NLL.
@@ -71,21 +72,21 @@ Circuit make_qnn8() {
 Circuit make_qmoe10() {
   Circuit c;
   c.n_qubits = 10;
-  const int data[8] = {2, 3, 4, 5, 6, 7, 8, 9};
+  const int data[8] = {0, 1, 2, 3, 4, 5, 6, 7}, r0 = 8, r1 = 9;
   add_encoder(c, data);
   // quadrant means are features 64..67
-  add_gate(c, make_gate(GateKind::RY, 0, {}, {Angle::feature(64)}));
-  add_gate(c, make_gate(GateKind::RY, 1, {}, {Angle::feature(65)}));
-  add_gate(c, make_gate(GateKind::RX, 0, {}, {Angle::feature(66)}));
-  add_gate(c, make_gate(GateKind::RX, 1, {}, {Angle::feature(67)}));
+  add_gate(c, make_gate(GateKind::RY, r0, {}, {Angle::feature(64)}));
+  add_gate(c, make_gate(GateKind::RY, r1, {}, {Angle::feature(65)}));
+  add_gate(c, make_gate(GateKind::RX, r0, {}, {Angle::feature(66)}));
+  add_gate(c, make_gate(GateKind::RX, r1, {}, {Angle::feature(67)}));
   int p = 0;
-  for (int q = 0; q < 2; ++q) {
+  for (int q : {r0, r1}) {
     add_gate(c, make_gate(GateKind::RX, q, {}, {Angle::param(p++)}));
     add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::param(p++)}));
   }
-  add_gate(c, make_gate(GateKind::X, 1, {{0, true}}));
+  add_gate(c, make_gate(GateKind::X, r1, {{r0, true}}));
   for (int k = 0; k < 4; ++k) {
-    const std::vector<Control> ctl = {{0, bool(k & 2)}, {1, bool(k & 1)}};
+    const std::vector<Control> ctl = {{r0, bool(k & 2)}, {r1, bool(k & 1)}};
     for (int layer = 0; layer < 2; ++layer) {
       for (int i = 0; i < 8; ++i) {
         add_gate(c, make_gate(GateKind::RX, data[i], ctl, {Angle::param(p++)}));
@@ -227,7 +228,7 @@ void run_bench(const BenchArgs& a) {
   shapes[1].name = "qmoe10";
   shapes[1].circuit = make_qmoe10();
   shapes[1].quadrants = true;
-  for (int q = 2; q < 10; ++q) shapes[1].obs.push_back(PauliString::Z(q));
+  for (int q = 0; q < 8; ++q) shapes[1].obs.push_back(PauliString::Z(q));
 
   // TorchQuantum reference figures (samples/s) for the ratio column.
   const nlohmann::json tq = {{"qnn8_train", 1300.0}, {"qnn8_infer", 2600.0},

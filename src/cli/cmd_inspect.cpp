@@ -322,8 +322,8 @@ void run_export(const InspectArgs& a) {
     << l.ck.state.epoch << "\n"
     << l.data.task << " " << a.split << " sample " << i << ", label " << class_name(*l.set, l.set->y[i]) << "\n";
   if (r > 0)
-    c << "qubits: q[0.." << r - 1 << "] routing register (" << m.config.experts << " experts), q[" << r << ".."
-      << r + n - 1 << "] data register\n";
+    c << "qubits: q[0.." << n - 1 << "] data register, q[" << n << ".." << n + r - 1 << "] routing register ("
+      << m.config.experts << " experts, q[" << n << "] the expert index's high bit)\n";
   else
     c << "qubits: q[0.." << n - 1 << "] data register\n";
   c << "class logits are a linear read-out of <Z> on the data qubits (see docs/models.md)";

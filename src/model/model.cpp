@@ -150,15 +150,21 @@ Model build_model(const ModelConfig& cfg) {
   Circuit& c = m.circuit;
   c.n_qubits = r + n;
   c.n_features = cfg.n_features + (r > 0 && cfg.routing_encoder == "quadrant" ? 4 : 0);
-  for (int i = 0; i < n; ++i) m.data_qubits.push_back(r + i);
-  // routing bit i (low first) is circuit qubit r-1-i: qubit 0 is the high bit.
-  for (int i = 0; i < r; ++i) m.routing_qubits.push_back(r - 1 - i);
-
+  // Circuit qubits: the data register first (0..n-1), then the routing
+  // register (n..n+r-1). Every expert gate is controlled by the routing
+  // qubits; as the highest index bits they select one contiguous block of
+  // the state vector, which the kernels stream faster than the interleaved
+  // rows that low control bits select (docs/models.md).
+  for (int i = 0; i < n; ++i) m.data_qubits.push_back(i);
+  // Routing register position j (0 = the expert index's high bit) is circuit
+  // qubit rq[j]; routing bit i (low first) is position r-1-i.
   std::vector<int> rq(r);
-  for (int i = 0; i < r; ++i) rq[i] = i;
+  for (int j = 0; j < r; ++j) rq[j] = n + j;
+  for (int i = 0; i < r; ++i) m.routing_qubits.push_back(rq[std::size_t(r - 1 - i)]);
+
   if (r > 0 && cfg.routing_encoder == "joint") {
-    std::vector<int> all(std::size_t(r + n));
-    for (int q = 0; q < r + n; ++q) all[std::size_t(q)] = q;
+    std::vector<int> all = rq;  // the routing register, then the data register
+    all.insert(all.end(), m.data_qubits.begin(), m.data_qubits.end());
     encoder(c, all, 0, cfg.n_features, cfg.encoder_ring_every);
   } else {
     encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
@@ -178,7 +184,7 @@ Model build_model(const ModelConfig& cfg) {
     }
     if (cfg.aggregation == "cnot")
       for (int i = 0; i < std::min(r, n); ++i)
-        add_gate(c, make_gate(GateKind::X, m.data_qubits[i], {{i, true}}));
+        add_gate(c, make_gate(GateKind::X, m.data_qubits[i], {{rq[std::size_t(i)], true}}));
   } else {
     for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, {});
   }

@@ -38,7 +38,7 @@ assert abs(sum(pr) - 1) < 1e-12 and p["predicted"] == max(range(len(pr)), key=la
 assert 0 <= p["label"] < len(pr)
 if name.startswith("qmoe"):
     r = p["routing_qubits"]
-    assert dq == list(range(r, r + len(dq))), "routing register must come first"
+    assert dq == list(range(len(dq))), "the data register comes first, then the routing register"
     assert q["n_qubits"] == r + len(dq)
     L = len(p["routing"]); s = sum(p["routing"])
     assert all(-1e-12 <= x <= 1 + 1e-12 for x in p["routing"])
