@@ -867,65 +867,68 @@ void apply_matrix_permute(State<T>& s, int target, const BatchMat<T>& m, const s
   with_per_sample(m, [&](const auto& pm) { matrix_permute(s, target, pm, perm, inverse, buffer); });
 }
 
-// The product state over qubits 0..n-1: after qubit q the first 2^(q+1)
-// amplitudes hold the product over qubits 0..q. The last qubit's level writes
-// amplitude i to out + perm[i] (perm null: to i, in place).
-// The product state in two steps: the factors of qubits 0..n-2 into a
-// half-size partial product (thread-local, so it stays in cache from chunk to
-// chunk), then the top qubit's factor times the partial product, written once
-// into the state in destination order. The state itself is cold (last touched
-// a whole batch ago): sequential writes are prefetched, where writes in a
-// folded permutation's scattered order would miss one by one.
+// The product state over qubits 0..n-1 in two steps: the factors of the low
+// L = n/2 qubits into a table lo (2^L amplitudes) and those of the others into
+// hi (2^(n-L)), each by doubling (thread-local: they stay in cache from chunk
+// to chunk); then amplitude i = lo[i mod 2^L] * hi[i / 2^L], written once into
+// the state in destination order (out + perm[i]; perm null: to i). One complex
+// product and one store per amplitude; the tables cost about 2^(n/2 + 1).
 template <class T>
 QMOE_CLONES void product_state(State<T>& s, const T* amp, const std::uint32_t* perm, T* out_re,
                                T* out_im) {
   const std::size_t B = std::size_t(s.batch);
-  const int n = s.n_qubits;
-  const std::size_t half = std::size_t(1) << (n - 1);
-  thread_local std::vector<T> partial;
-  partial.resize(2 * half * B);
-  T* __restrict re = partial.data();
-  T* __restrict im = partial.data() + half * B;
-  std::fill_n(re, B, T(1));
-  std::fill_n(im, B, T(0));
+  const int n = s.n_qubits, L = n / 2;
+  const std::size_t nlo = std::size_t(1) << L, nhi = std::size_t(1) << (n - L);
+  thread_local std::vector<T> tables;
+  tables.resize(2 * (nlo + nhi) * B);
+  T* __restrict lo_re = tables.data();
+  T* __restrict lo_im = lo_re + nlo * B;
+  T* __restrict hi_re = lo_im + nlo * B;
+  T* __restrict hi_im = hi_re + nhi * B;
   auto factor = [&](int q, int k) { return amp + std::size_t(q * 4 + k) * B; };
-  for (int q = 0; q < n - 1; ++q) {  // doubling in place: sources i < 2^q, targets i and i + 2^q
-    const std::size_t h = std::size_t(1) << q;
-    const T *a0r = factor(q, 0), *a0i = factor(q, 1), *a1r = factor(q, 2), *a1i = factor(q, 3);
-    for (std::size_t i = 0; i < h; ++i) {
-      T* x0r = re + i * B;
-      T* x0i = im + i * B;
-      T* x1r = re + (i + h) * B;
-      T* x1i = im + (i + h) * B;
+  // table over qubits q0 .. q0+m-1, doubling in place: sources i < 2^j, targets i and i + 2^j
+  auto build = [&](T* __restrict re, T* __restrict im, int q0, int m) {
+    std::fill_n(re, B, T(1));
+    std::fill_n(im, B, T(0));
+    for (int j = 0; j < m; ++j) {
+      const std::size_t h = std::size_t(1) << j;
+      const T *a0r = factor(q0 + j, 0), *a0i = factor(q0 + j, 1), *a1r = factor(q0 + j, 2), *a1i = factor(q0 + j, 3);
+      for (std::size_t i = 0; i < h; ++i) {
+        T* x0r = re + i * B;
+        T* x0i = im + i * B;
+        T* x1r = re + (i + h) * B;
+        T* x1i = im + (i + h) * B;
 #pragma omp simd
-      for (std::size_t b = 0; b < B; ++b) {
-        const T xr = x0r[b], xi = x0i[b];
-        x1r[b] = a1r[b] * xr - a1i[b] * xi;
-        x1i[b] = a1r[b] * xi + a1i[b] * xr;
-        x0r[b] = a0r[b] * xr - a0i[b] * xi;
-        x0i[b] = a0r[b] * xi + a0i[b] * xr;
+        for (std::size_t b = 0; b < B; ++b) {
+          const T xr = x0r[b], xi = x0i[b];
+          x1r[b] = a1r[b] * xr - a1i[b] * xi;
+          x1i[b] = a1r[b] * xi + a1i[b] * xr;
+          x0r[b] = a0r[b] * xr - a0i[b] * xi;
+          x0i[b] = a0r[b] * xi + a0i[b] * xr;
+        }
       }
     }
-  }
-  // Destination d holds basis state source[d] (perm[i] = d), bit n-1 from the top factor.
+  };
+  build(lo_re, lo_im, 0, L);
+  build(hi_re, hi_im, L, n - L);
+  // Destination d holds basis state source[d] (perm[i] = d).
   thread_local std::vector<std::uint32_t> source;
   if (perm) {
-    source.resize(2 * half);
-    for (std::size_t i = 0; i < 2 * half; ++i) source[perm[i]] = std::uint32_t(i);
+    source.resize(nlo * nhi);
+    for (std::size_t i = 0; i < nlo * nhi; ++i) source[perm[i]] = std::uint32_t(i);
   }
-  const T *a0r = factor(n - 1, 0), *a0i = factor(n - 1, 1), *a1r = factor(n - 1, 2), *a1i = factor(n - 1, 3);
-  for (std::size_t d = 0; d < 2 * half; ++d) {
+  for (std::size_t d = 0; d < nlo * nhi; ++d) {
     const std::size_t i = perm ? source[d] : d;
-    const T* __restrict ar = i < half ? a0r : a1r;
-    const T* __restrict ai = i < half ? a0i : a1i;
-    const T* __restrict xr = re + (i & (half - 1)) * B;
-    const T* __restrict xi = im + (i & (half - 1)) * B;
+    const T* __restrict ar = lo_re + (i & (nlo - 1)) * B;
+    const T* __restrict ai = lo_im + (i & (nlo - 1)) * B;
+    const T* __restrict br = hi_re + (i >> L) * B;
+    const T* __restrict bi = hi_im + (i >> L) * B;
     T* __restrict r = out_re + d * B;
     T* __restrict q = out_im + d * B;
 #pragma omp simd
     for (std::size_t b = 0; b < B; ++b) {
-      r[b] = ar[b] * xr[b] - ai[b] * xi[b];
-      q[b] = ar[b] * xi[b] + ai[b] * xr[b];
+      r[b] = ar[b] * br[b] - ai[b] * bi[b];
+      q[b] = ar[b] * bi[b] + ai[b] * br[b];
     }
   }
 }
