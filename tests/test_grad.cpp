@@ -151,6 +151,8 @@ TEST(Grad, SameNumbersForAnyThreadCountAndChunk) {
     }
     EXPECT_THROW(backward(c, theta, x.data(), batch, obs, w.data(), dtheta.data(), nullptr, ws),
                  std::logic_error);
+    EXPECT_THROW(backward(c, theta, x.data(), 0, obs, w.data(), dtheta.data(), nullptr, ws),
+                 std::logic_error);  // the forward-only run left ws.batch = 0
     ws.chunk_size = 64;  // one chunk, which either thread may take
     for (int rep = 0; rep < 20; ++rep) {
       forward(c, theta, x.data(), batch, obs, ev.data(), ws);

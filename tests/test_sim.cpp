@@ -191,8 +191,21 @@ TEST(Sim, SamplingFollowsProbabilities) {
   const auto b = sim::sample_basis_states(s, 1, shots, 42);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, sim::sample_basis_states(s, 1, shots, 43));
-  sim::BasisSampler one_by_one = sim::make_sampler(s, 1, 42);  // the same draws, one at a time
-  for (int k = 0; k < 1000; ++k) ASSERT_EQ(one_by_one.next(), a[std::size_t(k)]) << k;
+  // The documented draw, written out independently: 53 bits of mt19937_64(seed)
+  // scaled to [0, total), the first basis state whose cumulative probability
+  // exceeds it (what fixes the shots of `qmoe qasm --shots N --seed S`).
+  {
+    std::vector<double> cdf(8);
+    sim::probabilities(s, 1, cdf.data());
+    for (int i = 1; i < 8; ++i) cdf[std::size_t(i)] += cdf[std::size_t(i - 1)];
+    std::mt19937_64 gen(42);
+    for (int k = 0; k < 1000; ++k) {
+      const double u = double(gen() >> 11) * 0x1p-53 * cdf.back();
+      std::uint64_t expect = 0;
+      while (expect < 7 && cdf[expect] <= u) ++expect;
+      ASSERT_EQ(a[std::size_t(k)], expect) << k;
+    }
+  }
   std::vector<double> p(8);
   sim::probabilities(s, 1, p.data());
   std::map<std::uint64_t, int> counts;

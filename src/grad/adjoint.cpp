@@ -432,7 +432,7 @@ template <class T>
 void backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
               const std::vector<PauliString>& obs, const double* dL_dO, double* dtheta,
               double* dx, Workspace<T>& ws) {
-  if (ws.batch != batch || ws.chunks.empty())
+  if (batch < 1 || ws.batch != batch || ws.chunks.empty())  // ws.batch is 0 after a forward-only run
     throw std::logic_error("backward: call forward (with keep_states) on the same batch first");
   const int n_chunks = int(ws.chunks.size());
   const int K = int(obs.size());

@@ -3,7 +3,8 @@
 // Defaults and circuit diagrams: docs/models.md.
 //
 // QNN:   data register (n qubits):  U(z) -> ansatz(theta) -> <Z_q>
-// QMoE:  routing register (r = ceil(log2 L) qubits) then data register (n):
+// QMoE:  data register (n qubits, circuit qubits 0..n-1) then routing
+//        register (r = ceil(log2 L) qubits, n..n+r-1):
 //        U(z) on both registers, G(theta_G) on the routing register, expert k
 //        = an ansatz on the data register controlled on the routing register
 //        being |k> (controls on |0> and |1>), aggregation CNOTs routing ->
