@@ -403,7 +403,7 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   ws.batch = ws.keep_states ? batch : 0;
   const int K = int(obs.size());
   PlanOptions opt;
-  opt.barriers = layers_to_save(c, ws.saved_layers);
+  opt.barriers = layers_to_save(c, ws.keep_states ? ws.saved_layers : 0);  // no backward: nothing to save
   const bool save = !opt.barriers.empty();
   const Plan& plan = ws.plans.get(c, opt);  // shared by the threads (read only)
   ws.saved_gates = opt.barriers;
