@@ -666,7 +666,7 @@ Circuit layered_circuit(std::mt19937_64& rng, int n, bool controlled) {
 // exactly the state after the gates before it.
 TEST(PerfPaths, LayersCommuteAndBarriersSaveStates) {
   std::mt19937_64 rng(43);
-  int layers_seen = 0;
+  int layers_seen = 0, row_saves = 0;
   for (int trial = 0; trial < 12; ++trial) {
     const int n = 2 + trial % 5, batch = 1 + trial % 3;
     Circuit c = trial % 3 == 2 ? random_circuit(rng, n, 80, 1, 4, 3) : layered_circuit(rng, n, trial % 2);
@@ -676,6 +676,7 @@ TEST(PerfPaths, LayersCommuteAndBarriersSaveStates) {
     const std::vector<GateRange> layers = find_layers(c);
     layers_seen += int(layers.size());
     std::vector<int> barriers;
+    std::vector<sim::Controls> rows;  // each layer's controls: the amplitudes it changes
     for (const GateRange& l : layers) {
       std::uint64_t targets = 0;
       for (int gi = l.begin; gi < l.end; ++gi) targets |= std::uint64_t(1) << c.gates[std::size_t(gi)].target;
@@ -691,7 +692,7 @@ TEST(PerfPaths, LayersCommuteAndBarriersSaveStates) {
       for (const Gate& g : c.gates) apply_gate(a, g, theta.data(), x.data(), c.n_features, false, scratch);
       for (const Gate& g : moved.gates) apply_gate(b, g, theta.data(), x.data(), c.n_features, false, scratch);
       EXPECT_LE(max_diff(a, b), 1e-12) << "trial " << trial << " layer " << l.begin;
-      if (l.begin > 0) barriers.push_back(l.begin);
+      if (l.begin > 0) barriers.push_back(l.begin), rows.push_back(control_mask(c.gates[std::size_t(l.begin)]));
     }
     if (barriers.empty()) continue;
     PlanOptions o;
@@ -705,18 +706,29 @@ TEST(PerfPaths, LayersCommuteAndBarriersSaveStates) {
       const int seg_hi = op.segment == int(barriers.size()) ? int(c.gates.size()) : barriers[std::size_t(op.segment)];
       EXPECT_TRUE(lo >= seg_lo && hi < seg_hi) << "trial " << trial << ": an op spans a barrier";
     }
-    std::vector<sim::State<double>> saved;
-    auto s = sim::make_state<double>(n, batch);
-    run_plan(c, p, theta.data(), x.data(), s, scratch, &saved);
-    ASSERT_EQ(saved.size(), barriers.size());
-    for (std::size_t k = 0; k < barriers.size(); ++k) {
-      auto ref = sim::make_state<double>(n, batch);
-      for (int gi = 0; gi < barriers[k]; ++gi)
-        apply_gate(ref, c.gates[std::size_t(gi)], theta.data(), x.data(), c.n_features, false, scratch);
-      EXPECT_LE(max_diff(saved[k], ref), 1e-12) << "trial " << trial << " barrier " << barriers[k];
+    // whole states, then (as forward() saves a controlled layer) only the rows the layer changes
+    for (bool part : {false, true}) {
+      std::vector<sim::State<double>> saved;
+      auto s = sim::make_state<double>(n, batch);
+      run_plan(c, p, theta.data(), x.data(), s, scratch, &saved, part ? rows.data() : nullptr);
+      ASSERT_EQ(saved.size(), barriers.size());
+      for (std::size_t k = 0; k < barriers.size(); ++k) {
+        auto ref = sim::make_state<double>(n, batch);
+        for (int gi = 0; gi < barriers[k]; ++gi)
+          apply_gate(ref, c.gates[std::size_t(gi)], theta.data(), x.data(), c.n_features, false, scratch);
+        if (part && rows[k].mask != 0) {
+          sim::State<double> ref_part;
+          sim::copy_controlled(ref, rows[k], ref_part);
+          ref = ref_part;
+          ++row_saves;
+        }
+        ASSERT_EQ(saved[k].re.size(), ref.re.size()) << "trial " << trial << " barrier " << barriers[k];
+        EXPECT_LE(max_diff(saved[k], ref), 1e-12) << "trial " << trial << " barrier " << barriers[k];
+      }
     }
   }
   EXPECT_GT(layers_seen, 12);
+  EXPECT_GT(row_saves, 4);
 }
 
 // The layer sweep (gradients at a layer's end, lam undone, phi restored from
@@ -725,7 +737,8 @@ TEST(PerfPaths, LayersCommuteAndBarriersSaveStates) {
 TEST(PerfPaths, LayerSweepMatchesGateByGate) {
   std::mt19937_64 rng(47);
   for (int trial = 0; trial < 8; ++trial) {
-    // big enough layers to be saved (layers_to_save): >= 4 targets, or 8 with one control
+    // big enough layers to be saved (layers_to_save): >= 4 targets; under one
+    // control (on qubit 0, every other row) half the state is saved and put back
     const bool controlled = trial % 2;
     const int n = controlled ? 9 : 4 + trial % 5, batch = 1 + trial % 4;
     const SweepCase t(rng, layered_circuit(rng, n, controlled), batch);
@@ -741,7 +754,12 @@ TEST(PerfPaths, LayerSweepMatchesGateByGate) {
         forward(c, t.theta, t.x.data(), batch, t.obs, ev.data(), ws);
         if (saved > 0) {  // the 3 layers added after the structured part, at least
           EXPECT_GE(int(ws.saved_gates.size()), std::min(saved, 3)) << "trial " << trial;
-          EXPECT_LE(int(ws.saved_gates.size()), saved) << "trial " << trial;
+          double states = 0;  // whole states' worth
+          int parts = 0;
+          for (const sim::Controls& rows : ws.saved_rows)
+            states += std::ldexp(1.0, -std::popcount(rows.mask)), parts += rows.mask != 0;
+          EXPECT_LE(states, saved) << "trial " << trial;
+          if (controlled) EXPECT_GE(parts, 2) << "trial " << trial;
         }
         for (int repeat = 0; repeat < 2; ++repeat) {
           std::vector<double> dt(t.theta.size(), 0.0);

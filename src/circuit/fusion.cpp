@@ -750,7 +750,8 @@ void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const C
 
 template <class T>
 void run_plan(const Circuit& c, const Plan& p, const double* theta, const double* x,
-              sim::State<T>& s, GateScratch<T>& scratch, std::vector<sim::State<T>>* saved) {
+              sim::State<T>& s, GateScratch<T>& scratch, std::vector<sim::State<T>>* saved,
+              const sim::Controls* saved_rows) {
   if (s.n_qubits != c.n_qubits || p.n_qubits != c.n_qubits)
     throw std::invalid_argument("run_plan: state has wrong qubit count");
   const int B = s.batch, F = c.n_features;
@@ -792,22 +793,29 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
     sim::set_zero_state(s);
   const int n_barriers = p.n_segments - 1;
   if (saved) saved->resize(std::size_t(n_barriers));
+  auto rows = [&](int k) { return saved_rows ? saved_rows[k] : sim::Controls{}; };
+  auto save = [&](int k) {
+    if (rows(k).mask != 0)
+      sim::copy_controlled(s, rows(k), (*saved)[std::size_t(k)]);
+    else
+      (*saved)[std::size_t(k)] = s;
+  };
   int segment = 0;  // the state after the gates before barrier k goes to (*saved)[k]
   for (const PlanOp& op : p.ops) {
     if (op.prefix || &op == folded) continue;  // (segment 0)
     if (saved && segment < op.segment) {
-      for (; segment < op.segment - 1; ++segment) (*saved)[std::size_t(segment)] = s;  // empty segments
-      sim::State<T>& keep = (*saved)[std::size_t(segment++)];
-      if (op.kind == PlanOp::Kind::Pair) {  // a pass that keeps its input: no copy
+      for (; segment < op.segment - 1; ++segment) save(segment);  // empty segments
+      const int k = segment++;
+      if (op.kind == PlanOp::Kind::Pair && rows(k).mask == 0) {  // a pass that keeps its input: no copy
         const PlanOp* const parts[2] = {&op.parts[0], &op.parts[1]};
-        apply_two<T>(s, c, parts, theta, x, F, false, scratch, &keep);
+        apply_two<T>(s, c, parts, theta, x, F, false, scratch, &(*saved)[std::size_t(k)]);
         continue;
       }
-      keep = s;
+      save(k);
     }
     apply_op(s, c, op, theta, x, F, false, scratch);
   }
-  for (; saved && segment < n_barriers; ++segment) (*saved)[std::size_t(segment)] = s;
+  for (; saved && segment < n_barriers; ++segment) save(segment);
 }
 
 #define QMOE_INSTANTIATE(T)                                                                     \
@@ -818,7 +826,8 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
   template void undo_ops<T>(sim::State<T>&, const Circuit&, const PlanOp*, std::size_t,          \
                             const double*, const double*, int, GateScratch<T>&);                \
   template void run_plan<T>(const Circuit&, const Plan&, const double*, const double*,          \
-                            sim::State<T>&, GateScratch<T>&, std::vector<sim::State<T>>*);      \
+                            sim::State<T>&, GateScratch<T>&, std::vector<sim::State<T>>*,       \
+                            const sim::Controls*);                                              \
   template void adjoint_op<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&,    \
                               const char*, const double*, const double*, int, GateScratch<T>&,  \
                               double*);                                                         \

@@ -157,10 +157,13 @@ void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const C
                      const double* x, int x_stride, GateScratch<T>& scratch, double* grad);
 
 // Reset s to |0...0> (or the product state of the prefix) and run every op.
-// With `saved`, the state at each barrier k is copied to (*saved)[k] (resized).
+// With `saved`, the state at each barrier k is copied to (*saved)[k] (resized);
+// with `saved_rows` too, only the amplitudes saved_rows[k] selects
+// (sim::copy_controlled; a mask of 0 selects the whole state).
 template <class T>
 void run_plan(const Circuit& c, const Plan& p, const double* theta, const double* x,
               sim::State<T>& s, GateScratch<T>& scratch,
-              std::vector<sim::State<T>>* saved = nullptr);
+              std::vector<sim::State<T>>* saved = nullptr,
+              const sim::Controls* saved_rows = nullptr);
 
 }  // namespace qmoe

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <exception>
 #include <mutex>
 #include <cctype>
@@ -297,8 +298,8 @@ SweepSegments sweep_segments(const Circuit& c, int first, const std::vector<int>
 // (plan: gates first.. end, differentiable gates kept alone, the rest fused).
 template <class T>
 void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const std::vector<char>& diff,
-           const std::vector<double>& theta, const double* x, ChunkRange r, bool want_dx,
-           double* dx, typename Workspace<T>::Chunk& ch) {
+           const std::vector<sim::Controls>& saved_rows, const std::vector<double>& theta,
+           const double* x, ChunkRange r, bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
   const int B = r.size, F = c.n_features;
   const double* xr = x ? x + std::size_t(r.begin) * F : nullptr;
   ch.scratch.reserve(B);
@@ -341,7 +342,11 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
       }
       if (i0 == 0) break;  // no earlier gate needs phi or lam
       undo_ops(ch.lam, c, ops.data() + i0, i - i0, theta.data(), xr, F, ch.scratch);
-      std::swap(ch.phi, ch.saved[std::size_t(saved)]);  // used once: see saved_fresh
+      const sim::Controls saved_part = saved_rows[std::size_t(saved)];
+      if (saved_part.mask != 0)  // the layer changed only these amplitudes
+        sim::restore_controlled(ch.saved[std::size_t(saved)], saved_part, phi_to_change());
+      else
+        std::swap(ch.phi, ch.saved[std::size_t(saved)]);  // used once: see saved_fresh
       phi_copied = true;
       i = i0;
       continue;
@@ -362,26 +367,36 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
   }
 }
 
-// The layer starts forward() saves: the last `limit` layers that start after
-// the first trainable gate (a training sweep stops there) and whose gates touch
-// at least 4 states' worth of amplitudes (targets / 2^controls): below that, a
-// copy of the state costs about what skipping phi's undo saves (e.g. an
-// expert's layer, controlled by 2 routing qubits, of 8 targets: 2).
-std::vector<int> layers_to_save(const Circuit& c, int limit) {
+// The layer starts forward() saves (gate indices, ascending) and the
+// amplitudes each save holds (the layer's controls): the last layers that
+// start after the first trainable gate (a training sweep stops there) and have
+// at least 4 targets (below that, the copy costs about what skipping phi's
+// undo saves), up to `limit` whole states' worth (a layer under k controls
+// changes, and so saves, 1/2^k of the state).
+struct LayerSaves {
   std::vector<int> starts;
-  if (limit <= 0) return starts;
+  std::vector<sim::Controls> rows;
+};
+LayerSaves layers_to_save(const Circuit& c, int limit) {
+  LayerSaves s;
+  if (limit <= 0) return s;
   int first = int(c.gates.size());
   for (int gi = 0; gi < int(c.gates.size()) && first == int(c.gates.size()); ++gi)
     for (int j = 0; j < angle_count(c.gates[std::size_t(gi)].kind); ++j)
       if (c.gates[std::size_t(gi)].angles[j].source == AngleSource::Param) first = gi;
-  for (const GateRange& l : find_layers(c)) {
+  const std::vector<GateRange> layers = find_layers(c);
+  double budget = limit;
+  for (auto l = layers.rbegin(); l != layers.rend() && l->begin > first; ++l) {
     std::uint64_t targets = 0;
-    for (int gi = l.begin; gi < l.end; ++gi) targets |= std::uint64_t(1) << c.gates[std::size_t(gi)].target;
-    const int controls = int(c.gates[std::size_t(l.begin)].controls.size());
-    if (l.begin > first && std::popcount(targets) >= (4 << controls)) starts.push_back(l.begin);
+    for (int gi = l->begin; gi < l->end; ++gi) targets |= std::uint64_t(1) << c.gates[std::size_t(gi)].target;
+    if (std::popcount(targets) < 4) continue;
+    const sim::Controls rows = control_mask(c.gates[std::size_t(l->begin)]);
+    budget -= std::ldexp(1.0, -std::popcount(rows.mask));
+    if (budget < 0) break;
+    s.starts.insert(s.starts.begin(), l->begin);
+    s.rows.insert(s.rows.begin(), rows);
   }
-  if (int(starts.size()) > limit) starts.erase(starts.begin(), starts.end() - limit);
-  return starts;
+  return s;
 }
 
 }  // namespace
@@ -403,10 +418,12 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
   ws.batch = ws.keep_states ? batch : 0;
   const int K = int(obs.size());
   PlanOptions opt;
-  opt.barriers = layers_to_save(c, ws.keep_states ? ws.saved_layers : 0);  // no backward: nothing to save
+  LayerSaves saves = layers_to_save(c, ws.keep_states ? ws.saved_layers : 0);  // no backward: nothing to save
+  opt.barriers = saves.starts;
   const bool save = !opt.barriers.empty();
   const Plan& plan = ws.plans.get(c, opt);  // shared by the threads (read only)
-  ws.saved_gates = opt.barriers;
+  ws.saved_gates = std::move(saves.starts);
+  ws.saved_rows = std::move(saves.rows);
   FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
@@ -420,7 +437,8 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
       auto& ch = ws.chunks[std::size_t(set)];
       ensure_state(ch.psi, c.n_qubits, r.size);
       const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
-      run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr);
+      run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr,
+               ws.saved_rows.data());
       ch.saved_fresh = save;
       if (K > 0) expectations(ch.psi, obs, expvals + std::size_t(r.begin) * K);
     });
@@ -457,7 +475,7 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
       ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
       ensure_state(ch.lam, c.n_qubits, r.size);
       seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
-      sweep<T>(c, plan, segs, diff, theta, x, r, dx != nullptr, dx, ch);
+      sweep<T>(c, plan, segs, diff, ws.saved_rows, theta, x, r, dx != nullptr, dx, ch);
       ch.saved_fresh = false;  // swapped into phi; a second backward() undoes instead
     });
   }

@@ -12,8 +12,10 @@
 // less: all their gradients come from the two states at the layer's end, then
 // only lam is undone and phi is restored from the state forward() saved at the
 // layer's start (Workspace::saved_layers; a fixed number of extra states per
-// chunk, however long the circuit). The first layer of the sweep is not undone
-// at all. The other gates are undone on both states.
+// chunk, however long the circuit). A layer under controls changes only the
+// amplitudes they select, so only those are saved and put back (a QMoE
+// expert's layer: a quarter of the state). The first layer of the sweep is not
+// undone at all. The other gates are undone on both states.
 //
 // Threads work on chunks of the batch (OpenMP over chunks, never inside a
 // small gate); partial sums are reduced in chunk order, so results do not
@@ -46,8 +48,9 @@ inline constexpr int kTrainingSavedLayers = 8;
 template <class T>
 struct Workspace {
   int chunk_size = 32;  // samples per work item
-  // forward() saves the states at the starts of up to this many layers (the
-  // last ones big enough to pay for a copy: >= 4 targets per 2^controls) for
+  // forward() saves the states at the starts of the last layers with >= 4
+  // targets (fewer do not pay for the copy), up to this many whole states'
+  // worth (a layer under k controls saves 1/2^k of the state), for
   // backward(): 0 for forward-only use, which then copies nothing.
   int saved_layers = 0;
   // false: forward() keeps no final state per chunk; each thread runs all its
@@ -62,12 +65,13 @@ struct Workspace {
     std::vector<double> grad_theta;  // this chunk's share of dL/dtheta
     std::vector<double> grad_tmp;    // per-sample gradient of up to 3 angles
     std::vector<double> layer_grad;  // per-sample gradients of a layer's gates
-    std::vector<sim::State<T>> saved;  // psi at the starts of saved_gates
+    std::vector<sim::State<T>> saved;  // psi at the starts of saved_gates (the saved_rows part)
     bool saved_fresh = false;          // saved as forward() left it (backward() swaps it away)
   };
   std::vector<Chunk> chunks;
   int batch = 0;  // batch of the last forward() that kept its states (0: none)
   std::vector<int> saved_gates;  // the layer starts (gate indices) saved by the last forward()
+  std::vector<sim::Controls> saved_rows;  // the amplitudes each save holds (the layer's controls)
   PlanCache plans;  // execution plans of the circuits run with this workspace
 
   // Final state of chunk c (samples c*chunk_size ...) after a forward() with keep_states.

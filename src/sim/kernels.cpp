@@ -1211,6 +1211,51 @@ void apply_pauli_per_sample(State<T>& s, int target, const std::uint8_t* pauli) 
   }
 }
 
+// ---- parts of a state ----------------------------------------------------------
+
+namespace {
+// Check c against n qubits; the number of amplitudes it selects.
+std::size_t controlled_rows(int n, Controls c) {
+  if (n < 1 || n > 40 || (c.mask >> n) != 0 || (c.value & ~c.mask) != 0)
+    throw std::invalid_argument("controlled part: bad control mask for " + std::to_string(n) + " qubits");
+  return std::size_t(1) << (n - std::popcount(c.mask));
+}
+// The h-th index whose bits at mask equal value: h's bits spread over the other positions.
+u64 controlled_index(u64 h, Controls c) {
+  for (u64 m = c.mask; m != 0; m &= m - 1) {
+    const int p = std::countr_zero(m);
+    h = ((h >> p) << (p + 1)) | (h & ((u64(1) << p) - 1));
+  }
+  return h | c.value;
+}
+}  // namespace
+
+template <class T>
+void copy_controlled(const State<T>& s, Controls c, State<T>& part) {
+  const std::size_t rows = controlled_rows(s.n_qubits, c), B = std::size_t(s.batch);
+  part.n_qubits = s.n_qubits - std::popcount(c.mask);
+  part.batch = s.batch;
+  part.re.resize(rows * B);
+  part.im.resize(rows * B);
+  for (std::size_t h = 0; h < rows; ++h) {
+    const std::size_t i = controlled_index(h, c);
+    std::copy_n(s.re.data() + i * B, B, part.re.data() + h * B);
+    std::copy_n(s.im.data() + i * B, B, part.im.data() + h * B);
+  }
+}
+
+template <class T>
+void restore_controlled(const State<T>& part, Controls c, State<T>& s) {
+  const std::size_t rows = controlled_rows(s.n_qubits, c), B = std::size_t(s.batch);
+  if (part.batch != s.batch || part.re.size() != rows * B || part.im.size() != rows * B)
+    throw std::invalid_argument("restore_controlled: part does not match the state");
+  for (std::size_t h = 0; h < rows; ++h) {
+    const std::size_t i = controlled_index(h, c);
+    std::copy_n(part.re.data() + h * B, B, s.re.data() + i * B);
+    std::copy_n(part.im.data() + h * B, B, s.im.data() + i * B);
+  }
+}
+
 template <class T>
 BasisSampler make_sampler(const State<T>& s, int b, std::uint64_t seed) {
   BasisSampler smp{std::vector<double>(s.dim()), std::mt19937_64(seed)};
@@ -1287,6 +1332,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
   template void marginal_probabilities<T>(const State<T>&, const std::vector<int>&, double*); \
   template void norms<T>(const State<T>&, double*);                                           \
   template void apply_pauli_per_sample<T>(State<T>&, int, const std::uint8_t*);               \
+  template void copy_controlled<T>(const State<T>&, Controls, State<T>&);                     \
+  template void restore_controlled<T>(const State<T>&, Controls, State<T>&);                  \
   template BasisSampler make_sampler<T>(const State<T>&, int, std::uint64_t);                 \
   template std::vector<std::uint64_t> sample_basis_states<T>(const State<T>&, int, int,       \
                                                              std::uint64_t);

@@ -195,6 +195,18 @@ template <class T>
 void pauli_overlaps(const State<T>& phi, const State<T>& lam, int target, Controls c,
                     double* const* overlap);
 
+// ---- parts of a state ------------------------------------------------------------
+// The amplitudes whose bits at c.mask equal c.value (the only ones that gates
+// with controls c change), in index order, as a state of n - popcount(c.mask)
+// qubits and the same batch: forward() saves the start of a controlled layer
+// this way (an expert's layer under 2 routing qubits: a quarter of the state)
+// and backward() puts it back. Throws std::invalid_argument on a bad mask.
+template <class T>
+void copy_controlled(const State<T>& s, Controls c, State<T>& part);
+// The inverse: write part's amplitudes back to the places they came from.
+template <class T>
+void restore_controlled(const State<T>& part, Controls c, State<T>& s);
+
 // A Pauli error per sample on `target`: pauli[b] = 0 (none), 1 (X), 2 (Y) or
 // 3 (Z) for sample b (a noise trajectory's sampled error, grad/noise.hpp).
 // Costs a pass over the hit samples only.
