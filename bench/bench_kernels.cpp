@@ -156,6 +156,35 @@ void BM_AdjointOverlap(benchmark::State& st) {
   set_bytes(st, n, batch, sizeof(T));
 }
 
+// The backward of one QMoE expert layer: 8 targets (qubits 0-7) under 2
+// controls (qubits 8, 9), batch 32 (a training chunk), shared matrices, all
+// three overlaps. Arg 1: 0 = an overlap-and-undo step per op on phi and lam
+// (a layer forward() did not save); 1 = read-only overlaps, then lam undone
+// in pairs and phi's part restored (sim::restore_controlled), as backward()
+// does for a saved layer. Reports us per sample.
+void BM_ExpertLayerBackward(benchmark::State& st) {
+  const int n = 10, batch = 32;
+  const bool saved = st.range(0) != 0;
+  sim::State<double> phi = random_state<double>(n, batch), lam = random_state<double>(n, batch), part;
+  const sim::Controls ctl{std::uint64_t(3) << 8, std::uint64_t(1) << 8};
+  sim::copy_controlled(phi, ctl, part);
+  const sim::Mat<double> m{{0.6, 0.1, -0.1, 0.6}, {0.7, 0.2, 0.2, -0.7}};
+  std::vector<double> ov(std::size_t(3) * batch);
+  double* o[3] = {ov.data(), ov.data() + batch, ov.data() + 2 * batch};
+  for (auto _ : st) {
+    if (!saved) {
+      for (int q = 0; q < 8; ++q) sim::adjoint_step_overlaps(phi, lam, q, ctl, m, o);
+    } else {
+      for (int q = 0; q < 8; ++q) sim::pauli_overlaps(phi, lam, q, ctl, o);
+      for (int q = 0; q < 8; q += 2) sim::apply_matrix_pair(lam, q, m, q + 1, m, ctl);
+      sim::restore_controlled(part, ctl, phi);
+    }
+    benchmark::ClobberMemory();
+  }
+  st.counters["us_per_sample"] = benchmark::Counter(
+      double(st.iterations()) * batch, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 void kernel_args(benchmark::internal::Benchmark* b) {
   for (int n : {4, 8, 10, 12, 20})
     for (int batch : {1, 32, 256, 1024})
@@ -282,6 +311,7 @@ BENCHMARK(BM_GateCNOT<double>)->Name("BM_GateCNOT")->Apply(kernel_args)->UseReal
 BENCHMARK(BM_GateRZ<double>)->Name("BM_GateRZ")->Apply(kernel_args)->UseRealTime();
 BENCHMARK(BM_GatePair<double>)->Name("BM_GatePair_persample")->Args({8, 8})->Args({10, 32})->Args({10, 256})->UseRealTime();
 BENCHMARK(BM_AdjointOverlap<double>)->Name("BM_AdjointOverlap_persample")->Args({8, 8})->Args({10, 32})->Args({10, 256})->UseRealTime();
+BENCHMARK(BM_ExpertLayerBackward)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Gate<float, 0, true>)->Name("BM_Gate1q_shared_f32")->Args({20, 1})->Args({10, 256})->UseRealTime();
 
 // args: batch, with backward, chunk size (0: workspace default)
