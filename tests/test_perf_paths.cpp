@@ -776,6 +776,92 @@ TEST(PerfPaths, LayerSweepMatchesGateByGate) {
   }
 }
 
+// A QMoE-like circuit: routing qubits n-2 and n-1 (the high bits), 4 experts of
+// 2 layers each on the other qubits under both routing controls (so forward()
+// saves a quarter of the state per expert layer), each layer followed by a
+// controlled CNOT chain unless end_with_layer and it is the last: then the
+// sweep starts with a saved controlled layer, before phi is copied from psi.
+Circuit expert_circuit(int n, bool end_with_layer) {
+  Circuit c;
+  c.n_qubits = n;
+  int p = 0;
+  for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::feature(q)}));
+  for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::param(p++)}));
+  for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+  for (int e = 0; e < 4; ++e) {
+    const std::vector<Control> route{{n - 2, (e & 1) != 0}, {n - 1, (e & 2) != 0}};
+    for (int l = 0; l < 2; ++l) {
+      for (int q = 0; q < n - 2; ++q) {
+        add_gate(c, make_gate(GateKind::RY, q, route, {Angle::param(p++)}));
+        add_gate(c, make_gate(GateKind::RZ, q, route, {Angle::param(p++)}));
+      }
+      if (end_with_layer && e == 3 && l == 1) break;
+      for (int q = 0; q + 1 < n - 2; ++q) {
+        std::vector<Control> ctl = route;
+        ctl.push_back({q, true});
+        add_gate(c, make_gate(GateKind::X, q + 1, ctl));
+      }
+    }
+  }
+  return c;
+}
+
+// Expert layers saved as a quarter of the state (routing controls on the high
+// qubits) give the gradients of the gate-by-gate sweep (saved_layers = 0), for
+// theta and x, twice after one forward(), in a workspace last used for another
+// circuit and batch, and in float.
+TEST(PerfPaths, ControlledLayerSavesMatchUndoing) {
+  std::mt19937_64 rng(67);
+  for (int n : {6, 8})
+    for (bool end_with_layer : {false, true})
+      for (int batch : {1, 33}) {
+        const Circuit c = expert_circuit(n, end_with_layer);
+        const auto theta = random_vector(rng, std::size_t(c.n_params));
+        const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
+        std::vector<PauliString> obs;
+        for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
+        obs.push_back(PauliString::parse("X0 Y1"));
+        const auto w = random_vector(rng, obs.size() * std::size_t(batch));
+        auto gradients = [&](auto& ws, int backwards, std::vector<double>* dx) {
+          std::vector<double> ev(obs.size() * batch), dt;
+          forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+          for (int k = 0; k < backwards; ++k) {
+            dt.assign(theta.size(), 0.0);
+            backward(c, theta, x.data(), batch, obs, w.data(), dt.data(), dx ? dx->data() : nullptr, ws);
+          }
+          return dt;
+        };
+        Workspace<double> undo;
+        std::vector<double> ref_dx(x.size()), dx(x.size());
+        const std::vector<double> ref = gradients(undo, 1, &ref_dx);
+        for (int saved : {1, 8}) {
+          Workspace<double> ws;
+          ws.saved_layers = saved;
+          ws.chunk_size = 4;
+          {  // first another circuit and batch in the same workspace
+            const Circuit other = expert_circuit(n == 6 ? 8 : 6, !end_with_layer);
+            const auto th = random_vector(rng, std::size_t(other.n_params)), xo = random_vector(rng, 3 * std::size_t(other.n_features));
+            const std::vector<PauliString> zo{PauliString::Z(0)};
+            std::vector<double> ev(3), dO(3, 0.5), dt(th.size());
+            forward(other, th, xo.data(), 3, zo, ev.data(), ws);
+            backward(other, th, xo.data(), 3, zo, dO.data(), dt.data(), nullptr, ws);
+          }
+          const std::vector<double> dt = gradients(ws, 2, &dx);
+          int parts = 0;
+          for (const sim::Controls& rows : ws.saved_rows) parts += rows.mask != 0;
+          EXPECT_GE(parts, std::min(saved * 4, 8)) << "n " << n;
+          for (std::size_t j = 0; j < dt.size(); ++j)
+            EXPECT_NEAR(dt[j], ref[j], 1e-10) << "n " << n << " end " << end_with_layer << " batch " << batch << " saved " << saved << " theta " << j;
+          for (std::size_t j = 0; j < dx.size(); ++j)
+            EXPECT_NEAR(dx[j], ref_dx[j], 1e-10) << "n " << n << " end " << end_with_layer << " batch " << batch << " saved " << saved << " x " << j;
+          Workspace<float> wf;
+          wf.saved_layers = saved;
+          const std::vector<double> dtf = gradients(wf, 1, nullptr);
+          for (std::size_t j = 0; j < dtf.size(); ++j) EXPECT_NEAR(dtf[j], ref[j], 3e-4) << "float theta " << j;
+        }
+      }
+}
+
 // PlanCache: an equal circuit (a copy) gets the cached plan; a circuit that
 // differs in one gate, or other options, gets its own plan (the hash is only
 // a first check: the circuits are compared in full).
