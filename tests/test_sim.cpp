@@ -298,3 +298,34 @@ TEST(Sim, ControlledPartCopiedAndRestored) {
   sim::State<double> other = random_state<double>(rng, 3, 1);
   EXPECT_THROW(sim::restore_controlled(part, {0b001, 1}, other), std::invalid_argument);  // batch differs
 }
+
+// State storage (sim::StateAllocator): 64-byte aligned, and large arrays
+// allocated one after another (psi, phi, lam, their re and im) start at
+// different offsets in their 4 KiB pages, so that a kernel
+// reading one and writing another at the same index does not hit false
+// store-to-load dependencies (plain allocations all start at one offset).
+TEST(Sim, StateStorageAlignedAndStaggered) {
+  struct Three {
+    sim::State<double> psi, phi, lam;
+  } w;
+  for (sim::State<double>* s : {&w.psi, &w.phi, &w.lam}) *s = sim::make_state<double>(10, 32);
+  std::vector<std::uintptr_t> offsets;
+  for (const sim::State<double>* s : {&w.psi, &w.phi, &w.lam})
+    for (const double* p : {s->re.data(), s->im.data()}) {
+      const auto a = reinterpret_cast<std::uintptr_t>(p);
+      EXPECT_EQ(a % 64, 0u);
+      offsets.push_back(a % 4096);
+    }
+  std::sort(offsets.begin(), offsets.end());
+  EXPECT_EQ(std::adjacent_find(offsets.begin(), offsets.end()), offsets.end()) << "two arrays share a page offset";
+  // small states: aligned, and the containers behave as usual (copy, swap, resize)
+  sim::State<float> a = sim::make_state<float>(2, 3), b = a;
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a.re.data()) % 64, 0u);
+  b.re[1] = 0.5f;
+  std::swap(a.re, b.re);
+  EXPECT_EQ(a.re[1], 0.5f);
+  EXPECT_EQ(b.re[1], 1.0f);  // |0> of sample 1
+  w.phi.re.resize(w.phi.re.size() / 2);  // shrink a large one: no reallocation needed
+  w.phi = w.psi;                          // and back to full size through a copy
+  EXPECT_EQ(w.phi.re, w.psi.re);
+}

@@ -12,18 +12,64 @@
 // Precision T is double (default) or float.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <new>
 #include <random>
 #include <vector>
 
 namespace qmoe::sim {
 
+// Storage of amplitudes: 64-byte aligned (a cache line; one AVX-512 vector),
+// and each large array starts at its own 64-byte slot of a 4 KiB page. The
+// kernels read one state and write another at the same index (phi and lam in
+// the adjoint sweep, re and im everywhere); arrays that start at the same page
+// offset, as glibc's fresh mappings all do, make the CPU see false
+// store-to-load dependencies ("4K aliasing"). Whether they did depended on the
+// allocation history: the 10-qubit bench circuit's forward + backward ran 20%
+// slower with every state freshly mapped (bench/RESULTS.md round 7).
+// Consecutive allocations take slots 11 apart (mod 63) from one atomic counter:
+// the core's one piece of global state, which decides where data sits and
+// never a result.
+template <class T>
+struct StateAllocator {
+  using value_type = T;
+  static constexpr std::size_t kPage = 4096, kLine = 64, kStaggerFrom = 16384;  // bytes
+  StateAllocator() = default;
+  template <class U>
+  StateAllocator(const StateAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kStaggerFrom) return static_cast<T*>(::operator new(bytes, std::align_val_t(kLine)));
+    static std::atomic<unsigned> next{0};
+    const std::size_t slot = 1 + (next.fetch_add(1, std::memory_order_relaxed) * 11u) % 63u;  // 1..63
+    void* base = ::operator new(bytes + kPage, std::align_val_t(kPage));
+    char* p = static_cast<char*>(base) + slot * kLine;
+    std::memcpy(p - sizeof(void*), &base, sizeof(void*));  // in the slot's unused lead
+    return reinterpret_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) {
+    if (n * sizeof(T) < kStaggerFrom) {
+      ::operator delete(p, std::align_val_t(kLine));
+      return;
+    }
+    void* base;
+    std::memcpy(&base, reinterpret_cast<char*>(p) - sizeof(void*), sizeof(void*));
+    ::operator delete(base, std::align_val_t(kPage));
+  }
+  template <class U>
+  bool operator==(const StateAllocator<U>&) const { return true; }  // stateless: any frees any
+};
+template <class T>
+using Amplitudes = std::vector<T, StateAllocator<T>>;
+
 template <class T>
 struct State {
   int n_qubits = 0;
   int batch = 0;
-  std::vector<T> re, im;  // size (2^n_qubits) * batch each
+  Amplitudes<T> re, im;  // size (2^n_qubits) * batch each
 
   std::size_t dim() const { return std::size_t(1) << n_qubits; }
 };
