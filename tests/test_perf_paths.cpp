@@ -807,7 +807,8 @@ Circuit expert_circuit(int n, bool end_with_layer) {
 }
 
 // Expert layers saved as a quarter of the state (routing controls on the high
-// qubits) give the gradients of the gate-by-gate sweep (saved_layers = 0), for
+// qubits), and layers' overlaps in grouped sweeps (chunks of 8), give the
+// gradients of the gate-by-gate sweep (saved_layers = 0, one sample per chunk), for
 // theta and x, twice after one forward(), in a workspace last used for another
 // circuit and batch, and in float.
 TEST(PerfPaths, ControlledLayerSavesMatchUndoing) {
@@ -832,12 +833,13 @@ TEST(PerfPaths, ControlledLayerSavesMatchUndoing) {
           return dt;
         };
         Workspace<double> undo;
+        undo.chunk_size = 1;  // one sample per chunk: no grouped overlap sweeps (they need 8 lanes)
         std::vector<double> ref_dx(x.size()), dx(x.size());
         const std::vector<double> ref = gradients(undo, 1, &ref_dx);
         for (int saved : {1, 8}) {
           Workspace<double> ws;
           ws.saved_layers = saved;
-          ws.chunk_size = 4;
+          ws.chunk_size = 8;  // whole tiles of 8 lanes take layer_overlaps' grouped sweeps
           {  // first another circuit and batch in the same workspace
             const Circuit other = expert_circuit(n == 6 ? 8 : 6, !end_with_layer);
             const auto th = random_vector(rng, std::size_t(other.n_params)), xo = random_vector(rng, 3 * std::size_t(other.n_features));

@@ -729,22 +729,46 @@ void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const C
                      const PlanOp* ops, std::size_t count, const char* diff, const double* theta,
                      const double* x, int x_stride, GateScratch<T>& scratch, double* grad) {
   const int B = phi.batch;
+  // work: per op with gradients, its overlaps (3 x B), then its Bloch vectors (3 nd x nb).
+  std::size_t size = 0;
   for (std::size_t k = 0; k < count; ++k) {
     const PlanOp& op = ops[k];
     if (op.kind != PlanOp::Kind::Fused || !op.perm.empty())
       throw std::logic_error("layer_gradients: needs fused ops");
+    if (op.controls.mask != ops[0].controls.mask || op.controls.value != ops[0].controls.value)
+      throw std::logic_error("layer_gradients: a layer's ops share their controls");
+    const std::size_t nd = std::size_t(count_diff(op, diff)), nb = op.per_sample ? std::size_t(B) : 1;
+    if (nd > 0) size += 3 * std::size_t(B) + 3 * nd * nb;
+  }
+  auto& w = scratch.work;
+  w.assign(size, 0.0);
+  std::vector<int> targets;
+  std::vector<double*> ov;  // 3 per target, null for an axis no gradient needs
+  double* at = w.data();
+  for (std::size_t k = 0; k < count; ++k) {
+    const PlanOp& op = ops[k];
     const int nd = count_diff(op, diff);
     if (nd == 0) continue;
     const std::size_t nb = op.per_sample ? std::size_t(B) : 1;
-    auto& w = scratch.work;
-    w.assign(std::size_t(3) * B + std::size_t(3 * nd) * nb, 0.0);
-    double* ov[3] = {w.data(), w.data() + B, w.data() + 2 * B};
-    double* nv = w.data() + std::size_t(3) * B;
-    bloch_vectors(c, op, diff, theta, x, x_stride, B, nd, nv, nullptr);
-    drop_unused_axes(nd, nb, nv, ov);
-    sim::pauli_overlaps(phi, lam, op.target, op.controls, ov);
-    combine(nd, B, op.per_sample, nv, ov, grad);
+    double* o[3] = {at, at + B, at + 2 * B};
+    bloch_vectors(c, op, diff, theta, x, x_stride, B, nd, at + 3 * B, nullptr);
+    drop_unused_axes(nd, nb, at + 3 * B, o);
+    targets.push_back(op.target);
+    ov.insert(ov.end(), o, o + 3);
+    at += 3 * std::size_t(B) + 3 * std::size_t(nd) * nb;
+  }
+  // All the layer's overlaps in shared sweeps (the ops sit on different targets).
+  sim::layer_overlaps(phi, lam, targets.data(), int(targets.size()), ops[0].controls, ov.data());
+  at = w.data();
+  std::size_t t = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const PlanOp& op = ops[k];
+    const int nd = count_diff(op, diff);
+    if (nd == 0) continue;
+    const std::size_t nb = op.per_sample ? std::size_t(B) : 1;
+    combine(nd, B, op.per_sample, at + 3 * B, ov.data() + 3 * t++, grad);
     grad += std::size_t(nd) * B;
+    at += 3 * std::size_t(B) + 3 * std::size_t(nd) * nb;
   }
 }
 

@@ -150,7 +150,7 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
 
 // The gradients of a layer's fused ops[0..count) (see find_layers) from phi
 // and lam at the layer's end, states unchanged: the ops' differentiable gates
-// in order, grad[row * B + b]. One read-only pass per op (sim::pauli_overlaps).
+// in order, grad[row * B + b]. Read-only sweeps shared by the ops (sim::layer_overlaps).
 template <class T>
 void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const Circuit& c,
                      const PlanOp* ops, std::size_t count, const char* diff, const double* theta,

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <type_traits>
 #include <stdexcept>
@@ -1256,6 +1257,128 @@ void restore_controlled(const State<T>& part, Controls c, State<T>& s) {
   }
 }
 
+// ---- a layer's overlaps ----------------------------------------------------------
+
+namespace {
+// The overlaps of G targets (Axes: X = 1, Y = 2, Z = 4) over every row the
+// controls select, for one tile of W lanes at a time: the sums stay in
+// registers for the whole sweep and each row of lam is loaded once for the G
+// targets. Per row i and target bit t, with l = lam[i], p = phi[i ^ t]:
+//   X += Im(conj(l) p), Y += s Re(conj(l) p) (s = +1 where i has bit t, else -1),
+//   Z += z Im(conj(l) phi[i])                 (z = +1 where i lacks bit t, else -1),
+// which sums, over both rows of each pair, to OverlapAdjointKernel's terms.
+constexpr int kOverlapLanes = 8;
+
+// 4 lanes: GCC's vector extension, so the sums are plain registers in every
+// clone (two SSE registers in the baseline one).
+typedef double Lanes4 __attribute__((vector_size(32)));
+[[gnu::always_inline]] inline Lanes4 load4(const double* p) {
+  Lanes4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <int Axes, int G>
+QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<double>& phi, const State<double>& lam,
+                                                       Controls c, const int* targets, double* const* ov) {
+  static_assert(Axes == 1 || Axes == 2 || Axes == 4, "one axis per sweep");
+  constexpr int W = kOverlapLanes;
+  const std::size_t B = std::size_t(phi.batch), rows = controlled_rows(phi.n_qubits, c);
+  const double* pre = phi.re.data();
+  const double* pim = phi.im.data();
+  const double* lre = lam.re.data();
+  const double* lim = lam.im.data();
+  std::size_t bit[G];
+  for (int g = 0; g < G; ++g) bit[g] = std::size_t(1) << targets[g];
+  for (std::size_t l0 = 0; l0 < B; l0 += W) {
+    Lanes4 lo[G] = {}, hi[G] = {};  // the sums of lanes l0.. l0+3 and l0+4.. l0+7
+    for (std::size_t h = 0; h < rows; ++h) {
+      const std::size_t i = controlled_index(h, c), o = i * B + l0;
+      const Lanes4 lr0 = load4(lre + o), li0 = load4(lim + o), lr1 = load4(lre + o + 4), li1 = load4(lim + o + 4);
+      Lanes4 d0{}, d1{};  // Z: Im(conj(l) phi[i])
+      if constexpr (Axes == 4) {
+        d0 = lr0 * load4(pim + o) - li0 * load4(pre + o);
+        d1 = lr1 * load4(pim + o + 4) - li1 * load4(pre + o + 4);
+      }
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        const std::size_t q = (i ^ bit[g]) * B + l0;
+        const double s = (i & bit[g]) ? 1.0 : -1.0;
+        if constexpr (Axes == 1) {
+          lo[g] += lr0 * load4(pim + q) - li0 * load4(pre + q);
+          hi[g] += lr1 * load4(pim + q + 4) - li1 * load4(pre + q + 4);
+        } else if constexpr (Axes == 2) {
+          lo[g] += s * (lr0 * load4(pre + q) + li0 * load4(pim + q));
+          hi[g] += s * (lr1 * load4(pre + q + 4) + li1 * load4(pim + q + 4));
+        } else {
+          lo[g] -= s * d0;
+          hi[g] -= s * d1;
+        }
+      }
+    }
+    constexpr int k = Axes == 1 ? 0 : Axes == 2 ? 1 : 2;
+    for (int g = 0; g < G; ++g)
+      for (int b = 0; b < 4; ++b) ov[3 * g + k][l0 + b] += lo[g][b], ov[3 * g + k][l0 + 4 + b] += hi[g][b];
+  }
+}
+
+// Targets that want the same single axis, up to 4 per sweep.
+template <int Axes>
+void overlap_groups(const State<double>& phi, const State<double>& lam, Controls c, const int* targets,
+                    int n, double* const* ov) {
+  while (n > 0) {
+    const int g = n >= 4 ? 4 : n >= 2 ? 2 : 1;
+    if (g == 4) overlap_group<Axes, 4>(phi, lam, c, targets, ov);
+    else if (g == 2) overlap_group<Axes, 2>(phi, lam, c, targets, ov);
+    else overlap_group<Axes, 1>(phi, lam, c, targets, ov);
+    targets += g, ov += 3 * g, n -= g;
+  }
+}
+// Runs of consecutive targets that want the same single axis share sweeps.
+void sweep_layer_overlaps(const State<double>& phi, const State<double>& lam, const int* targets,
+                          int n_targets, Controls c, double* const* overlap) {
+  int t = 0;
+  while (t < n_targets) {
+    auto axes = [&](int k) {
+      return (overlap[3 * k] ? 1 : 0) | (overlap[3 * k + 1] ? 2 : 0) | (overlap[3 * k + 2] ? 4 : 0);
+    };
+    const int a = axes(t);
+    int e = t + 1;
+    while (e < n_targets && axes(e) == a) ++e;
+    const int* tg = targets + t;
+    double* const* ov = overlap + 3 * t;
+    switch (a) {
+      case 0: break;  // nothing wanted
+      case 1: overlap_groups<1>(phi, lam, c, tg, e - t, ov); break;
+      case 2: overlap_groups<2>(phi, lam, c, tg, e - t, ov); break;
+      case 4: overlap_groups<4>(phi, lam, c, tg, e - t, ov); break;
+      default:  // several axes: one pass per target computes them together
+        for (int k = t; k < e; ++k) pauli_overlaps(phi, lam, targets[k], c, overlap + 3 * k);
+        break;
+    }
+    t = e;
+  }
+}
+}  // namespace
+
+template <class T>
+void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets, int n_targets,
+                    Controls c, double* const* overlap) {
+  check_batch_state(phi, lam);
+  for (int t = 0; t < n_targets; ++t) {
+    check_qubit(phi.n_qubits, targets[t], "layer_overlaps target");
+    if ((c.mask >> targets[t]) & 1) throw std::invalid_argument("layer_overlaps: target is also a control");
+  }
+  controlled_rows(phi.n_qubits, c);  // checks the mask
+  // Whole tiles of double lanes only (in float, widening each load to double
+  // for the sums made the sweeps 2x slower than a pass per target).
+  if (!std::is_same_v<T, double> || phi.batch % kOverlapLanes != 0) {
+    for (int t = 0; t < n_targets; ++t) pauli_overlaps(phi, lam, targets[t], c, overlap + 3 * t);
+    return;
+  }
+  if constexpr (std::is_same_v<T, double>) sweep_layer_overlaps(phi, lam, targets, n_targets, c, overlap);
+}
+
 template <class T>
 BasisSampler make_sampler(const State<T>& s, int b, std::uint64_t seed) {
   BasisSampler smp{std::vector<double>(s.dim()), std::mt19937_64(seed)};
@@ -1321,6 +1444,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                          double* const*);                                     \
   template void adjoint_step_overlaps<T>(State<T>&, State<T>&, int, Controls,                 \
                                          const BatchMat<T>&, double* const*);                 \
+  template void layer_overlaps<T>(const State<T>&, const State<T>&, const int*, int, Controls,  \
+                                  double* const*);                                            \
   template void pauli_overlaps<T>(const State<T>&, const State<T>&, int, Controls,            \
                                   double* const*);                                            \
   template void expval_z_all<T>(const State<T>&, double*);                                    \

@@ -253,6 +253,16 @@ void copy_controlled(const State<T>& s, Controls c, State<T>& part);
 template <class T>
 void restore_controlled(const State<T>& part, Controls c, State<T>& s);
 
+// pauli_overlaps for several targets (none a control) at once, for a layer's
+// gradients: overlap[3 * t + k] as pauli_overlaps' overlap[k] for targets[t].
+// In double with a batch of whole 8-lane tiles, targets that want the same
+// single axis are swept in groups of up to 4, with the sums in registers and
+// lam's rows loaded once per group (about 2x faster); otherwise one pass per
+// target.
+template <class T>
+void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets, int n_targets,
+                    Controls c, double* const* overlap);
+
 // A Pauli error per sample on `target`: pauli[b] = 0 (none), 1 (X), 2 (Y) or
 // 3 (Z) for sample b (a noise trajectory's sampled error, grad/noise.hpp).
 // Costs a pass over the hit samples only.
