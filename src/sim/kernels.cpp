@@ -1272,6 +1272,10 @@ constexpr int kOverlapLanes = 8;
 // 4 lanes: GCC's vector extension, so the sums are plain registers in every
 // clone (two SSE registers in the baseline one).
 typedef double Lanes4 __attribute__((vector_size(32)));
+// load4 is always inlined, so GCC's note that returning Lanes4 by value
+// changes the ABI without AVX (the baseline clone) concerns no real call.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 [[gnu::always_inline]] inline Lanes4 load4(const double* p) {
   Lanes4 v;
   std::memcpy(&v, p, sizeof v);
@@ -1321,6 +1325,8 @@ QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<double>& phi
       for (int b = 0; b < 4; ++b) ov[3 * g + k][l0 + b] += lo[g][b], ov[3 * g + k][l0 + 4 + b] += hi[g][b];
   }
 }
+
+#pragma GCC diagnostic pop
 
 // Targets that want the same single axis, up to 4 per sweep.
 template <int Axes>
