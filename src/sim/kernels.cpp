@@ -1340,31 +1340,6 @@ void overlap_groups(const State<double>& phi, const State<double>& lam, Controls
     targets += g, ov += 3 * g, n -= g;
   }
 }
-// Runs of consecutive targets that want the same single axis share sweeps.
-void sweep_layer_overlaps(const State<double>& phi, const State<double>& lam, const int* targets,
-                          int n_targets, Controls c, double* const* overlap) {
-  int t = 0;
-  while (t < n_targets) {
-    auto axes = [&](int k) {
-      return (overlap[3 * k] ? 1 : 0) | (overlap[3 * k + 1] ? 2 : 0) | (overlap[3 * k + 2] ? 4 : 0);
-    };
-    const int a = axes(t);
-    int e = t + 1;
-    while (e < n_targets && axes(e) == a) ++e;
-    const int* tg = targets + t;
-    double* const* ov = overlap + 3 * t;
-    switch (a) {
-      case 0: break;  // nothing wanted
-      case 1: overlap_groups<1>(phi, lam, c, tg, e - t, ov); break;
-      case 2: overlap_groups<2>(phi, lam, c, tg, e - t, ov); break;
-      case 4: overlap_groups<4>(phi, lam, c, tg, e - t, ov); break;
-      default:  // several axes: one pass per target computes them together
-        for (int k = t; k < e; ++k) pauli_overlaps(phi, lam, targets[k], c, overlap + 3 * k);
-        break;
-    }
-    t = e;
-  }
-}
 }  // namespace
 
 template <class T>
@@ -1376,13 +1351,27 @@ void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets
     if ((c.mask >> targets[t]) & 1) throw std::invalid_argument("layer_overlaps: target is also a control");
   }
   controlled_rows(phi.n_qubits, c);  // checks the mask
-  // Whole tiles of double lanes only (in float, widening each load to double
-  // for the sums made the sweeps 2x slower than a pass per target).
-  if (!std::is_same_v<T, double> || phi.batch % kOverlapLanes != 0) {
-    for (int t = 0; t < n_targets; ++t) pauli_overlaps(phi, lam, targets[t], c, overlap + 3 * t);
-    return;
+  auto axes = [&](int k) {
+    return (overlap[3 * k] ? 1 : 0) | (overlap[3 * k + 1] ? 2 : 0) | (overlap[3 * k + 2] ? 4 : 0);
+  };
+  // Runs of consecutive targets that want the same single axis share sweeps:
+  // in double, with whole tiles of lanes (in float, widening each load to
+  // double for the sums made the sweeps 2x slower than a pass per target).
+  const bool grouped = std::is_same_v<T, double> && phi.batch % kOverlapLanes == 0;
+  for (int t = 0, e; t < n_targets; t = e) {
+    const int a = axes(t);
+    for (e = t + 1; e < n_targets && axes(e) == a;) ++e;
+    if constexpr (std::is_same_v<T, double>) {
+      if (grouped && (a == 1 || a == 2 || a == 4)) {
+        if (a == 1) overlap_groups<1>(phi, lam, c, targets + t, e - t, overlap + 3 * t);
+        if (a == 2) overlap_groups<2>(phi, lam, c, targets + t, e - t, overlap + 3 * t);
+        if (a == 4) overlap_groups<4>(phi, lam, c, targets + t, e - t, overlap + 3 * t);
+        continue;
+      }
+    }
+    for (int k = t; k < e; ++k)  // one pass per target computes all its axes together
+      if (a != 0) pauli_overlaps(phi, lam, targets[k], c, overlap + 3 * k);
   }
-  if constexpr (std::is_same_v<T, double>) sweep_layer_overlaps(phi, lam, targets, n_targets, c, overlap);
 }
 
 template <class T>
