@@ -267,7 +267,8 @@ Circuit bench_circuit() {
 template <class T>
 void BM_Circuit(benchmark::State& st) {
   const int batch = int(st.range(0));
-  const bool with_backward = st.range(1) != 0;
+  const int mode = int(st.range(1));  // 0 forward, 1 forward() then backward(), 2 forward_backward()
+  const bool with_backward = mode != 0;
   const Circuit c = bench_circuit();
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(-M_PI, M_PI);
@@ -281,9 +282,16 @@ void BM_Circuit(benchmark::State& st) {
   if (st.range(2) > 0) ws.chunk_size = int(st.range(2));
   if (with_backward) ws.saved_layers = kTrainingSavedLayers;  // as the trainer
   ws.keep_states = with_backward;  // forward only: as evaluation and inference
+  const LossGradient loss_gradient = [&](int begin, int count, const double*, double* d) {
+    std::copy_n(dO.data() + std::size_t(begin) * obs.size(), std::size_t(count) * obs.size(), d);
+  };
   for (auto _ : st) {
-    forward(c, theta, x.data(), batch, obs, ev.data(), ws);
-    if (with_backward) backward(c, theta, x.data(), batch, obs, dO.data(), dtheta.data(), nullptr, ws);
+    if (mode == 2) {
+      forward_backward(c, theta, x.data(), batch, obs, loss_gradient, ev.data(), dtheta.data(), nullptr, ws);
+    } else {
+      forward(c, theta, x.data(), batch, obs, ev.data(), ws);
+      if (with_backward) backward(c, theta, x.data(), batch, obs, dO.data(), dtheta.data(), nullptr, ws);
+    }
     benchmark::DoNotOptimize(ev.data());
   }
   st.counters["us_per_sample"] = benchmark::Counter(
@@ -314,12 +322,13 @@ BENCHMARK(BM_AdjointOverlap<double>)->Name("BM_AdjointOverlap_persample")->Args(
 BENCHMARK(BM_ExpertLayerBackward)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Gate<float, 0, true>)->Name("BM_Gate1q_shared_f32")->Args({20, 1})->Args({10, 256})->UseRealTime();
 
-// args: batch, with backward, chunk size (0: workspace default)
+// args: batch, mode (0 forward, 1 forward() then backward(), 2 forward_backward()),
+// chunk size (0: workspace default)
 BENCHMARK(BM_Circuit<double>)->Name("BM_Circuit10q_f64")
-    ->ArgsProduct({{32, 256, 1024}, {0, 1}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    ->ArgsProduct({{32, 256, 1024}, {0, 1, 2}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Circuit<float>)->Name("BM_Circuit10q_f32")
-    ->ArgsProduct({{256, 1024}, {0, 1}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    ->ArgsProduct({{256, 1024}, {0, 1, 2}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Circuit<double>)->Name("BM_Circuit10q_f64_chunk")
-    ->ArgsProduct({{256}, {0, 1}, {4, 8, 16, 32, 64}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    ->ArgsProduct({{256}, {0, 2}, {4, 8, 16, 32, 64}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -3,6 +3,7 @@
 // execution plans (1-qubit fusion, permutation tables, product-state prefix);
 // the planned adjoint sweep.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include "circuit/execute.hpp"
 #include "circuit/fusion.hpp"
@@ -862,6 +863,92 @@ TEST(PerfPaths, ControlledLayerSavesMatchUndoing) {
           for (std::size_t j = 0; j < dtf.size(); ++j) EXPECT_NEAR(dtf[j], ref[j], 3e-4) << "float theta " << j;
         }
       }
+}
+
+// forward_backward() (each chunk forward and back in one thread's states)
+// gives exactly the numbers of forward() then backward(): expectations,
+// dL/dtheta and dx, for a loss gradient that depends on the expectations, with
+// a short last chunk, saved layers or none, 1 and 2 threads, double and float.
+// Afterwards backward() is refused; a throwing loss gradient propagates and
+// leaves the workspace usable.
+template <class T>
+void check_forward_backward(std::mt19937_64& rng) {
+  std::vector<Circuit> circuits{expert_circuit(8, false), layered_circuit(rng, 6, false),
+                                layered_circuit(rng, 9, true)};
+  for (std::size_t ci = 0; ci < circuits.size(); ++ci) {
+    const Circuit& c = circuits[ci];
+    for (int batch : {1, 37}) {
+      const auto theta = random_vector(rng, std::size_t(c.n_params));
+      const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
+      const auto obs = sweep_observables(c.n_qubits);
+      const std::size_t K = obs.size();
+      const auto w = random_vector(rng, K * std::size_t(batch), -1, 1);
+      auto loss_gradient = [&](int begin, int count, const double* ev, double* d) {
+        for (std::size_t i = 0; i < std::size_t(count) * K; ++i)  // L = sum w ev^2 / 2
+          d[i] = w[std::size_t(begin) * K + i] * ev[i];
+      };
+      for (int chunk : {8, 32})
+        for (int saved : {0, 8})
+          for (int threads : {1, 2}) {
+            omp_set_num_threads(threads);
+            const std::string at = "circuit " + std::to_string(ci) + " batch " + std::to_string(batch) +
+                                   " chunk " + std::to_string(chunk) + " saved " + std::to_string(saved) +
+                                   " threads " + std::to_string(threads);
+            Workspace<T> two, one;
+            two.chunk_size = one.chunk_size = chunk;
+            two.saved_layers = one.saved_layers = saved;
+            std::vector<double> ev(K * batch), dO(K * batch), dt(theta.size(), 0.25), dx(x.size(), 7.0);
+            forward(c, theta, x.data(), batch, obs, ev.data(), two);
+            for (int b = 0; b < batch; ++b) loss_gradient(b, 1, ev.data() + std::size_t(b) * K, dO.data() + std::size_t(b) * K);
+            backward(c, theta, x.data(), batch, obs, dO.data(), dt.data(), dx.data(), two);
+            std::vector<double> ev1(ev.size()), dt1(theta.size(), 0.25), dx1(x.size(), 7.0);
+            forward_backward(c, theta, x.data(), batch, obs, LossGradient(loss_gradient), ev1.data(), dt1.data(),
+                             dx1.data(), one);
+            EXPECT_EQ(ev1, ev) << at;
+            EXPECT_EQ(dt1, dt) << at;  // the same chunks, summed in the same order
+            EXPECT_EQ(dx1, dx) << at;
+            EXPECT_THROW(backward(c, theta, x.data(), batch, obs, dO.data(), dt1.data(), nullptr, one),
+                         std::logic_error);
+            const LossGradient fails = [](int, int, const double*, double*) {
+              throw std::runtime_error("loss failed");
+            };
+            EXPECT_THROW(forward_backward(c, theta, x.data(), batch, obs, fails, ev1.data(), dt1.data(), nullptr, one),
+                         std::runtime_error);
+            std::fill(dt1.begin(), dt1.end(), 0.25);
+            forward_backward(c, theta, x.data(), batch, obs, LossGradient(loss_gradient), ev1.data(), dt1.data(),
+                             dx1.data(), one);
+            EXPECT_EQ(dt1, dt) << at << " after a failed call";
+          }
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+}
+TEST(PerfPaths, ForwardBackwardMatchesTwoCallsDouble) {
+  std::mt19937_64 rng(71);
+  check_forward_backward<double>(rng);
+}
+TEST(PerfPaths, ForwardBackwardMatchesTwoCallsFloat) {
+  std::mt19937_64 rng(73);
+  check_forward_backward<float>(rng);
+}
+
+// A get() never replaces the plan the previous get() returned, even when that
+// plan sits in the slot the cache would replace next: forward_backward holds
+// its forward plan while it gets the sweep's.
+TEST(PerfPaths, PlanCacheKeepsTheLastPlan) {
+  std::mt19937_64 rng(79);
+  std::vector<Circuit> cs;
+  for (int k = 0; k < 10; ++k) cs.push_back(structured_circuit(rng, 3 + k % 4));
+  PlanCache cache;
+  for (int k = 0; k < 8; ++k) cache.get(cs[std::size_t(k)]);  // full; the oldest (next to go) is cs[0]'s
+  const Plan& held = cache.get(cs[0]);
+  const std::size_t ops = held.ops.size();
+  const int n = held.n_qubits;
+  const Plan& other = cache.get(cs[8]);
+  EXPECT_NE(&other, &held);
+  EXPECT_EQ(held.ops.size(), ops);
+  EXPECT_EQ(held.n_qubits, n);
+  EXPECT_EQ(&cache.get(cs[0]), &held);  // still cached
 }
 
 // PlanCache: an equal circuit (a copy) gets the cached plan; a circuit that

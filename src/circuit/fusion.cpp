@@ -545,17 +545,26 @@ bool same_options(const PlanOptions& a, const PlanOptions& b) {
 
 const Plan& PlanCache::get(const Circuit& c, const PlanOptions& opt) {
   const u64 key = plan_key(c, opt);
-  for (Entry& e : entries_)
-    if (e.key == key && same_options(e.options, opt) && same_circuit(e.circuit, c)) return e.plan;
+  for (std::size_t k = 0; k < entries_.size(); ++k) {
+    Entry& e = entries_[k];
+    if (e.key == key && same_options(e.options, opt) && same_circuit(e.circuit, c)) {
+      last_ = k;
+      return e.plan;
+    }
+  }
   entries_.reserve(kEntries);  // never reallocates: returned plans stay put
   std::size_t slot;
   if (entries_.size() < kEntries) {
     slot = entries_.size();
     entries_.emplace_back();
   } else {
-    slot = next_;  // replace the oldest
+    // Replace the oldest, but never the plan the last call returned: a caller
+    // may hold two plans at once (forward_backward's forward and sweep plans).
+    if (next_ == last_) next_ = (next_ + 1) % kEntries;
+    slot = next_;
     next_ = (next_ + 1) % kEntries;
   }
+  last_ = slot;
   Entry& e = entries_[slot];
   e.plan = make_plan(c, opt);
   e.key = key;

@@ -89,8 +89,9 @@ Plan make_plan(const Circuit& c, const PlanOptions& opt = {});
 // The plans of the last few circuits run, owned by the caller (a Workspace),
 // so the core keeps no hidden state. A plan is reused only for an equal
 // circuit and equal options (compared in full after a hash match); rebuilding
-// costs O(gates + 2^n * permutation gates). Not thread-safe: get() before
-// entering a parallel region and share the (read-only) plan.
+// costs O(gates + 2^n * permutation gates). A get() never replaces the plan
+// the previous get() returned, so a caller can hold two. Not thread-safe:
+// get() before entering a parallel region and share the (read-only) plans.
 class PlanCache {
  public:
   const Plan& get(const Circuit& c, const PlanOptions& opt = {});
@@ -105,6 +106,7 @@ class PlanCache {
   static constexpr std::size_t kEntries = 8;
   std::vector<Entry> entries_;
   std::size_t next_ = 0;
+  std::size_t last_ = kEntries;  // the slot the last get() returned (none yet)
 };
 
 // Layers: maximal runs of consecutive gates [begin, end) that are all 1-qubit,

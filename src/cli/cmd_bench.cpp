@@ -171,21 +171,24 @@ Rate bench_train(const Shape& s, int batch, int chunk, double seconds) {
   for (auto& t : theta) t = u(rng);
   const int K = int(s.obs.size()), C = 4;
   std::vector<double> ev(std::size_t(K) * batch), logits(std::size_t(C) * batch),
-      dlogits(logits.size()), dO(ev.size());
+      dlogits(logits.size());
   train::Adam adam;
   Workspace<T> ws;
   ws.chunk_size = chunk > 0 ? chunk : default_chunk(batch);
   ws.saved_layers = kTrainingSavedLayers;
+  // As the trainer: each chunk forward, its loss gradient, and back (forward_backward).
+  const LossGradient loss_gradient = [&](int begin, int count, const double* e, double* d) {
+    for (int b = 0; b < count; ++b)
+      for (int k = 0; k < C; ++k) logits[std::size_t(begin + b) * C + k] = e[std::size_t(b) * K + k];
+    train::nll_log_softmax(logits.data() + std::size_t(begin) * C, labels.data() + begin, count, C,
+                           dlogits.data() + std::size_t(begin) * C, nullptr, batch);
+    std::fill(d, d + std::size_t(count) * K, 0.0);
+    for (int b = 0; b < count; ++b)
+      for (int k = 0; k < C; ++k) d[std::size_t(b) * K + k] = dlogits[std::size_t(begin + b) * C + k];
+  };
   return throughput(batch, seconds, [&] {
-    forward(c, theta, x.data(), batch, s.obs, ev.data(), ws);
-    for (int b = 0; b < batch; ++b)
-      for (int k = 0; k < C; ++k) logits[std::size_t(b) * C + k] = ev[std::size_t(b) * K + k];
-    train::nll_log_softmax(logits.data(), labels.data(), batch, C, dlogits.data(), nullptr);
-    std::fill(dO.begin(), dO.end(), 0.0);
-    for (int b = 0; b < batch; ++b)
-      for (int k = 0; k < C; ++k) dO[std::size_t(b) * K + k] = dlogits[std::size_t(b) * C + k];
     std::fill(grad.begin(), grad.end(), 0.0);
-    backward(c, theta, x.data(), batch, s.obs, dO.data(), grad.data(), nullptr, ws);
+    forward_backward(c, theta, x.data(), batch, s.obs, loss_gradient, ev.data(), grad.data(), nullptr, ws);
     adam.step(theta, grad);
   });
 }

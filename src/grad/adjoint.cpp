@@ -399,6 +399,93 @@ LayerSaves layers_to_save(const Circuit& c, int limit) {
   return s;
 }
 
+// How forward() runs a circuit: the plan, cut at the layer starts it saves
+// for backward() (ws.saved_layers; none when `save` is false).
+template <class T>
+const Plan& forward_plan(const Circuit& c, bool save, Workspace<T>& ws) {
+  LayerSaves saves = layers_to_save(c, save ? ws.saved_layers : 0);
+  PlanOptions opt;
+  opt.barriers = saves.starts;
+  const Plan& plan = ws.plans.get(c, opt);
+  ws.saved_gates = std::move(saves.starts);
+  ws.saved_rows = std::move(saves.rows);
+  return plan;
+}
+
+// Samples r of the batch through the plan in state set ch: the final state in
+// ch.psi (and, with saves, the layer starts in ch.saved), the expectations in
+// expvals + r.begin * K.
+template <class T>
+void forward_chunk(const Circuit& c, const Plan& plan, const std::vector<double>& theta, const double* x,
+                   ChunkRange r, const std::vector<PauliString>& obs, double* expvals, Workspace<T>& ws,
+                   typename Workspace<T>::Chunk& ch) {
+  const bool save = !ws.saved_gates.empty();
+  ensure_state(ch.psi, c.n_qubits, r.size);
+  const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
+  run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr, ws.saved_rows.data());
+  ch.saved_fresh = save;
+  if (!obs.empty()) expectations(ch.psi, obs, expvals + std::size_t(r.begin) * obs.size());
+}
+
+// The backward sweep's plan: from the first differentiable gate, those gates
+// kept apart, cut at the layers (and the saved layer starts of the forward).
+struct Sweep {
+  SweepGates gates;
+  SweepSegments segs;
+  const Plan* plan = nullptr;
+};
+template <class T>
+Sweep sweep_plan(const Circuit& c, bool want_dx, Workspace<T>& ws) {
+  Sweep s;
+  s.gates = sweep_gates(c, want_dx);
+  PlanOptions opt;
+  opt.begin = s.gates.first;
+  opt.product_prefix = false;
+  opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
+  opt.pairs = false;
+  opt.keep = s.gates.keep;
+  s.segs = sweep_segments(c, s.gates.first, ws.saved_gates);
+  opt.barriers = s.segs.barriers;
+  s.plan = &ws.plans.get(c, opt);
+  return s;
+}
+
+// The sweep of samples r from the state forward_chunk left in ch, for
+// dL_dO[b * K + k] (b: the chunk's samples): the chunk's dL/dtheta in
+// ch.grad_theta, its rows of dx added to.
+template <class T>
+void backward_chunk(const Circuit& c, const Sweep& sw, const std::vector<double>& theta, const double* x,
+                    ChunkRange r, const std::vector<PauliString>& obs, const double* dL_dO, double* dx,
+                    const Workspace<T>& ws, typename Workspace<T>::Chunk& ch) {
+  ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
+  ensure_state(ch.lam, c.n_qubits, r.size);
+  seed_lambda(ch.psi, obs, dL_dO, ch.lam);
+  sweep<T>(c, *sw.plan, sw.segs, sw.gates.diff, ws.saved_rows, theta, x, r, dx != nullptr, dx, ch);
+  ch.saved_fresh = false;  // swapped into phi; a second backward() undoes instead
+}
+
+int thread_count() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+template <class T>
+int chunk_count(const Workspace<T>& ws, int batch) {
+  if (ws.chunk_size < 1) throw std::invalid_argument("workspace chunk size must be >= 1");
+  return (batch + ws.chunk_size - 1) / ws.chunk_size;
+}
+
 }  // namespace
 
 template <class T>
@@ -406,41 +493,20 @@ void forward(const Circuit& c, const std::vector<double>& theta, const double* x
              const std::vector<PauliString>& obs, double* expvals, Workspace<T>& ws) {
   check_inputs(c, theta.size(), x ? std::size_t(c.n_features) * batch : 0, batch);
   check_observables(c, obs);
-  if (ws.chunk_size < 1) throw std::invalid_argument("workspace chunk size must be >= 1");
-  const int n_chunks = (batch + ws.chunk_size - 1) / ws.chunk_size;
+  const int n_chunks = chunk_count(ws, batch);
   // Without keep_states, thread t runs its chunks in ws.chunks[t].
-  int n_threads = 1;
-#ifdef _OPENMP
-  n_threads = omp_get_max_threads();
-#endif
-  const int n_sets = ws.keep_states ? n_chunks : n_threads;  // any thread may take any chunk
+  const int n_sets = ws.keep_states ? n_chunks : thread_count();  // any thread may take any chunk
   if (int(ws.chunks.size()) != n_sets) ws.chunks.resize(std::size_t(n_sets));
   ws.batch = ws.keep_states ? batch : 0;
-  const int K = int(obs.size());
-  PlanOptions opt;
-  LayerSaves saves = layers_to_save(c, ws.keep_states ? ws.saved_layers : 0);  // no backward: nothing to save
-  opt.barriers = saves.starts;
-  const bool save = !opt.barriers.empty();
-  const Plan& plan = ws.plans.get(c, opt);  // shared by the threads (read only)
-  ws.saved_gates = std::move(saves.starts);
-  ws.saved_rows = std::move(saves.rows);
+  const Plan& plan = forward_plan(c, ws.keep_states, ws);  // no backward: nothing to save
   FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
     err.run([&] {
-      const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
-      int set = ci;
-#ifdef _OPENMP
-      if (!ws.keep_states) set = omp_get_thread_num();
-#endif
+      const int set = ws.keep_states ? ci : thread_index();
       if (set >= int(ws.chunks.size())) throw std::logic_error("forward: more threads than state sets");
-      auto& ch = ws.chunks[std::size_t(set)];
-      ensure_state(ch.psi, c.n_qubits, r.size);
-      const double* xr = x ? x + std::size_t(r.begin) * c.n_features : nullptr;
-      run_plan(c, plan, theta.data(), xr, ch.psi, ch.scratch, save ? &ch.saved : nullptr,
-               ws.saved_rows.data());
-      ch.saved_fresh = save;
-      if (K > 0) expectations(ch.psi, obs, expvals + std::size_t(r.begin) * K);
+      forward_chunk(c, plan, theta, x, chunk_range(ci, ws.chunk_size, batch), obs, expvals, ws,
+                    ws.chunks[std::size_t(set)]);
     });
   }
   err.rethrow(ws);
@@ -453,35 +519,57 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
   if (batch < 1 || ws.batch != batch || ws.chunks.empty())  // ws.batch is 0 after a forward-only run
     throw std::logic_error("backward: call forward (with keep_states) on the same batch first");
   const int n_chunks = int(ws.chunks.size());
-  const int K = int(obs.size());
+  const std::size_t K = obs.size();
   if (dx) std::fill(dx, dx + std::size_t(batch) * c.n_features, 0.0);
-  SweepGates sg = sweep_gates(c, dx != nullptr);
-  PlanOptions opt;
-  opt.begin = sg.first;
-  opt.product_prefix = false;
-  opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
-  opt.pairs = false;
-  opt.keep = std::move(sg.keep);
-  const SweepSegments segs = sweep_segments(c, sg.first, ws.saved_gates);
-  opt.barriers = segs.barriers;
-  const Plan& plan = ws.plans.get(c, opt);
-  const std::vector<char>& diff = sg.diff;
+  const Sweep sw = sweep_plan(c, dx != nullptr, ws);
   FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {
     err.run([&] {
       const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
-      auto& ch = ws.chunks[std::size_t(ci)];
-      ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
-      ensure_state(ch.lam, c.n_qubits, r.size);
-      seed_lambda(ch.psi, obs, dL_dO + std::size_t(r.begin) * K, ch.lam);
-      sweep<T>(c, plan, segs, diff, ws.saved_rows, theta, x, r, dx != nullptr, dx, ch);
-      ch.saved_fresh = false;  // swapped into phi; a second backward() undoes instead
+      backward_chunk(c, sw, theta, x, r, obs, dL_dO + std::size_t(r.begin) * K, dx, ws,
+                     ws.chunks[std::size_t(ci)]);
     });
   }
   err.rethrow(ws);
   for (const auto& ch : ws.chunks)  // fixed order: same sums for any thread count
     for (int j = 0; j < c.n_params; ++j) dtheta[j] += ch.grad_theta[std::size_t(j)];
+}
+
+template <class T>
+void forward_backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+                      const std::vector<PauliString>& obs, const LossGradient& loss_gradient,
+                      double* expvals, double* dtheta, double* dx, Workspace<T>& ws) {
+  check_inputs(c, theta.size(), x ? std::size_t(c.n_features) * batch : 0, batch);
+  check_observables(c, obs);
+  if (!loss_gradient) throw std::invalid_argument("forward_backward: no loss gradient given");
+  const int n_chunks = chunk_count(ws, batch);
+  const std::size_t K = obs.size(), P = std::size_t(c.n_params);
+  // Thread t runs each of its chunks forward and back in ws.chunks[t]: the
+  // states stay in cache, and the saves take one chunk's worth per thread.
+  if (int(ws.chunks.size()) != thread_count()) ws.chunks.resize(std::size_t(thread_count()));
+  ws.batch = 0;  // no states are kept for backward()
+  const Plan& plan = forward_plan(c, true, ws);
+  const Sweep sw = sweep_plan(c, dx != nullptr, ws);
+  if (dx) std::fill(dx, dx + std::size_t(batch) * c.n_features, 0.0);
+  std::vector<double> grads(std::size_t(n_chunks) * P);  // per chunk, summed in chunk order below
+  FirstError err;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int ci = 0; ci < n_chunks; ++ci) {
+    err.run([&] {
+      const ChunkRange r = chunk_range(ci, ws.chunk_size, batch);
+      if (thread_index() >= int(ws.chunks.size())) throw std::logic_error("forward_backward: more threads than state sets");
+      auto& ch = ws.chunks[std::size_t(thread_index())];
+      forward_chunk(c, plan, theta, x, r, obs, expvals, ws, ch);
+      ch.dL_dO.assign(std::size_t(r.size) * K, 0.0);
+      loss_gradient(r.begin, r.size, expvals + std::size_t(r.begin) * K, ch.dL_dO.data());
+      backward_chunk(c, sw, theta, x, r, obs, ch.dL_dO.data(), dx, ws, ch);
+      std::copy(ch.grad_theta.begin(), ch.grad_theta.end(), grads.begin() + std::ptrdiff_t(ci * P));
+    });
+  }
+  err.rethrow(ws);
+  for (int ci = 0; ci < n_chunks; ++ci)  // as backward(): the same sums for any thread count
+    for (std::size_t j = 0; j < P; ++j) dtheta[j] += grads[std::size_t(ci) * P + j];
 }
 
 template <class T>
@@ -506,6 +594,9 @@ std::vector<double> adjoint_jacobian(const Circuit& c, const std::vector<double>
   template void backward<T>(const Circuit&, const std::vector<double>&, const double*, int,   \
                             const std::vector<PauliString>&, const double*, double*, double*, \
                             Workspace<T>&);                                                   \
+  template void forward_backward<T>(const Circuit&, const std::vector<double>&, const double*, int, \
+                                    const std::vector<PauliString>&, const LossGradient&, double*,  \
+                                    double*, double*, Workspace<T>&);                               \
   template std::vector<double> adjoint_jacobian<T>(const Circuit&, const std::vector<double>&, \
                                                    const double*, const std::vector<PauliString>&);
 QMOE_INSTANTIATE(double)

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,7 @@ struct Workspace {
     std::vector<double> grad_theta;  // this chunk's share of dL/dtheta
     std::vector<double> grad_tmp;    // per-sample gradient of up to 3 angles
     std::vector<double> layer_grad;  // per-sample gradients of a layer's gates
+    std::vector<double> dL_dO;       // forward_backward(): the chunk's loss gradient
     std::vector<sim::State<T>> saved;  // psi at the starts of saved_gates (the saved_rows part)
     bool saved_fresh = false;          // saved as forward() left it (backward() swaps it away)
   };
@@ -98,6 +100,24 @@ template <class T>
 void backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
               const std::vector<PauliString>& obs, const double* dL_dO, double* dtheta,
               double* dx, Workspace<T>& ws);
+
+// dL/d<O_k> of samples begin .. begin + count - 1 from their expectations:
+// dL_dO[b * K + k] for expvals[b * K + k] (b < count, K observables).
+// forward_backward() calls it once per chunk from the thread running that
+// chunk, so it must allow concurrent calls for disjoint ranges.
+using LossGradient = std::function<void(int begin, int count, const double* expvals, double* dL_dO)>;
+
+// forward() and backward() chunk by chunk: each thread runs a chunk forward,
+// asks loss_gradient for its dL/dO and sweeps it back while its states are
+// still in cache; saves take one chunk's worth per thread (ws.saved_layers).
+// The same numbers as forward() then backward(); for losses that couple the
+// samples of a batch (e.g. a batch mean), use those two. expvals[b * K + k]
+// is written, dtheta ADDED to, dx (nullable) overwritten; ws keeps no
+// states for backward() or final_state() afterwards.
+template <class T>
+void forward_backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
+                      const std::vector<PauliString>& obs, const LossGradient& loss_gradient,
+                      double* expvals, double* dtheta, double* dx, Workspace<T>& ws);
 
 // d<O_k>/dtheta_j for one sample by the adjoint method (one backward sweep per
 // observable): jac[k * n_params + j]. Used by `qmoe qasm --grad`.

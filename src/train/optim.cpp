@@ -19,7 +19,8 @@ void Adam::step(std::vector<double>& theta, const std::vector<double>& grad) {
 }
 
 double nll_log_softmax(const double* logits, const int* labels, int batch, int C, double* dlogits,
-                       int* correct) {
+                       int* correct, int mean_over) {
+  const int n = mean_over > 0 ? mean_over : batch;
   double loss = 0;
   int hits = 0;
   for (int b = 0; b < batch; ++b) {
@@ -37,10 +38,10 @@ double nll_log_softmax(const double* logits, const int* labels, int batch, int C
     hits += arg == y;
     if (dlogits)
       for (int c = 0; c < C; ++c)
-        dlogits[std::size_t(b) * C + c] = (std::exp(z[c] - lse) - (c == y ? 1.0 : 0.0)) / batch;
+        dlogits[std::size_t(b) * C + c] = (std::exp(z[c] - lse) - (c == y ? 1.0 : 0.0)) / n;
   }
   if (correct) *correct = hits;
-  return loss / batch;
+  return loss / n;
 }
 
 }  // namespace qmoe::train

@@ -17,8 +17,9 @@ struct Adam {
 
 // Mean negative log-likelihood of log-softmax(logits) over a batch.
 // Returns the loss; dlogits[b*C + c] = dLoss/dlogits (already divided by batch).
-// correct (nullable) gets the number of argmax hits.
+// correct (nullable) gets the number of argmax hits. mean_over > 0: the
+// samples are part of a batch of that size (loss and dlogits divided by it).
 double nll_log_softmax(const double* logits, const int* labels, int batch, int n_classes,
-                       double* dlogits, int* correct);
+                       double* dlogits, int* correct, int mean_over = 0);
 
 }  // namespace qmoe::train

@@ -81,6 +81,27 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
       dev(std::size_t(B) * K);
   ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
   ws.keep_states = true;
+  grad.assign(theta.size(), 0.0);
+  if (method != "param-shift" && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
+    // A sample's loss needs only its own expectations: each chunk runs forward
+    // and back while its states are in cache (forward_backward).
+    std::vector<double> chunk_loss(std::size_t(B), 0.0);  // at each chunk's first sample
+    std::vector<int> chunk_hits(std::size_t(B), 0);
+    const LossGradient loss_gradient = [&](int begin, int count, const double* e, double* d) {
+      std::vector<double> z(std::size_t(count) * C), dz(z.size());
+      model::logits(m, e, count, z.data());
+      chunk_loss[std::size_t(begin)] = nll_log_softmax(z.data(), labels.data() + begin, count, C, dz.data(),
+                                                       &chunk_hits[std::size_t(begin)], B);
+      model::logits_backward(m, dz.data(), count, d);
+    };
+    forward_backward(m.circuit, theta, x.data(), B, m.observables, loss_gradient, ev.data(), grad.data(),
+                     nullptr, ws);
+    double loss = 0;
+    int correct = 0;
+    for (int b = 0; b < B; ++b) loss += chunk_loss[std::size_t(b)], correct += chunk_hits[std::size_t(b)];
+    return {loss, correct};
+  }
+  // The load-balance term couples the batch (its mean routing): forward(), the loss, then backward().
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
   model::logits(m, ev.data(), B, lg.data());
   int correct = 0;
@@ -99,7 +120,6 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
       for (int k = 0; k < L; ++k) dp[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
     model::routing_probabilities_backward(m, dp.data(), B, dev.data());
   }
-  grad.assign(theta.size(), 0.0);
   if (method == "param-shift")
     param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data());
   else
