@@ -131,6 +131,19 @@ inline double dense_expval(const std::vector<cplx>& psi, const PauliString& p) {
   return acc.real();
 }
 
+// s.phase i^phase X^x Z^z applied to a dense vector gate by gate: the Z's,
+// then the X's, then the phase.
+inline std::vector<cplx> dense_pauli_mask(int n, const sim::PauliMask& s, std::vector<cplx> v) {
+  for (int q = 0; q < n; ++q)
+    if ((s.z >> q) & 1) dense_apply(n, make_gate(GateKind::Z, q), nullptr, v);
+  for (int q = 0; q < n; ++q)
+    if ((s.x >> q) & 1) dense_apply(n, make_gate(GateKind::X, q), nullptr, v);
+  cplx phase = 1.0;
+  for (int k = 0; k < s.phase; ++k) phase *= cplx(0, 1);
+  for (cplx& a : v) a *= phase;
+  return v;
+}
+
 template <class T>
 std::vector<cplx> sample_amplitudes(const sim::State<T>& s, int b) {
   std::vector<cplx> v(s.dim());

@@ -932,6 +932,121 @@ TEST(PerfPaths, ForwardBackwardMatchesTwoCallsFloat) {
   check_forward_backward<float>(rng);
 }
 
+// affine_conjugation: P sigma_q P^dagger == the string it gives, on dense
+// vectors (P gate by gate), for X, Y and Z of every qubit, for permutations
+// with CNOTs on |1> and |0>, X and SWAP; a Toffoli is not affine (none given).
+TEST(PerfPaths, AffineConjugationMatchesDense) {
+  std::mt19937_64 rng(89);
+  const int n = 5;
+  for (int variant = 0; variant < 3; ++variant) {
+    Circuit c;
+    c.n_qubits = n;
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+    if (variant >= 1) {
+      add_gate(c, make_gate(GateKind::X, 1));
+      add_gate(c, make_gate(GateKind::X, 3, {{0, false}}));
+      Gate sw = make_gate(GateKind::Swap, 0);
+      sw.target2 = 2;
+      add_gate(c, sw);
+      add_gate(c, make_gate(GateKind::X, 4, {{2, true}}));
+    }
+    if (variant == 2) add_gate(c, make_gate(GateKind::X, 2, {{0, true}, {1, true}}));
+    PlanOp op;
+    op.kind = PlanOp::Kind::Permutation;
+    for (int gi = 0; gi < int(c.gates.size()); ++gi) op.gates.push_back(gi);
+    const PauliConjugation p = affine_conjugation(c, op);
+    if (variant == 2) {
+      EXPECT_TRUE(p.x.empty() && p.z.empty());
+      continue;
+    }
+    ASSERT_EQ(int(p.x.size()), n);
+    for (int q = 0; q < n; ++q)
+      for (int axis = 0; axis < 3; ++axis) {
+        std::vector<cplx> v(std::size_t(1) << n);
+        for (cplx& a : v) a = cplx(random_vector(rng, 1)[0], random_vector(rng, 1)[0]);
+        std::vector<cplx> want = v;  // P sigma P^dagger v: X-type gates are their own inverses
+        for (auto g = c.gates.rbegin(); g != c.gates.rend(); ++g) dense_apply(n, *g, nullptr, want);
+        const GateKind sigma = axis == 0 ? GateKind::X : axis == 1 ? GateKind::Y : GateKind::Z;
+        dense_apply(n, make_gate(sigma, q), nullptr, want);
+        for (const Gate& g : c.gates) dense_apply(n, g, nullptr, want);
+        const sim::PauliMask m = axis == 0 ? p.x[std::size_t(q)] : axis == 1 ? conjugated_y(p, q) : p.z[std::size_t(q)];
+        const std::vector<cplx> got = dense_pauli_mask(n, m, v);
+        for (std::size_t i = 0; i < v.size(); ++i)
+          ASSERT_NEAR(std::abs(got[i] - want[i]), 0.0, 1e-12) << "variant " << variant << " qubit " << q << " axis " << axis;
+      }
+  }
+}
+
+// Layers followed by a permutation: the sweep takes the layer's overlaps
+// through it (no undo on phi) and gives the gate-by-gate gradients, for layers
+// wanting X only (grouped), Y or Z, all three axes, rings with X, CNOTs on |0>
+// and SWAPs, a ring with a Toffoli (undone as before), whole 8-lane chunks
+// and not, backward() and forward_backward(), double and float.
+TEST(PerfPaths, LayerOverlapsThroughRingsMatchGateByGate) {
+  std::mt19937_64 rng(97);
+  const int n = 6;
+  for (int variant = 0; variant < 4; ++variant) {
+    Circuit c;
+    c.n_qubits = n;
+    int p = 0, f = 0;
+    for (int layer = 0; layer < 3; ++layer) {
+      for (int q = 0; q < n; ++q) {
+        if (variant == 0) {  // as the bench circuit: RX(theta) last wants X
+          add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::feature(f++ % 8)}));
+          add_gate(c, make_gate(GateKind::RX, q, {}, {Angle::param(p++)}));
+        } else if (variant == 1) {  // RX RY: all three axes
+          add_gate(c, make_gate(GateKind::RX, q, {}, {Angle::param(p++)}));
+          add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::param(p++)}));
+        } else {  // Z, or Y, last
+          add_gate(c, make_gate(GateKind::RX, q, {}, {Angle::feature(f++ % 8)}));
+          add_gate(c, make_gate(layer % 2 ? GateKind::RY : GateKind::RZ, q, {}, {Angle::param(p++)}));
+        }
+      }
+      for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+      if (variant >= 2) {
+        add_gate(c, make_gate(GateKind::X, layer % n));
+        add_gate(c, make_gate(GateKind::X, 3, {{0, false}}));
+        Gate sw = make_gate(GateKind::Swap, 1);
+        sw.target2 = 4;
+        add_gate(c, sw);
+      }
+      if (variant == 3 && layer == 1) add_gate(c, make_gate(GateKind::X, 5, {{0, true}, {2, true}}));
+      add_gate(c, make_gate(GateKind::RY, 2, {{0, true}, {1, true}}, {Angle::param(p++)}));
+    }
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::RY, q, {}, {Angle::param(p++)}));
+    for (int batch : {8, 19}) {
+      const SweepCase t(rng, c, batch);
+      std::vector<double> rt, rx;
+      t.reference(true, rt, rx);
+      for (int chunk : {8, 3})
+        for (int saved : {0, 8}) {
+          Workspace<double> ws;
+          ws.chunk_size = chunk;
+          ws.saved_layers = saved;
+          std::vector<double> ev(t.obs.size() * batch), dt(t.theta.size(), 0.0), dx(t.x.size());
+          forward(c, t.theta, t.x.data(), batch, t.obs, ev.data(), ws);
+          backward(c, t.theta, t.x.data(), batch, t.obs, t.w.data(), dt.data(), dx.data(), ws);
+          std::vector<double> dt2(t.theta.size(), 0.0), dx2(t.x.size());
+          const LossGradient given = [&](int begin, int count, const double*, double* d) {
+            std::copy_n(t.w.data() + std::size_t(begin) * t.obs.size(), std::size_t(count) * t.obs.size(), d);
+          };
+          forward_backward(c, t.theta, t.x.data(), batch, t.obs, given, ev.data(), dt2.data(), dx2.data(), ws);
+          const std::string at = "variant " + std::to_string(variant) + " batch " + std::to_string(batch) +
+                                 " chunk " + std::to_string(chunk) + " saved " + std::to_string(saved);
+          for (std::size_t j = 0; j < dt.size(); ++j) {
+            EXPECT_NEAR(dt[j], rt[j], 1e-10) << at << " theta " << j;
+            EXPECT_NEAR(dt2[j], rt[j], 1e-10) << at << " theta " << j << " (forward_backward)";
+          }
+          for (std::size_t j = 0; j < dx.size(); ++j) {
+            EXPECT_NEAR(dx[j], rx[j], 1e-10) << at << " x " << j;
+            EXPECT_NEAR(dx2[j], rx[j], 1e-10) << at << " x " << j << " (forward_backward)";
+          }
+        }
+      t.check_float(8, rt, variant);
+    }
+  }
+}
+
 // A get() never replaces the plan the previous get() returned, even when that
 // plan sits in the slot the cache would replace next: forward_backward holds
 // its forward plan while it gets the sweep's.

@@ -363,6 +363,61 @@ void check_layer_overlaps(double tol) {
   double* ov[3] = {nullptr, nullptr, nullptr};
   EXPECT_THROW(sim::layer_overlaps(s, s, bad, 1, sim::Controls{2, 2}, ov), std::invalid_argument);  // target = control
 }
+// string_overlaps == Im <lam| P |phi> with P applied gate by gate to dense
+// vectors, summed over the controlled subspace: strings of every kind, in runs
+// of one kind (grouped sweeps of 4, 2 and 1) and mixed, batches of whole
+// 8-lane tiles and not, double and float. Bad strings throw.
+template <class T>
+void check_string_overlaps(double tol) {
+  std::mt19937_64 rng(83);
+  const int n = 6;
+  for (int batch : {8, 16, 3})
+    for (const sim::Controls c : {sim::Controls{}, sim::Controls{4, 4}, sim::Controls{4, 0}})
+      for (bool mixed : {false, true}) {
+        const sim::State<T> phi = random_state<T>(rng, n, batch), lam = random_state<T>(rng, n, batch);
+        std::vector<sim::PauliMask> str;
+        // 5 without a Z part, 3 with one and an even phase, 4 with an odd phase
+        for (int k = 0; k < 12; ++k) {
+          sim::PauliMask m;
+          m.x = (rng() % 63 + 1) & ~c.mask;
+          m.z = k < 5 ? 0 : rng() % 64;
+          if (k >= 5 && k < 8) m.x &= ~m.z;  // popcount(x & z) = 0: even phase
+          if (m.x == 0) m.x = 1;  // qubit 0 is never a control here
+          if (k >= 8 && !(std::popcount(m.x & m.z) & 1)) m.z ^= m.x & (~m.x + 1);  // flip z at x's lowest bit: odd
+          if (k == 7) m.x = 0;  // a Z string
+          m.phase = (std::popcount(m.x & m.z) & 1) + 2 * int(rng() % 2);
+          str.push_back(m);
+        }
+        if (mixed) std::shuffle(str.begin(), str.end(), rng);
+        const int ns = int(str.size());
+        std::vector<double> got(std::size_t(ns) * batch, 0.25);
+        std::vector<double*> ov(static_cast<std::size_t>(ns));
+        for (int k = 0; k < ns; ++k) ov[std::size_t(k)] = got.data() + std::size_t(k) * batch;
+        sim::string_overlaps(phi, lam, str.data(), ns, c, ov.data());
+        for (int k = 0; k < ns; ++k)
+          for (int b = 0; b < batch; ++b) {
+            const auto p = dense_pauli_mask(n, str[std::size_t(k)], sample_amplitudes(phi, b));
+            const auto l = sample_amplitudes(lam, b);
+            cplx acc = 0.0;
+            for (std::size_t i = 0; i < l.size(); ++i)
+              if ((i & c.mask) == c.value) acc += std::conj(l[i]) * p[i];
+            ASSERT_NEAR(got[std::size_t(k) * batch + b], 0.25 + acc.imag(), tol)
+                << "batch " << batch << " mask " << c.mask << " mixed " << mixed << " string " << k;
+          }
+      }
+  const sim::State<T> s = random_state<T>(rng, 3, 8);
+  double v[8] = {};
+  double* ov[1] = {v};
+  const sim::PauliMask not_hermitian{1, 1, 0}, flips_control{2, 0, 0}, too_wide{8, 0, 0};
+  EXPECT_THROW(sim::string_overlaps(s, s, &not_hermitian, 1, {}, ov), std::invalid_argument);
+  EXPECT_THROW(sim::string_overlaps(s, s, &flips_control, 1, sim::Controls{2, 2}, ov), std::invalid_argument);
+  EXPECT_THROW(sim::string_overlaps(s, s, &too_wide, 1, {}, ov), std::invalid_argument);
+}
+TEST(Sim, StringOverlapsMatchDense) {
+  check_string_overlaps<double>(1e-12);
+  check_string_overlaps<float>(1e-5);
+}
+
 TEST(Sim, LayerOverlapsMatchPerTarget) {
   check_layer_overlaps<double>(1e-12);
   check_layer_overlaps<float>(1e-5);

@@ -733,10 +733,76 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
   combine(nd, B, op.per_sample, nv, ov, grad);
 }
 
+PauliConjugation affine_conjugation(const Circuit& c, const PlanOp& op) {
+  PauliConjugation none;
+  if (op.kind != PlanOp::Kind::Permutation) return none;
+  const int n = c.n_qubits;
+  // f(i) = A i ^ k, A by its columns col[q] = A e_q; each gate g maps y to g(y).
+  std::vector<u64> col(static_cast<std::size_t>(n));
+  for (int q = 0; q < n; ++q) col[std::size_t(q)] = u64(1) << q;
+  u64 k = 0;
+  for (int gi : op.gates) {
+    const Gate& g = c.gates[std::size_t(gi)];
+    if (g.controls.size() > 1) return none;  // a Toffoli is not affine
+    const u64 t = u64(1) << g.target;
+    if (g.kind == GateKind::Swap) {
+      if (!g.controls.empty()) return none;
+      const u64 t2 = u64(1) << g.target2;
+      auto swap_bits = [&](u64 y) { return ((y & t) != 0) == ((y & t2) != 0) ? y : y ^ t ^ t2; };
+      for (u64& v : col) v = swap_bits(v);
+      k = swap_bits(k);
+    } else if (g.kind == GateKind::X && g.controls.empty()) {
+      k ^= t;
+    } else if (g.kind == GateKind::X) {  // y ^= (bit ctl of y, or its negation) at t
+      const Control& ctl = g.controls[0];
+      const u64 cb = u64(1) << ctl.qubit;
+      for (u64& v : col)
+        if (v & cb) v ^= t;
+      if (((k & cb) != 0) == ctl.on_one) k ^= t;
+    } else {
+      return none;
+    }
+  }
+  // A^-1 by Gauss-Jordan elimination over GF(2) on the rows of [A | I].
+  std::vector<u64> row(static_cast<std::size_t>(n), 0), inv(static_cast<std::size_t>(n), 0);
+  for (int r = 0; r < n; ++r) {
+    for (int q = 0; q < n; ++q)
+      if ((col[std::size_t(q)] >> r) & 1) row[std::size_t(r)] |= u64(1) << q;
+    inv[std::size_t(r)] = u64(1) << r;
+  }
+  for (int q = 0; q < n; ++q) {
+    int p = q;
+    while (p < n && !((row[std::size_t(p)] >> q) & 1)) ++p;
+    if (p == n) return none;  // not invertible: cannot happen for gates
+    std::swap(row[std::size_t(p)], row[std::size_t(q)]);
+    std::swap(inv[std::size_t(p)], inv[std::size_t(q)]);
+    for (int r = 0; r < n; ++r)
+      if (r != q && ((row[std::size_t(r)] >> q) & 1))
+        row[std::size_t(r)] ^= row[std::size_t(q)], inv[std::size_t(r)] ^= inv[std::size_t(q)];
+  }
+  // P X_q P^dagger |i> = |f(f^-1(i) ^ e_q)> = |i ^ A e_q>; P Z_q P^dagger |i> =
+  // (-1)^(bit q of f^-1(i)) |i>, with f^-1(i) = A^-1 i ^ A^-1 k: the string of
+  // row q of A^-1, negated when bit q of A^-1 k is set.
+  PauliConjugation p;
+  for (int q = 0; q < n; ++q) {
+    const u64 w = inv[std::size_t(q)];
+    p.x.push_back({col[std::size_t(q)], 0, 0});
+    p.z.push_back({0, w, (std::popcount(w & k) & 1) ? 2 : 0});
+  }
+  return p;
+}
+
+sim::PauliMask conjugated_y(const PauliConjugation& p, int q) {
+  const sim::PauliMask& a = p.x[std::size_t(q)];
+  const sim::PauliMask& b = p.z[std::size_t(q)];
+  return {a.x, b.z, (1 + b.phase) % 4};  // i X^a (+-Z^w)
+}
+
 template <class T>
 void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const Circuit& c,
                      const PlanOp* ops, std::size_t count, const char* diff, const double* theta,
-                     const double* x, int x_stride, GateScratch<T>& scratch, double* grad) {
+                     const double* x, int x_stride, GateScratch<T>& scratch, double* grad,
+                     const PauliConjugation* through) {
   const int B = phi.batch;
   // work: per op with gradients, its overlaps (3 x B), then its Bloch vectors (3 nd x nb).
   std::size_t size = 0;
@@ -767,7 +833,22 @@ void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const C
     at += 3 * std::size_t(B) + 3 * std::size_t(nd) * nb;
   }
   // All the layer's overlaps in shared sweeps (the ops sit on different targets).
-  sim::layer_overlaps(phi, lam, targets.data(), int(targets.size()), ops[0].controls, ov.data());
+  if (!through) {
+    sim::layer_overlaps(phi, lam, targets.data(), int(targets.size()), ops[0].controls, ov.data());
+  } else {
+    if (ops[0].controls.mask != 0) throw std::logic_error("layer_gradients: a layer under controls");
+    std::vector<sim::PauliMask> str;
+    std::vector<double*> to;
+    for (int axis = 0; axis < 3; ++axis)  // by axis: strings of one kind share sweeps
+      for (std::size_t t = 0; t < targets.size(); ++t) {
+        double* o = ov[3 * t + std::size_t(axis)];
+        if (!o) continue;
+        const int q = targets[t];
+        str.push_back(axis == 0 ? through->x[std::size_t(q)] : axis == 1 ? conjugated_y(*through, q) : through->z[std::size_t(q)]);
+        to.push_back(o);
+      }
+    sim::string_overlaps(phi, lam, str.data(), int(str.size()), ops[0].controls, to.data());
+  }
   at = w.data();
   std::size_t t = 0;
   for (std::size_t k = 0; k < count; ++k) {
@@ -866,7 +947,8 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
                               double*);                                                         \
   template void layer_gradients<T>(const sim::State<T>&, const sim::State<T>&, const Circuit&,  \
                                    const PlanOp*, std::size_t, const char*, const double*,      \
-                                   const double*, int, GateScratch<T>&, double*);
+                                   const double*, int, GateScratch<T>&, double*,                \
+                                   const PauliConjugation*);
 QMOE_INSTANTIATE(double)
 QMOE_INSTANTIATE(float)
 

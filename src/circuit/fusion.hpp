@@ -121,6 +121,19 @@ struct GateRange {
 };
 std::vector<GateRange> find_layers(const Circuit& c);
 
+// How a basis permutation P that is affine over GF(2) (|i> -> |A i ^ c>: X,
+// CNOT and SWAP gates with at most one control, e.g. a CNOT ring) maps Paulis:
+// P X_q P^dagger = x[q], P Z_q P^dagger = z[q] (Pauli strings; Y_q: see
+// conjugated_y). The adjoint sweep takes a layer's overlaps through the ring
+// that follows it this way, instead of undoing the ring on phi.
+struct PauliConjugation {
+  std::vector<sim::PauliMask> x, z;
+};
+// Empty x and z when op is not such a permutation (or is no Permutation op).
+PauliConjugation affine_conjugation(const Circuit& c, const PlanOp& op);
+// P Y_q P^dagger = i (P X_q P^dagger)(P Z_q P^dagger).
+sim::PauliMask conjugated_y(const PauliConjugation& p, int q);
+
 // Apply one op (inverse: its dagger). Prefix ops are ordinary fused ops here.
 template <class T>
 void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double* theta,
@@ -153,10 +166,14 @@ void adjoint_op(sim::State<T>& phi, sim::State<T>& lam, const Circuit& c, const 
 // The gradients of a layer's fused ops[0..count) (see find_layers) from phi
 // and lam at the layer's end, states unchanged: the ops' differentiable gates
 // in order, grad[row * B + b]. Read-only sweeps shared by the ops (sim::layer_overlaps).
+// With `through` (an uncontrolled layer only), phi and lam are the states
+// after a permutation P that follows the layer, and the overlaps are those of
+// the Paulis conjugated by P (the same numbers, without undoing P on phi).
 template <class T>
 void layer_gradients(const sim::State<T>& phi, const sim::State<T>& lam, const Circuit& c,
                      const PlanOp* ops, std::size_t count, const char* diff, const double* theta,
-                     const double* x, int x_stride, GateScratch<T>& scratch, double* grad);
+                     const double* x, int x_stride, GateScratch<T>& scratch, double* grad,
+                     const PauliConjugation* through = nullptr);
 
 // Reset s to |0...0> (or the product state of the prefix) and run every op.
 // With `saved`, the state at each barrier k is copied to (*saved)[k] (resized);

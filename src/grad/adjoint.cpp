@@ -294,12 +294,49 @@ SweepSegments sweep_segments(const Circuit& c, int first, const std::vector<int>
   return s;
 }
 
+// The backward sweep's plan: from the first differentiable gate, those gates
+// kept apart, cut at the layers (and the saved layer starts of the forward).
+// through[k]: for a segment k whose first op is an affine permutation (a CNOT
+// ring) right after an uncontrolled layer, how it maps Paulis: the sweep then
+// takes the layer's overlaps through it instead of undoing it on phi.
+struct Sweep {
+  SweepGates gates;
+  SweepSegments segs;
+  const Plan* plan = nullptr;
+  std::vector<PauliConjugation> through;  // per segment (empty: none)
+};
+template <class T>
+Sweep sweep_plan(const Circuit& c, bool want_dx, Workspace<T>& ws) {
+  Sweep s;
+  s.gates = sweep_gates(c, want_dx);
+  PlanOptions opt;
+  opt.begin = s.gates.first;
+  opt.product_prefix = false;
+  opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
+  opt.pairs = false;
+  opt.keep = s.gates.keep;
+  s.segs = sweep_segments(c, s.gates.first, ws.saved_gates);
+  opt.barriers = s.segs.barriers;
+  s.plan = &ws.plans.get(c, opt);
+  const auto& ops = s.plan->ops;
+  s.through.resize(s.segs.layer.size());
+  for (std::size_t i = 1; i < ops.size(); ++i) {
+    const int seg = ops[i].segment;
+    if (ops[i - 1].segment == seg || !s.segs.layer[std::size_t(seg - 1)]) continue;
+    if (ops[i - 1].controls.mask != 0) continue;  // the layer's ops share their controls
+    s.through[std::size_t(seg)] = affine_conjugation(c, ops[i]);
+  }
+  return s;
+}
+
 // One backward sweep of chunk ch (samples r.begin ..) through the planned ops
 // (plan: gates first.. end, differentiable gates kept alone, the rest fused).
 template <class T>
-void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const std::vector<char>& diff,
-           const std::vector<sim::Controls>& saved_rows, const std::vector<double>& theta,
-           const double* x, ChunkRange r, bool want_dx, double* dx, typename Workspace<T>::Chunk& ch) {
+void sweep(const Circuit& c, const Sweep& sw, const std::vector<sim::Controls>& saved_rows,
+           const std::vector<double>& theta, const double* x, ChunkRange r, bool want_dx, double* dx,
+           typename Workspace<T>::Chunk& ch) {
+  const SweepSegments& segs = sw.segs;
+  const std::vector<char>& diff = sw.gates.diff;
   const int B = r.size, F = c.n_features;
   const double* xr = x ? x + std::size_t(r.begin) * F : nullptr;
   ch.scratch.reserve(B);
@@ -320,27 +357,40 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
     phi_copied = true;
     return ch.phi;
   };
-  const auto& ops = plan.ops;
+  const auto& ops = sw.plan->ops;
+  // A layer's saved start, or the sweep's end, replaces phi after the layer:
+  // its gradients are all it needs phi for.
+  auto takes_layer_path = [&](int seg, std::size_t i0) {
+    return segs.layer[std::size_t(seg)] && (i0 == 0 || (ch.saved_fresh && segs.saved[std::size_t(seg)] >= 0));
+  };
+  auto first_of_segment = [&](std::size_t i) {  // the first op of ops[i]'s segment
+    while (i > 0 && ops[i - 1].segment == ops[i].segment) --i;
+    return i;
+  };
+  const PlanOp* pending = nullptr;  // a permutation after the layer, not yet undone
   std::size_t i = ops.size();
   while (i > 0) {
     const int seg = ops[i - 1].segment;
-    std::size_t i0 = i - 1;  // the segment's first op
-    while (i0 > 0 && ops[i0 - 1].segment == seg) --i0;
+    const std::size_t i0 = first_of_segment(i - 1);
     const int saved = ch.saved_fresh ? segs.saved[std::size_t(seg)] : -1;
-    if (segs.layer[std::size_t(seg)] && (i0 == 0 || saved >= 0)) {
+    if (takes_layer_path(seg, i0)) {
       // A layer: every gradient from phi and lam at its end (its gates commute
-      // with the other targets' gates), then lam undone and phi restored.
+      // with the other targets' gates), or after the permutation that follows
+      // it, then lam undone and phi restored.
       int rows = 0;
       for (std::size_t k = i0; k < i; ++k) rows += n_diff(ops[k]);
       ch.layer_grad.resize(std::size_t(rows) * B);
+      const PauliConjugation* through = pending ? &sw.through[std::size_t(pending->segment)] : nullptr;
       layer_gradients(phi_copied ? ch.phi : ch.psi, ch.lam, c, ops.data() + i0, i - i0, diff.data(),
-                      theta.data(), xr, F, ch.scratch, ch.layer_grad.data());
+                      theta.data(), xr, F, ch.scratch, ch.layer_grad.data(), through);
       const double* g = ch.layer_grad.data();
       for (std::size_t k = i0; k < i; ++k) {
         accumulate<T>(c, ops[k], diff, g, r, dx, ch);
         g += std::size_t(n_diff(ops[k])) * B;
       }
       if (i0 == 0) break;  // no earlier gate needs phi or lam
+      if (pending) apply_op(ch.lam, c, *pending, theta.data(), xr, F, true, ch.scratch);
+      pending = nullptr;
       undo_ops(ch.lam, c, ops.data() + i0, i - i0, theta.data(), xr, F, ch.scratch);
       const sim::Controls saved_part = saved_rows[std::size_t(saved)];
       if (saved_part.mask != 0)  // the layer changed only these amplitudes
@@ -352,6 +402,11 @@ void sweep(const Circuit& c, const Plan& plan, const SweepSegments& segs, const 
       continue;
     }
     const PlanOp& op = ops[--i];
+    if (i == i0 && i > 0 && !sw.through[std::size_t(seg)].x.empty() &&
+        takes_layer_path(ops[i - 1].segment, first_of_segment(i - 1))) {
+      pending = &op;  // the layer takes its overlaps through it; lam undoes it after
+      continue;
+    }
     sim::State<T>& phi = phi_to_change();
     if (op.kind == PlanOp::Kind::Single) {
       sweep_gate<T>(c, c.gates[std::size_t(op.gates[0])], theta, xr, r, want_dx, dx, ch);
@@ -427,29 +482,6 @@ void forward_chunk(const Circuit& c, const Plan& plan, const std::vector<double>
   if (!obs.empty()) expectations(ch.psi, obs, expvals + std::size_t(r.begin) * obs.size());
 }
 
-// The backward sweep's plan: from the first differentiable gate, those gates
-// kept apart, cut at the layers (and the saved layer starts of the forward).
-struct Sweep {
-  SweepGates gates;
-  SweepSegments segs;
-  const Plan* plan = nullptr;
-};
-template <class T>
-Sweep sweep_plan(const Circuit& c, bool want_dx, Workspace<T>& ws) {
-  Sweep s;
-  s.gates = sweep_gates(c, want_dx);
-  PlanOptions opt;
-  opt.begin = s.gates.first;
-  opt.product_prefix = false;
-  opt.fold_permutations = false;  // runs with differentiable gates use adjoint_op
-  opt.pairs = false;
-  opt.keep = s.gates.keep;
-  s.segs = sweep_segments(c, s.gates.first, ws.saved_gates);
-  opt.barriers = s.segs.barriers;
-  s.plan = &ws.plans.get(c, opt);
-  return s;
-}
-
 // The sweep of samples r from the state forward_chunk left in ch, for
 // dL_dO[b * K + k] (b: the chunk's samples): the chunk's dL/dtheta in
 // ch.grad_theta, its rows of dx added to.
@@ -460,7 +492,7 @@ void backward_chunk(const Circuit& c, const Sweep& sw, const std::vector<double>
   ch.grad_theta.assign(std::size_t(c.n_params), 0.0);
   ensure_state(ch.lam, c.n_qubits, r.size);
   seed_lambda(ch.psi, obs, dL_dO, ch.lam);
-  sweep<T>(c, *sw.plan, sw.segs, sw.gates.diff, ws.saved_rows, theta, x, r, dx != nullptr, dx, ch);
+  sweep<T>(c, sw, ws.saved_rows, theta, x, r, dx != nullptr, dx, ch);
   ch.saved_fresh = false;  // swapped into phi; a second backward() undoes instead
 }
 

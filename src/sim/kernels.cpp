@@ -1260,13 +1260,14 @@ void restore_controlled(const State<T>& part, Controls c, State<T>& s) {
 // ---- a layer's overlaps ----------------------------------------------------------
 
 namespace {
-// The overlaps of G targets (Axes: X = 1, Y = 2, Z = 4) over every row the
-// controls select, for one tile of W lanes at a time: the sums stay in
+// The overlaps Im <lam| P |phi> of G Pauli strings P = i^k X^x Z^z over every
+// row the controls select, for one tile of W lanes at a time: the sums stay in
 // registers for the whole sweep and each row of lam is loaded once for the G
-// targets. Per row i and target bit t, with l = lam[i], p = phi[i ^ t]:
-//   X += Im(conj(l) p), Y += s Re(conj(l) p) (s = +1 where i has bit t, else -1),
-//   Z += z Im(conj(l) phi[i])                 (z = +1 where i lacks bit t, else -1),
-// which sums, over both rows of each pair, to OverlapAdjointKernel's terms.
+// strings. Per row i, with j = i ^ x, (P phi)[i] = i^k (-1)^popcount(j & z) phi[j],
+// so the term is Im(i^k w) times that sign, w = conj(lam[i]) phi[j]: Im(w)
+// for k = 0, Re(w) for k = 1 (Re), negated for k = 2 and 3 (at the end).
+// The strings of one sweep share Re and whether any has a Z part (Signed).
+// A single qubit's X, Y, Z are {bit, 0, 0}, {bit, bit, 1}, {0, bit, 0}.
 constexpr int kOverlapLanes = 8;
 
 // 4 lanes: GCC's vector extension, so the sums are plain registers in every
@@ -1282,62 +1283,101 @@ typedef double Lanes4 __attribute__((vector_size(32)));
   return v;
 }
 
-template <int Axes, int G>
+template <bool Re, bool Signed, int G>
 QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<double>& phi, const State<double>& lam,
-                                                       Controls c, const int* targets, double* const* ov) {
-  static_assert(Axes == 1 || Axes == 2 || Axes == 4, "one axis per sweep");
+                                                       Controls c, const PauliMask* str, double* const* ov) {
   constexpr int W = kOverlapLanes;
   const std::size_t B = std::size_t(phi.batch), rows = controlled_rows(phi.n_qubits, c);
   const double* pre = phi.re.data();
   const double* pim = phi.im.data();
   const double* lre = lam.re.data();
   const double* lim = lam.im.data();
-  std::size_t bit[G];
-  for (int g = 0; g < G; ++g) bit[g] = std::size_t(1) << targets[g];
+  std::size_t xm[G], zm[G];
+  for (int g = 0; g < G; ++g) xm[g] = str[g].x, zm[g] = str[g].z;
   for (std::size_t l0 = 0; l0 < B; l0 += W) {
     Lanes4 lo[G] = {}, hi[G] = {};  // the sums of lanes l0.. l0+3 and l0+4.. l0+7
     for (std::size_t h = 0; h < rows; ++h) {
       const std::size_t i = controlled_index(h, c), o = i * B + l0;
       const Lanes4 lr0 = load4(lre + o), li0 = load4(lim + o), lr1 = load4(lre + o + 4), li1 = load4(lim + o + 4);
-      Lanes4 d0{}, d1{};  // Z: Im(conj(l) phi[i])
-      if constexpr (Axes == 4) {
-        d0 = lr0 * load4(pim + o) - li0 * load4(pre + o);
-        d1 = lr1 * load4(pim + o + 4) - li1 * load4(pre + o + 4);
-      }
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) {
-        const std::size_t q = (i ^ bit[g]) * B + l0;
-        const double s = (i & bit[g]) ? 1.0 : -1.0;
-        if constexpr (Axes == 1) {
-          lo[g] += lr0 * load4(pim + q) - li0 * load4(pre + q);
-          hi[g] += lr1 * load4(pim + q + 4) - li1 * load4(pre + q + 4);
-        } else if constexpr (Axes == 2) {
-          lo[g] += s * (lr0 * load4(pre + q) + li0 * load4(pim + q));
-          hi[g] += s * (lr1 * load4(pre + q + 4) + li1 * load4(pim + q + 4));
+        const std::size_t j = i ^ xm[g], q = j * B + l0;
+        Lanes4 w0, w1;
+        if constexpr (Re) {
+          w0 = lr0 * load4(pre + q) + li0 * load4(pim + q);
+          w1 = lr1 * load4(pre + q + 4) + li1 * load4(pim + q + 4);
         } else {
-          lo[g] -= s * d0;
-          hi[g] -= s * d1;
+          w0 = lr0 * load4(pim + q) - li0 * load4(pre + q);
+          w1 = lr1 * load4(pim + q + 4) - li1 * load4(pre + q + 4);
+        }
+        if constexpr (Signed) {
+          const double s = __builtin_parityll(j & zm[g]) ? -1.0 : 1.0;
+          lo[g] += s * w0;
+          hi[g] += s * w1;
+        } else {
+          lo[g] += w0;
+          hi[g] += w1;
         }
       }
     }
-    constexpr int k = Axes == 1 ? 0 : Axes == 2 ? 1 : 2;
-    for (int g = 0; g < G; ++g)
-      for (int b = 0; b < 4; ++b) ov[3 * g + k][l0 + b] += lo[g][b], ov[3 * g + k][l0 + 4 + b] += hi[g][b];
+    for (int g = 0; g < G; ++g) {
+      const double f = (str[g].phase & 2) ? -1.0 : 1.0;
+      for (int b = 0; b < 4; ++b) ov[g][l0 + b] += f * lo[g][b], ov[g][l0 + 4 + b] += f * hi[g][b];
+    }
   }
 }
 
 #pragma GCC diagnostic pop
 
-// Targets that want the same single axis, up to 4 per sweep.
-template <int Axes>
-void overlap_groups(const State<double>& phi, const State<double>& lam, Controls c, const int* targets,
+// Strings of one class, up to 4 per sweep (ov: one pointer per string).
+template <bool Re, bool Signed>
+void overlap_groups(const State<double>& phi, const State<double>& lam, Controls c, const PauliMask* str,
                     int n, double* const* ov) {
   while (n > 0) {
     const int g = n >= 4 ? 4 : n >= 2 ? 2 : 1;
-    if (g == 4) overlap_group<Axes, 4>(phi, lam, c, targets, ov);
-    else if (g == 2) overlap_group<Axes, 2>(phi, lam, c, targets, ov);
-    else overlap_group<Axes, 1>(phi, lam, c, targets, ov);
-    targets += g, ov += 3 * g, n -= g;
+    if (g == 4) overlap_group<Re, Signed, 4>(phi, lam, c, str, ov);
+    else if (g == 2) overlap_group<Re, Signed, 2>(phi, lam, c, str, ov);
+    else overlap_group<Re, Signed, 1>(phi, lam, c, str, ov);
+    str += g, ov += g, n -= g;
+  }
+}
+
+// Runs of consecutive strings of the same class share sweeps.
+void grouped_overlaps(const State<double>& phi, const State<double>& lam, Controls c, const PauliMask* str,
+                      int n, double* const* ov) {
+  auto kind = [&](int t) { return (str[t].phase & 1) * 2 + (str[t].z != 0); };
+  for (int t = 0, e; t < n; t = e) {
+    for (e = t + 1; e < n && kind(e) == kind(t);) ++e;
+    switch (kind(t)) {
+      case 0: overlap_groups<false, false>(phi, lam, c, str + t, e - t, ov + t); break;
+      case 1: overlap_groups<false, true>(phi, lam, c, str + t, e - t, ov + t); break;
+      case 2: overlap_groups<true, false>(phi, lam, c, str + t, e - t, ov + t); break;
+      default: overlap_groups<true, true>(phi, lam, c, str + t, e - t, ov + t); break;
+    }
+  }
+}
+
+// One string, any precision and batch: a pass of its own.
+template <class T>
+QMOE_CLONES void string_overlap(const State<T>& phi, const State<T>& lam, Controls c, PauliMask str,
+                                double* __restrict ov) {
+  const std::size_t B = std::size_t(phi.batch), rows = controlled_rows(phi.n_qubits, c);
+  const bool re = str.phase & 1;
+  const double f = (str.phase & 2) ? -1.0 : 1.0;
+  for (std::size_t h = 0; h < rows; ++h) {
+    const std::size_t i = controlled_index(h, c), j = i ^ str.x;
+    const double s = (std::popcount(j & str.z) & 1) ? -f : f;
+    const T* lr = lam.re.data() + i * B;
+    const T* li = lam.im.data() + i * B;
+    const T* pr = phi.re.data() + j * B;
+    const T* pi = phi.im.data() + j * B;
+    if (re) {
+#pragma omp simd
+      for (std::size_t b = 0; b < B; ++b) ov[b] += s * (double(lr[b]) * pr[b] + double(li[b]) * pi[b]);
+    } else {
+#pragma omp simd
+      for (std::size_t b = 0; b < B; ++b) ov[b] += s * (double(lr[b]) * pi[b] - double(li[b]) * pr[b]);
+    }
   }
 }
 }  // namespace
@@ -1358,20 +1398,49 @@ void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets
   // in double, with whole tiles of lanes (in float, widening each load to
   // double for the sums made the sweeps 2x slower than a pass per target).
   const bool grouped = std::is_same_v<T, double> && phi.batch % kOverlapLanes == 0;
+  std::vector<PauliMask> str;
+  std::vector<double*> ov;
   for (int t = 0, e; t < n_targets; t = e) {
     const int a = axes(t);
     for (e = t + 1; e < n_targets && axes(e) == a;) ++e;
     if constexpr (std::is_same_v<T, double>) {
       if (grouped && (a == 1 || a == 2 || a == 4)) {
-        if (a == 1) overlap_groups<1>(phi, lam, c, targets + t, e - t, overlap + 3 * t);
-        if (a == 2) overlap_groups<2>(phi, lam, c, targets + t, e - t, overlap + 3 * t);
-        if (a == 4) overlap_groups<4>(phi, lam, c, targets + t, e - t, overlap + 3 * t);
+        const int k = a == 1 ? 0 : a == 2 ? 1 : 2;
+        str.clear(), ov.clear();
+        for (int u = t; u < e; ++u) {
+          const std::uint64_t bit = std::uint64_t(1) << targets[u];
+          str.push_back(k == 0 ? PauliMask{bit, 0, 0} : k == 1 ? PauliMask{bit, bit, 1} : PauliMask{0, bit, 0});
+          ov.push_back(overlap[3 * u + k]);
+        }
+        grouped_overlaps(phi, lam, c, str.data(), e - t, ov.data());
         continue;
       }
     }
     for (int k = t; k < e; ++k)  // one pass per target computes all its axes together
       if (a != 0) pauli_overlaps(phi, lam, targets[k], c, overlap + 3 * k);
   }
+}
+
+template <class T>
+void string_overlaps(const State<T>& phi, const State<T>& lam, const PauliMask* strings, int n,
+                     Controls c, double* const* overlap) {
+  check_batch_state(phi, lam);
+  controlled_rows(phi.n_qubits, c);  // checks the mask
+  const std::uint64_t all = phi.n_qubits >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << phi.n_qubits) - 1;
+  for (int t = 0; t < n; ++t) {
+    const PauliMask& s = strings[t];
+    if ((s.x | s.z) & ~all) throw std::invalid_argument("string_overlaps: string acts on a qubit the state lacks");
+    if (s.x & c.mask) throw std::invalid_argument("string_overlaps: string flips a control");
+    if (s.phase < 0 || s.phase > 3 || (s.phase & 1) != (std::popcount(s.x & s.z) & 1))
+      throw std::invalid_argument("string_overlaps: string is not Hermitian");
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    if (phi.batch % kOverlapLanes == 0) {
+      grouped_overlaps(phi, lam, c, strings, n, overlap);
+      return;
+    }
+  }
+  for (int t = 0; t < n; ++t) string_overlap(phi, lam, c, strings[t], overlap[t]);
 }
 
 template <class T>
@@ -1441,6 +1510,8 @@ std::vector<std::uint64_t> sample_basis_states(const State<T>& s, int b, int sho
                                          const BatchMat<T>&, double* const*);                 \
   template void layer_overlaps<T>(const State<T>&, const State<T>&, const int*, int, Controls,  \
                                   double* const*);                                            \
+  template void string_overlaps<T>(const State<T>&, const State<T>&, const PauliMask*, int,     \
+                                   Controls, double* const*);                                  \
   template void pauli_overlaps<T>(const State<T>&, const State<T>&, int, Controls,            \
                                   double* const*);                                            \
   template void expval_z_all<T>(const State<T>&, double*);                                    \

@@ -263,6 +263,25 @@ template <class T>
 void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets, int n_targets,
                     Controls c, double* const* overlap);
 
+// A Pauli string i^phase X^x Z^z on the qubits of bit masks x and z; it is
+// Hermitian when phase has the parity of popcount(x & z). A qubit's X, Y and Z:
+// {bit, 0, 0}, {bit, bit, 1}, {0, bit, 0}; conjugated by a CNOT ring they
+// become longer strings (grad/adjoint.cpp takes a layer's overlaps that way).
+struct PauliMask {
+  std::uint64_t x = 0, z = 0;
+  int phase = 0;
+};
+
+// overlap[t][b] += Im <lam_b| strings[t] |phi_b> over the controlled
+// subspace, the states unchanged. In double with whole 8-lane tiles,
+// consecutive strings of one kind (phase odd or even, with or without a Z
+// part) share sweeps, up to 4 at a time; otherwise a pass per string. Throws
+// std::invalid_argument for a string that is not Hermitian, flips a control
+// or acts on a qubit the state lacks.
+template <class T>
+void string_overlaps(const State<T>& phi, const State<T>& lam, const PauliMask* strings, int n,
+                     Controls c, double* const* overlap);
+
 // A Pauli error per sample on `target`: pauli[b] = 0 (none), 1 (X), 2 (Y) or
 // 3 (Z) for sample b (a noise trajectory's sampled error, grad/noise.hpp).
 // Costs a pass over the hit samples only.
