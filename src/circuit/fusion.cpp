@@ -273,7 +273,7 @@ void apply_fused(sim::State<T>& s, sim::State<T>* s2, const Circuit& c, const Pl
 template <class T>
 void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], const double* theta,
                const double* x, int x_stride, bool inverse, GateScratch<T>& scratch,
-               sim::State<T>* keep = nullptr) {
+               sim::State<T>* keep = nullptr, const std::vector<std::uint32_t>* perm = nullptr) {
   const int B = s.batch;
   scratch.reserve(B);
   sim::Mat<T> m[2];
@@ -290,9 +290,10 @@ void apply_two(sim::State<T>& s, const Circuit& c, const PlanOp* const part[2], 
   const int a = part[0]->target, b = part[1]->target;
   const bool pa = part[0]->per_sample, pb = part[1]->per_sample;
   const sim::Controls ctl = part[0]->controls;  // pairable: the same for both
-  if (!part[1]->perm.empty())  // pairable: both per sample; out of place, so keep costs nothing
+  if (!perm) perm = &part[1]->perm;  // or the one the caller folds in (undo_ops)
+  if (!perm->empty())  // pairable: both per sample; out of place, so keep costs nothing
     sim::apply_matrix_pair_permute(s, a, op_matrices(scratch, 0, B, *part[0]), b,
-                                   op_matrices(scratch, 1, B, *part[1]), part[1]->perm.data(), inverse,
+                                   op_matrices(scratch, 1, B, *part[1]), perm->data(), inverse,
                                    keep ? *keep : scratch.buffer);
   else if (pa && pb)
     sim::apply_matrix_pair(s, a, op_matrices(scratch, 0, B, *part[0]), b, op_matrices(scratch, 1, B, *part[1]),
@@ -617,11 +618,20 @@ void apply_op_pair(sim::State<T>& s, sim::State<T>& s2, const Circuit& c, const 
 
 template <class T>
 void undo_ops(sim::State<T>& s, const Circuit& c, const PlanOp* ops, std::size_t count,
-              const double* theta, const double* x, int x_stride, GateScratch<T>& scratch) {
+              const double* theta, const double* x, int x_stride, GateScratch<T>& scratch,
+              const PlanOp* after) {
+  // The permutation `after` is undone first: in the first pair's pass (it reads
+  // through the permutation) when that pair is two uncontrolled per-sample ops
+  // (apply_matrix_pair_permute), else in a pass of its own.
+  const bool fold = after && after->kind == PlanOp::Kind::Permutation && !after->perm.empty() && count >= 2 &&
+                    pairable(ops[count - 2], ops[count - 1]) && ops[count - 1].controls.mask == 0 &&
+                    ops[count - 2].per_sample && ops[count - 1].per_sample && ops[count - 1].perm.empty();
+  if (after && !fold) apply_op(s, c, *after, theta, x, x_stride, true, scratch);
   for (std::size_t k = count; k-- > 0;) {
     if (k > 0 && pairable(ops[k - 1], ops[k])) {
       const PlanOp* const parts[2] = {&ops[k - 1], &ops[k]};
-      apply_two<T>(s, c, parts, theta, x, x_stride, true, scratch);
+      apply_two<T>(s, c, parts, theta, x, x_stride, true, scratch, nullptr,
+                   fold && k == count - 1 ? &after->perm : nullptr);
       --k;
     } else {
       apply_op(s, c, ops[k], theta, x, x_stride, true, scratch);
@@ -645,10 +655,15 @@ void bloch_vectors(const Circuit& c, const PlanOp& op, const char* diff, const d
                    const double* x, int x_stride, int B, int nd, double* nv, M2* inv) {
   const int m = int(op.gates.size());
   const std::size_t nb = op.per_sample ? std::size_t(B) : 1;
-  // Every gate's matrix: g[k * nb + b] (shared gates once).
+  // The matrices of the gates after the first differentiable one (all, for
+  // the inverse): g[k * nb + b] (shared gates once). A rotation last in its
+  // run (the bench layers' RX) needs none.
+  int from = 0;
+  if (!inv)
+    while (from < m && !diff[op.gates[std::size_t(from)]]) ++from;
   thread_local std::vector<M2> g;
   g.resize(std::size_t(m) * nb);
-  for (int k = 0; k < m; ++k) {
+  for (int k = from + (inv ? 0 : 1); k < m; ++k) {
     const Gate& gate = c.gates[std::size_t(op.gates[std::size_t(k)])];
     M2* gk = g.data() + std::size_t(k) * nb;
     if (is_per_sample(gate))
@@ -668,7 +683,7 @@ void bloch_vectors(const Circuit& c, const PlanOp& op, const char* diff, const d
         --j;
         for (int t = 0; t < 3; ++t) nv[std::size_t(j * 3 + t) * nb + b] = n[t];
       }
-      a = mul(a, g[std::size_t(k) * nb + b]);
+      if (k > from || inv) a = mul(a, g[std::size_t(k) * nb + b]);
     }
     if (inv) inv[b] = dag(a);
   }
@@ -938,7 +953,7 @@ void run_plan(const Circuit& c, const Plan& p, const double* theta, const double
   template void apply_op_pair<T>(sim::State<T>&, sim::State<T>&, const Circuit&, const PlanOp&, \
                                  const double*, const double*, int, bool, GateScratch<T>&);     \
   template void undo_ops<T>(sim::State<T>&, const Circuit&, const PlanOp*, std::size_t,          \
-                            const double*, const double*, int, GateScratch<T>&);                \
+                            const double*, const double*, int, GateScratch<T>&, const PlanOp*); \
   template void run_plan<T>(const Circuit&, const Plan&, const double*, const double*,          \
                             sim::State<T>&, GateScratch<T>&, std::vector<sim::State<T>>*,       \
                             const sim::Controls*);                                              \

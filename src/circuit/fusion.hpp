@@ -140,10 +140,13 @@ void apply_op(sim::State<T>& s, const Circuit& c, const PlanOp& op, const double
               const double* x, int x_stride, bool inverse, GateScratch<T>& scratch);
 
 // Undo ops[count-1] .. ops[0] (each inverted, last first) on s; neighbouring
-// fused ops on different qubits with the same controls share one pass (as Kind::Pair).
+// fused ops on different qubits with the same controls share one pass (as
+// Kind::Pair). With `after`, a Permutation op that followed ops[count-1] is
+// undone first, folded into the first pass where it can be.
 template <class T>
 void undo_ops(sim::State<T>& s, const Circuit& c, const PlanOp* ops, std::size_t count,
-              const double* theta, const double* x, int x_stride, GateScratch<T>& scratch);
+              const double* theta, const double* x, int x_stride, GateScratch<T>& scratch,
+              const PlanOp* after = nullptr);
 
 // The same op on two states (the adjoint sweep's phi and lambda), computing
 // per-sample matrices once.

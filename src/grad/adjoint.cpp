@@ -389,9 +389,8 @@ void sweep(const Circuit& c, const Sweep& sw, const std::vector<sim::Controls>& 
         g += std::size_t(n_diff(ops[k])) * B;
       }
       if (i0 == 0) break;  // no earlier gate needs phi or lam
-      if (pending) apply_op(ch.lam, c, *pending, theta.data(), xr, F, true, ch.scratch);
+      undo_ops(ch.lam, c, ops.data() + i0, i - i0, theta.data(), xr, F, ch.scratch, pending);
       pending = nullptr;
-      undo_ops(ch.lam, c, ops.data() + i0, i - i0, theta.data(), xr, F, ch.scratch);
       const sim::Controls saved_part = saved_rows[std::size_t(saved)];
       if (saved_part.mask != 0)  // the layer changed only these amplitudes
         sim::restore_controlled(ch.saved[std::size_t(saved)], saved_part, phi_to_change());
