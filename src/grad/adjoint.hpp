@@ -48,7 +48,10 @@ inline constexpr int kTrainingSavedLayers = 8;
 
 template <class T>
 struct Workspace {
-  int chunk_size = 32;  // samples per work item
+  // Samples per work item: 16 keeps a thread's forward_backward() states near its
+  // L2 (10 qubits: 256 KiB per state) and gives each of 2 threads 8 chunks of
+  // a batch of 256 (bench/RESULTS.md, round 8).
+  int chunk_size = 16;
   // forward() saves the states at the starts of the last layers with >= 4
   // targets (fewer do not pay for the copy), up to this many whole states'
   // worth (a layer under k controls saves 1/2^k of the state), for
