@@ -3,7 +3,8 @@
 # them so that both see the same machine load (these machines are shared).
 #   bench/compare.sh BASE_BUILD_DIR NEW_BUILD_DIR [ROUNDS] [THREADS]
 # Prints, per round and binary, the minimum us/sample over 5 repetitions of
-# forward and forward + backward (double and float, batch 256) and the
+# the forward (mode 0), forward() then backward() (1) and forward_backward()
+# (2; builds from before round 8 lack it), double and float, batch 256, and the
 # training rows of `qmoe bench`; then, per binary, the minimum and first
 # quartile of the circuit figures over the rounds.
 set -euo pipefail
