@@ -932,6 +932,19 @@ TEST(PerfPaths, ForwardBackwardMatchesTwoCallsFloat) {
   check_forward_backward<float>(rng);
 }
 
+// A CNOT ring on all qubits; with extras, then X on x_qubit, a CNOT from
+// qubit 0 on |0> to qubit 3 and SWAP(a, b): still affine over GF(2).
+void add_affine_ring(Circuit& c, bool extras, int x_qubit, int a, int b) {
+  const int n = c.n_qubits;
+  for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+  if (!extras) return;
+  add_gate(c, make_gate(GateKind::X, x_qubit));
+  add_gate(c, make_gate(GateKind::X, 3, {{0, false}}));
+  Gate sw = make_gate(GateKind::Swap, a);
+  sw.target2 = b;
+  add_gate(c, sw);
+}
+
 // affine_conjugation: P sigma_q P^dagger == the string it gives, on dense
 // vectors (P gate by gate), for X, Y and Z of every qubit, for permutations
 // with CNOTs on |1> and |0>, X and SWAP; a Toffoli is not affine (none given).
@@ -941,15 +954,8 @@ TEST(PerfPaths, AffineConjugationMatchesDense) {
   for (int variant = 0; variant < 3; ++variant) {
     Circuit c;
     c.n_qubits = n;
-    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
-    if (variant >= 1) {
-      add_gate(c, make_gate(GateKind::X, 1));
-      add_gate(c, make_gate(GateKind::X, 3, {{0, false}}));
-      Gate sw = make_gate(GateKind::Swap, 0);
-      sw.target2 = 2;
-      add_gate(c, sw);
-      add_gate(c, make_gate(GateKind::X, 4, {{2, true}}));
-    }
+    add_affine_ring(c, variant >= 1, 1, 0, 2);
+    if (variant >= 1) add_gate(c, make_gate(GateKind::X, 4, {{2, true}}));
     if (variant == 2) add_gate(c, make_gate(GateKind::X, 2, {{0, true}, {1, true}}));
     PlanOp op;
     op.kind = PlanOp::Kind::Permutation;
@@ -1002,14 +1008,7 @@ TEST(PerfPaths, LayerOverlapsThroughRingsMatchGateByGate) {
           add_gate(c, make_gate(layer % 2 ? GateKind::RY : GateKind::RZ, q, {}, {Angle::param(p++)}));
         }
       }
-      for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
-      if (variant >= 2) {
-        add_gate(c, make_gate(GateKind::X, layer % n));
-        add_gate(c, make_gate(GateKind::X, 3, {{0, false}}));
-        Gate sw = make_gate(GateKind::Swap, 1);
-        sw.target2 = 4;
-        add_gate(c, sw);
-      }
+      add_affine_ring(c, variant >= 2, layer % n, 1, 4);
       if (variant == 3 && layer == 1) add_gate(c, make_gate(GateKind::X, 5, {{0, true}, {2, true}}));
       add_gate(c, make_gate(GateKind::RY, 2, {{0, true}, {1, true}}, {Angle::param(p++)}));
     }
