@@ -2,6 +2,8 @@
 // determinism, resume, checkpoints.
 #include <gtest/gtest.h>
 
+#include <numeric>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -163,6 +165,31 @@ TEST(Model, BatchGradientMatchesFiniteDifferences) {
       EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << kind << " param " << j;
     }
   }
+}
+
+// The trainer's chunk-by-chunk path (forward_backward, chunks of 3 over 16
+// rows: a short last chunk) gives the loss, the hit count and the gradient of
+// the whole-batch parameter-shift path: each chunk's loss and dlogits are
+// divided by the batch size, not the chunk's.
+TEST(Model, BatchGradientByChunksMatchesWholeBatch) {
+  model::ModelConfig cfg = small_qmoe(3, "rxry");
+  cfg.model = "qnn";
+  cfg.n_classes = 2;
+  cfg.depth = 1;
+  const model::Model m = model::build_model(cfg);
+  const data::Dataset d = synthetic(16, 16, 2, 5);
+  std::vector<std::size_t> rows(16);
+  std::iota(rows.begin(), rows.end(), std::size_t(0));
+  std::mt19937_64 rng(11);
+  const auto theta = random_vector(rng, std::size_t(m.n_params()));
+  Workspace<double> ws;
+  ws.chunk_size = 3;
+  std::vector<double> grad, ps_grad;
+  const auto [loss, hits] = train::batch_gradient(m, theta, d, rows, "adjoint", grad, ws);
+  const auto [ps_loss, ps_hits] = train::batch_gradient(m, theta, d, rows, "param-shift", ps_grad, ws);
+  EXPECT_NEAR(loss, ps_loss, 1e-12);
+  EXPECT_EQ(hits, ps_hits);
+  for (int j = 0; j < m.n_params(); ++j) EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << "param " << j;
 }
 
 TEST(Model, ParameterCountsAndMatchedBaseline) {

@@ -873,6 +873,7 @@ TEST(PerfPaths, ControlledLayerSavesMatchUndoing) {
 // leaves the workspace usable.
 template <class T>
 void check_forward_backward(std::mt19937_64& rng) {
+  const int threads_before = omp_get_max_threads();
   std::vector<Circuit> circuits{expert_circuit(8, false), layered_circuit(rng, 6, false),
                                 layered_circuit(rng, 9, true)};
   for (std::size_t ci = 0; ci < circuits.size(); ++ci) {
@@ -909,19 +910,22 @@ void check_forward_backward(std::mt19937_64& rng) {
             EXPECT_EQ(dx1, dx) << at;
             EXPECT_THROW(backward(c, theta, x.data(), batch, obs, dO.data(), dt1.data(), nullptr, one),
                          std::logic_error);
-            const LossGradient fails = [](int, int, const double*, double*) {
-              throw std::runtime_error("loss failed");
+            // fails in the last chunk only: the others have run, dtheta is left as it was
+            const LossGradient fails = [&](int begin, int count, const double* e, double* d) {
+              if (begin + count == batch) throw std::runtime_error("loss failed");
+              loss_gradient(begin, count, e, d);
             };
+            std::fill(dt1.begin(), dt1.end(), 0.25);
             EXPECT_THROW(forward_backward(c, theta, x.data(), batch, obs, fails, ev1.data(), dt1.data(), nullptr, one),
                          std::runtime_error);
-            std::fill(dt1.begin(), dt1.end(), 0.25);
+            EXPECT_EQ(dt1, std::vector<double>(theta.size(), 0.25)) << at;
             forward_backward(c, theta, x.data(), batch, obs, LossGradient(loss_gradient), ev1.data(), dt1.data(),
                              dx1.data(), one);
             EXPECT_EQ(dt1, dt) << at << " after a failed call";
           }
     }
   }
-  omp_set_num_threads(omp_get_num_procs());
+  omp_set_num_threads(threads_before);
 }
 TEST(PerfPaths, ForwardBackwardMatchesTwoCallsDouble) {
   std::mt19937_64 rng(71);

@@ -116,7 +116,9 @@ using LossGradient = std::function<void(int begin, int count, const double* expv
 // The same numbers as forward() then backward(); for losses that couple the
 // samples of a batch (e.g. a batch mean), use those two. expvals[b * K + k]
 // is written, dtheta ADDED to, dx (nullable) overwritten; ws keeps no
-// states for backward() or final_state() afterwards.
+// states for backward() or final_state() afterwards. If loss_gradient (or
+// anything else) throws, the first exception is rethrown after the loop:
+// dtheta is left as it was, expvals and dx may be partly written.
 template <class T>
 void forward_backward(const Circuit& c, const std::vector<double>& theta, const double* x, int batch,
                       const std::vector<PauliString>& obs, const LossGradient& loss_gradient,
