@@ -105,7 +105,8 @@ void backward(const Circuit& c, const std::vector<double>& theta, const double* 
               double* dx, Workspace<T>& ws);
 
 // dL/d<O_k> of samples begin .. begin + count - 1 from their expectations:
-// dL_dO[b * K + k] for expvals[b * K + k] (b < count, K observables).
+// dL_dO[b * K + k] for expvals[b * K + k] (b < count, K observables);
+// dL_dO arrives zeroed.
 // forward_backward() calls it once per chunk from the thread running that
 // chunk, so it must allow concurrent calls for disjoint ranges.
 using LossGradient = std::function<void(int begin, int count, const double* expvals, double* dL_dO)>;

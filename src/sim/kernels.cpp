@@ -1366,7 +1366,7 @@ QMOE_CLONES void string_overlap(const State<T>& phi, const State<T>& lam, Contro
   const double f = (str.phase & 2) ? -1.0 : 1.0;
   for (std::size_t h = 0; h < rows; ++h) {
     const std::size_t i = controlled_index(h, c), j = i ^ str.x;
-    const double s = (std::popcount(j & str.z) & 1) ? -f : f;
+    const double s = __builtin_parityll(j & str.z) ? -f : f;
     const T* lr = lam.re.data() + i * B;
     const T* li = lam.im.data() + i * B;
     const T* pr = phi.re.data() + j * B;

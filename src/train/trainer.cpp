@@ -77,10 +77,8 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
   const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
   std::vector<int> labels;
   const std::vector<double> x = gather(m, d, rows.data(), B, labels);
-  std::vector<double> ev(std::size_t(B) * K), lg(std::size_t(B) * C), dlg(std::size_t(B) * C),
-      dev(std::size_t(B) * K);
+  std::vector<double> ev(std::size_t(B) * K);
   ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
-  ws.keep_states = true;
   grad.assign(theta.size(), 0.0);
   if (method != "param-shift" && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
     // A sample's loss needs only its own expectations: each chunk runs forward
@@ -102,6 +100,8 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
     return {loss, correct};
   }
   // The load-balance term couples the batch (its mean routing): forward(), the loss, then backward().
+  std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C), dev(std::size_t(B) * K);
+  ws.keep_states = true;
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
   model::logits(m, ev.data(), B, lg.data());
   int correct = 0;
