@@ -370,7 +370,7 @@ void check_layer_overlaps(double tol) {
 template <class T>
 void check_string_overlaps(double tol) {
   std::mt19937_64 rng(83);
-  const int n = 6;
+  const int n = 7;  // 128 rows: several row blocks of the grouped sweep
   for (int batch : {8, 16, 3})
     for (const sim::Controls c : {sim::Controls{}, sim::Controls{4, 4}, sim::Controls{4, 0}})
       for (bool mixed : {false, true}) {
@@ -379,8 +379,8 @@ void check_string_overlaps(double tol) {
         // 5 without a Z part, 3 with one and an even phase, 4 with an odd phase
         for (int k = 0; k < 12; ++k) {
           sim::PauliMask m;
-          m.x = (rng() % 63 + 1) & ~c.mask;
-          m.z = k < 5 ? 0 : rng() % 64;
+          m.x = (rng() % 127 + 1) & ~c.mask;
+          m.z = k < 5 ? 0 : rng() % 128;
           if (k >= 5 && k < 8) m.x &= ~m.z;  // popcount(x & z) = 0: even phase
           if (m.x == 0) m.x = 1;  // qubit 0 is never a control here
           if (k >= 8 && !(std::popcount(m.x & m.z) & 1)) m.z ^= m.x & (~m.x + 1);  // flip z at x's lowest bit: odd
