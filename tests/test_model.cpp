@@ -121,7 +121,9 @@ TEST(Model, QmoeIsMixtureOfExperts) {
       total += p[std::size_t(k)];
     }
     EXPECT_LE(total, 1.0 + 1e-12);
-    if (L == 4 || L == 2) EXPECT_NEAR(total, 1.0, 1e-12);
+    if (L == 4 || L == 2) {
+      EXPECT_NEAR(total, 1.0, 1e-12);
+    }
     // <Z_q> from each expert alone, with the aggregation flips of its branch
     std::vector<double> mix(std::size_t(n), 0.0);
     for (int k = 0; k < (1 << r); ++k) {

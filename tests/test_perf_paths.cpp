@@ -760,16 +760,19 @@ TEST(PerfPaths, LayerSweepMatchesGateByGate) {
           for (const sim::Controls& rows : ws.saved_rows)
             states += std::ldexp(1.0, -std::popcount(rows.mask)), parts += rows.mask != 0;
           EXPECT_LE(states, saved) << "trial " << trial;
-          if (controlled) EXPECT_GE(parts, 2) << "trial " << trial;
+          if (controlled) {
+            EXPECT_GE(parts, 2) << "trial " << trial;
+          }
         }
         for (int repeat = 0; repeat < 2; ++repeat) {
           std::vector<double> dt(t.theta.size(), 0.0);
           backward(c, t.theta, t.x.data(), batch, t.obs, t.w.data(), dt.data(), want_dx ? dx.data() : nullptr, ws);
           for (std::size_t j = 0; j < dt.size(); ++j)
             EXPECT_NEAR(dt[j], rt[j], 1e-12) << "trial " << trial << " saved " << saved << " theta " << j;
-          if (want_dx)
+          if (want_dx) {
             for (std::size_t j = 0; j < dx.size(); ++j)
               EXPECT_NEAR(dx[j], rx[j], 1e-12) << "trial " << trial << " saved " << saved << " x " << j;
+          }
         }
       }
       t.check_float(8, rt, trial);
