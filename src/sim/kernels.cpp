@@ -1261,66 +1261,76 @@ void restore_controlled(const State<T>& part, Controls c, State<T>& s) {
 
 namespace {
 // The overlaps Im <lam| P |phi> of G Pauli strings P = i^k X^x Z^z over every
-// row the controls select, for one tile of W lanes at a time: the sums stay in
-// registers for the whole sweep and each row of lam is loaded once for the G
-// strings. Per row i, with j = i ^ x, (P phi)[i] = i^k (-1)^popcount(j & z) phi[j],
-// so the term is Im(i^k w) times that sign, w = conj(lam[i]) phi[j]: Im(w)
-// for k = 0, Re(w) for k = 1 (Re), negated for k = 2 and 3 (at the end).
+// row the controls select, for one tile of 8 lanes at a time, block by block
+// of rows (grouped_overlaps): the sums stay in registers within a block and
+// each row of lam is loaded once for the G strings. Per row i, with
+// j = i ^ x, (P phi)[i] = i^k (-1)^popcount(j & z) phi[j], so the term is
+// Im(i^k w) times that sign, w = conj(lam[i]) phi[j]: Im(w) for k = 0, Re(w)
+// for k = 1 (Re), negated for k = 2 and 3 (at the end).
 // The strings of one sweep share Re and whether any has a Z part (Signed).
 // A single qubit's X, Y, Z are {bit, 0, 0}, {bit, bit, 1}, {0, bit, 0}.
 constexpr int kOverlapLanes = 8;
 
-// 4 lanes: GCC's vector extension, so the sums are plain registers in every
-// clone (two SSE registers in the baseline one).
-typedef double Lanes4 __attribute__((vector_size(32)));
-// load4 is always inlined, so GCC's note that returning Lanes4 by value
+// 32 bytes of T (4 doubles or 8 floats): GCC's vector extension, so the sums
+// are plain registers in every clone (two SSE registers in the baseline one).
+template <class T>
+struct Lanes {
+  typedef T V __attribute__((vector_size(32)));
+  static constexpr int n = int(32 / sizeof(T));
+};
+// load is always inlined, so GCC's note that returning a vector by value
 // changes the ABI without AVX (the baseline clone) concerns no real call.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-[[gnu::always_inline]] inline Lanes4 load4(const double* p) {
-  Lanes4 v;
+template <class T>
+[[gnu::always_inline]] inline typename Lanes<T>::V load_lanes(const T* p) {
+  typename Lanes<T>::V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
 // One block of rows [h0, h1): the sums of string g, lane b, go on in
-// sum[g * B + b] (kept there between blocks, in registers within one).
-template <bool Re, bool Signed, int G>
-QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<double>& phi, const State<double>& lam,
+// sum[g * B + b]. In double they stay in registers within the block and in
+// sum between blocks (each lane adds its rows in order). In float the block's
+// products are summed in float registers and each block's sum is added to sum
+// in double (at most 64 terms in float; the sums over whole states are in
+// double, as in a pass per string).
+template <class T, bool Re, bool Signed, int G>
+QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<T>& phi, const State<T>& lam,
                                                        Controls c, const PauliMask* str, std::size_t h0,
                                                        std::size_t h1, double* sum) {
-  constexpr int W = kOverlapLanes;
+  using V = typename Lanes<T>::V;
+  constexpr int N = Lanes<T>::n, NV = kOverlapLanes / N;  // vectors per tile
   const std::size_t B = std::size_t(phi.batch);
-  const double* pre = phi.re.data();
-  const double* pim = phi.im.data();
-  const double* lre = lam.re.data();
-  const double* lim = lam.im.data();
+  const T* pre = phi.re.data();
+  const T* pim = phi.im.data();
+  const T* lre = lam.re.data();
+  const T* lim = lam.im.data();
   std::size_t xm[G], zm[G];
   for (int g = 0; g < G; ++g) xm[g] = str[g].x, zm[g] = str[g].z;
-  for (std::size_t l0 = 0; l0 < B; l0 += W) {
-    Lanes4 lo[G], hi[G];  // the sums of lanes l0.. l0+3 and l0+4.. l0+7
-    for (int g = 0; g < G; ++g) lo[g] = load4(sum + g * B + l0), hi[g] = load4(sum + g * B + l0 + 4);
+  for (std::size_t l0 = 0; l0 < B; l0 += kOverlapLanes) {
+    V acc[G][NV];  // the sums of lanes l0 + v * N ..
+    for (int g = 0; g < G; ++g)
+      for (int v = 0; v < NV; ++v) {
+        if constexpr (std::is_same_v<T, double>)
+          acc[g][v] = load_lanes(sum + g * B + l0 + std::size_t(v) * N);
+        else
+          acc[g][v] = V{};
+      }
     auto row = [&](std::size_t i) [[gnu::always_inline]] {
       const std::size_t o = i * B + l0;
-      const Lanes4 lr0 = load4(lre + o), li0 = load4(lim + o), lr1 = load4(lre + o + 4), li1 = load4(lim + o + 4);
+      V lr[NV], li[NV];
+      for (int v = 0; v < NV; ++v) lr[v] = load_lanes(lre + o + v * N), li[v] = load_lanes(lim + o + v * N);
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) {
         const std::size_t j = i ^ xm[g], q = j * B + l0;
-        Lanes4 w0, w1;
-        if constexpr (Re) {
-          w0 = lr0 * load4(pre + q) + li0 * load4(pim + q);
-          w1 = lr1 * load4(pre + q + 4) + li1 * load4(pim + q + 4);
-        } else {
-          w0 = lr0 * load4(pim + q) - li0 * load4(pre + q);
-          w1 = lr1 * load4(pim + q + 4) - li1 * load4(pre + q + 4);
-        }
-        if constexpr (Signed) {
-          const double s = __builtin_parityll(j & zm[g]) ? -1.0 : 1.0;
-          lo[g] += s * w0;
-          hi[g] += s * w1;
-        } else {
-          lo[g] += w0;
-          hi[g] += w1;
+        for (int v = 0; v < NV; ++v) {
+          const V pr = load_lanes(pre + q + v * N), pi = load_lanes(pim + q + v * N);
+          const V w = Re ? lr[v] * pr + li[v] * pi : lr[v] * pi - li[v] * pr;
+          if constexpr (Signed)
+            acc[g][v] += (__builtin_parityll(j & zm[g]) ? T(-1) : T(1)) * w;
+          else
+            acc[g][v] += w;
         }
       }
     };
@@ -1329,25 +1339,30 @@ QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<double>& phi
     } else {
       for (std::size_t h = h0; h < h1; ++h) row(controlled_index(h, c));
     }
-    for (int g = 0; g < G; ++g) {
-      std::memcpy(sum + g * B + l0, &lo[g], sizeof lo[g]);
-      std::memcpy(sum + g * B + l0 + 4, &hi[g], sizeof hi[g]);
-    }
+    for (int g = 0; g < G; ++g)
+      for (int v = 0; v < NV; ++v) {
+        double* out = sum + g * B + l0 + std::size_t(v) * N;
+        if constexpr (std::is_same_v<T, double>) {
+          std::memcpy(out, &acc[g][v], sizeof acc[g][v]);
+        } else {
+          for (int k = 0; k < N; ++k) out[k] += double(acc[g][v][k]);
+        }
+      }
   }
 }
 
 #pragma GCC diagnostic pop
 
 // Strings of one class, up to 4 per sweep of the block.
-template <bool Re, bool Signed>
-void overlap_groups(const State<double>& phi, const State<double>& lam, Controls c, const PauliMask* str,
+template <class T, bool Re, bool Signed>
+void overlap_groups(const State<T>& phi, const State<T>& lam, Controls c, const PauliMask* str,
                     int n, std::size_t h0, std::size_t h1, double* sum) {
   const std::size_t B = std::size_t(phi.batch);
   while (n > 0) {
     const int g = n >= 4 ? 4 : n >= 2 ? 2 : 1;
-    if (g == 4) overlap_group<Re, Signed, 4>(phi, lam, c, str, h0, h1, sum);
-    else if (g == 2) overlap_group<Re, Signed, 2>(phi, lam, c, str, h0, h1, sum);
-    else overlap_group<Re, Signed, 1>(phi, lam, c, str, h0, h1, sum);
+    if (g == 4) overlap_group<T, Re, Signed, 4>(phi, lam, c, str, h0, h1, sum);
+    else if (g == 2) overlap_group<T, Re, Signed, 2>(phi, lam, c, str, h0, h1, sum);
+    else overlap_group<T, Re, Signed, 1>(phi, lam, c, str, h0, h1, sum);
     str += g, sum += std::size_t(g) * B, n -= g;
   }
 }
@@ -1359,7 +1374,8 @@ void overlap_groups(const State<double>& phi, const State<double>& lam, Controls
 // then from L1, where sweeping the whole state per group read them once per
 // group and string (2x less time for the ring-conjugated X strings of a
 // 10-qubit layer). Each lane's sum still adds the rows in order.
-void grouped_overlaps(const State<double>& phi, const State<double>& lam, Controls c, const PauliMask* str,
+template <class T>
+void grouped_overlaps(const State<T>& phi, const State<T>& lam, Controls c, const PauliMask* str,
                       int n, double* const* ov) {
   const std::size_t B = std::size_t(phi.batch), rows = controlled_rows(phi.n_qubits, c);
   const std::size_t block = std::max<std::size_t>(32, 512 / B);
@@ -1371,10 +1387,10 @@ void grouped_overlaps(const State<double>& phi, const State<double>& lam, Contro
       for (e = t + 1; e < n && kind(e) == kind(t);) ++e;
       double* sum = sums.data() + std::size_t(t) * B;
       switch (kind(t)) {
-        case 0: overlap_groups<false, false>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
-        case 1: overlap_groups<false, true>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
-        case 2: overlap_groups<true, false>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
-        default: overlap_groups<true, true>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
+        case 0: overlap_groups<T, false, false>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
+        case 1: overlap_groups<T, false, true>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
+        case 2: overlap_groups<T, true, false>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
+        default: overlap_groups<T, true, true>(phi, lam, c, str + t, e - t, h0, h1, sum); break;
       }
     }
   }
@@ -1421,27 +1437,27 @@ void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets
   auto axes = [&](int k) {
     return (overlap[3 * k] ? 1 : 0) | (overlap[3 * k + 1] ? 2 : 0) | (overlap[3 * k + 2] ? 4 : 0);
   };
-  // Runs of consecutive targets that want the same single axis share sweeps:
-  // in double, with whole tiles of lanes (in float, widening each load to
-  // double for the sums made the sweeps 2x slower than a pass per target).
-  const bool grouped = std::is_same_v<T, double> && phi.batch % kOverlapLanes == 0;
+  // Runs of consecutive targets that want the same single axis share the
+  // blocked sweeps of string_overlaps (with whole tiles of lanes); targets
+  // with several axes take one pass each, which computes all their axes from
+  // one read of each pair (as strings, the 3-axis expert layers of QMoE
+  // training ran 1.5x slower).
+  const bool grouped = phi.batch % kOverlapLanes == 0;
   std::vector<PauliMask> str;
   std::vector<double*> ov;
   for (int t = 0, e; t < n_targets; t = e) {
     const int a = axes(t);
     for (e = t + 1; e < n_targets && axes(e) == a;) ++e;
-    if constexpr (std::is_same_v<T, double>) {
-      if (grouped && (a == 1 || a == 2 || a == 4)) {
-        const int k = a == 1 ? 0 : a == 2 ? 1 : 2;
-        str.clear(), ov.clear();
-        for (int u = t; u < e; ++u) {
-          const std::uint64_t bit = std::uint64_t(1) << targets[u];
-          str.push_back(k == 0 ? PauliMask{bit, 0, 0} : k == 1 ? PauliMask{bit, bit, 1} : PauliMask{0, bit, 0});
-          ov.push_back(overlap[3 * u + k]);
-        }
-        grouped_overlaps(phi, lam, c, str.data(), e - t, ov.data());
-        continue;
+    if (grouped && (a == 1 || a == 2 || a == 4)) {
+      const int k = a == 1 ? 0 : a == 2 ? 1 : 2;
+      str.clear(), ov.clear();
+      for (int u = t; u < e; ++u) {
+        const std::uint64_t bit = std::uint64_t(1) << targets[u];
+        str.push_back(k == 0 ? PauliMask{bit, 0, 0} : k == 1 ? PauliMask{bit, bit, 1} : PauliMask{0, bit, 0});
+        ov.push_back(overlap[3 * u + k]);
       }
+      grouped_overlaps(phi, lam, c, str.data(), e - t, ov.data());
+      continue;
     }
     for (int k = t; k < e; ++k)  // one pass per target computes all its axes together
       if (a != 0) pauli_overlaps(phi, lam, targets[k], c, overlap + 3 * k);
@@ -1461,11 +1477,9 @@ void string_overlaps(const State<T>& phi, const State<T>& lam, const PauliMask* 
     if (s.phase < 0 || s.phase > 3 || (s.phase & 1) != (std::popcount(s.x & s.z) & 1))
       throw std::invalid_argument("string_overlaps: string is not Hermitian");
   }
-  if constexpr (std::is_same_v<T, double>) {
-    if (phi.batch % kOverlapLanes == 0) {
-      grouped_overlaps(phi, lam, c, strings, n, overlap);
-      return;
-    }
+  if (phi.batch % kOverlapLanes == 0) {
+    grouped_overlaps(phi, lam, c, strings, n, overlap);
+    return;
   }
   for (int t = 0; t < n; ++t) string_overlap(phi, lam, c, strings[t], overlap[t]);
 }
