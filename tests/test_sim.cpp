@@ -337,13 +337,14 @@ TEST(Sim, StateStorageAlignedAndStaggered) {
 template <class T>
 void check_layer_overlaps(double tol) {
   std::mt19937_64 rng(71);
-  const int n = 7;
-  const std::vector<int> targets = {0, 2, 3, 4, 5, 6};  // qubit 1 is the control below
   const int axes_cases[][6] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 2, 0}, {4, 4, 4, 4, 4, 4},
                                {1, 1, 2, 7, 4, 3}, {0, 5, 6, 1, 1, 2}};
-  for (int batch : {8, 16, 5})
+  for (int n : {3, 7})  // 8 rows (less than one row block of the grouped sweep) and 128
+  for (int batch : {8, 16, 24, 5})
     for (const sim::Controls c : {sim::Controls{}, sim::Controls{2, 2}, sim::Controls{2, 0}})
       for (const auto& axes : axes_cases) {
+        // qubit 1 is the control
+        const std::vector<int> targets = n == 3 ? std::vector<int>{0, 2} : std::vector<int>{0, 2, 3, 4, 5, 6};
         const sim::State<T> phi = random_state<T>(rng, n, batch), lam = random_state<T>(rng, n, batch);
         const int nt = int(targets.size());
         std::vector<double> a(std::size_t(3 * nt) * batch, 0.25), b = a;  // both add to what is there
@@ -356,7 +357,7 @@ void check_layer_overlaps(double tol) {
         for (int t = 0; t < nt; ++t) sim::pauli_overlaps(phi, lam, targets[t], c, pa.data() + 3 * t);
         sim::layer_overlaps(phi, lam, targets.data(), nt, c, pb.data());
         for (std::size_t k = 0; k < a.size(); ++k)
-          ASSERT_NEAR(b[k], a[k], tol) << "batch " << batch << " mask " << c.mask << " axes " << axes[0] << axes[1] << axes[2] << " slot " << k;
+          ASSERT_NEAR(b[k], a[k], tol) << "n " << n << " batch " << batch << " mask " << c.mask << " axes " << axes[0] << axes[1] << axes[2] << " slot " << k;
       }
   sim::State<T> s = random_state<T>(rng, 3, 8);
   const int bad[] = {1};
@@ -370,19 +371,21 @@ void check_layer_overlaps(double tol) {
 template <class T>
 void check_string_overlaps(double tol) {
   std::mt19937_64 rng(83);
-  const int n = 7;  // 128 rows: several row blocks of the grouped sweep
-  for (int batch : {8, 16, 3})
-    for (const sim::Controls c : {sim::Controls{}, sim::Controls{4, 4}, sim::Controls{4, 0}})
+  // 8 rows (less than a row block of the grouped sweep) and 128 (several blocks)
+  for (int n : {3, 7})
+  for (int batch : {8, 16, 24, 3})
+    for (const sim::Controls c : {sim::Controls{}, sim::Controls{4, 4}, sim::Controls{4, 0}, sim::Controls{5, 1}})
       for (bool mixed : {false, true}) {
+        const std::uint64_t all = (std::uint64_t(1) << n) - 1, free = all & ~c.mask;
         const sim::State<T> phi = random_state<T>(rng, n, batch), lam = random_state<T>(rng, n, batch);
         std::vector<sim::PauliMask> str;
         // 5 without a Z part, 3 with one and an even phase, 4 with an odd phase
         for (int k = 0; k < 12; ++k) {
           sim::PauliMask m;
-          m.x = (rng() % 127 + 1) & ~c.mask;
-          m.z = k < 5 ? 0 : rng() % 128;
+          m.x = (rng() % all + 1) & free;
+          m.z = k < 5 ? 0 : rng() % (all + 1);
           if (k >= 5 && k < 8) m.x &= ~m.z;  // popcount(x & z) = 0: even phase
-          if (m.x == 0) m.x = 1;  // qubit 0 is never a control here
+          if (m.x == 0) m.x = free & (~free + 1);  // the lowest qubit that is not a control
           if (k >= 8 && !(std::popcount(m.x & m.z) & 1)) m.z ^= m.x & (~m.x + 1);  // flip z at x's lowest bit: odd
           if (k == 7) m.x = 0;  // a Z string
           m.phase = (std::popcount(m.x & m.z) & 1) + 2 * int(rng() % 2);
@@ -402,7 +405,7 @@ void check_string_overlaps(double tol) {
             for (std::size_t i = 0; i < l.size(); ++i)
               if ((i & c.mask) == c.value) acc += std::conj(l[i]) * p[i];
             ASSERT_NEAR(got[std::size_t(k) * batch + b], 0.25 + acc.imag(), tol)
-                << "batch " << batch << " mask " << c.mask << " mixed " << mixed << " string " << k;
+                << "n " << n << " batch " << batch << " mask " << c.mask << " mixed " << mixed << " string " << k;
           }
       }
   const sim::State<T> s = random_state<T>(rng, 3, 8);
