@@ -425,3 +425,32 @@ TEST(Sim, LayerOverlapsMatchPerTarget) {
   check_layer_overlaps<double>(1e-12);
   check_layer_overlaps<float>(1e-5);
 }
+
+// Which path float takes (the accuracy tests pass on either): with whole 8-lane
+// tiles the grouped sweeps add a block's rows in float, so terms 1 and 2^-25 on
+// rows 0 and 2 sum to 1; the pass per string (string_overlap) and per target
+// (pauli_overlaps) add each row or pair to the double sums: 1 + 2^-25. Batch 5
+// takes those passes. (A probe of the path, not of accuracy: if float sums ever
+// go to double sooner, change the expected value, not the path.)
+TEST(Sim, FloatOverlapsOfWholeTilesSumBlocksInFloat) {
+  for (int batch : {8, 5}) {
+    sim::State<float> phi = sim::make_state<float>(2, batch), lam = sim::make_state<float>(2, batch);
+    for (int b = 0; b < batch; ++b) {
+      phi.re[b] = 0.0f;
+      phi.im[std::size_t(0) * batch + b] = 1.0f, phi.im[std::size_t(2) * batch + b] = 0x1p-25f;
+      lam.re[std::size_t(0) * batch + b] = 1.0f, lam.re[std::size_t(2) * batch + b] = 1.0f;
+    }
+    const double want = batch % 8 == 0 ? 1.0 : 1.0 + 0x1p-25;
+    std::vector<double> s(std::size_t(batch), 0.0), l(std::size_t(batch), 0.0);
+    double* ps[1] = {s.data()};
+    double* pl[3] = {nullptr, nullptr, l.data()};
+    const sim::PauliMask z0{0, 1, 0};
+    const int target = 0;
+    sim::string_overlaps(phi, lam, &z0, 1, {}, ps);
+    sim::layer_overlaps(phi, lam, &target, 1, {}, pl);
+    for (int b = 0; b < batch; ++b) {
+      EXPECT_EQ(s[std::size_t(b)], want) << "string_overlaps, batch " << batch;
+      EXPECT_EQ(l[std::size_t(b)], want) << "layer_overlaps, batch " << batch;
+    }
+  }
+}

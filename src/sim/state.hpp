@@ -255,11 +255,12 @@ void restore_controlled(const State<T>& part, Controls c, State<T>& s);
 
 // pauli_overlaps for several targets (none a control) at once, for a layer's
 // gradients: overlap[3 * t + k] as pauli_overlaps' overlap[k] for targets[t].
-// In double with a batch of whole 8-lane tiles, targets that want the same
-// single axis are swept in groups of up to 4 (string_overlaps' blocked sweeps:
-// sums in registers, rows from L1); other targets (several axes, or float) take
-// one pass each, which computes all their axes from one read of the pair (as
-// strings, a 3-axis layer of QMoE experts trained 1.5x slower).
+// With a batch of whole 8-lane tiles, targets that want the same single axis
+// are swept in groups of up to 4 (string_overlaps' blocked sweeps: sums in
+// registers, rows from L1); other targets (several axes, or a batch that is
+// not a multiple of 8) take one pass each, which computes all their axes from
+// one read of the pair (as strings, a 3-axis layer of QMoE experts trained
+// 1.5x slower).
 template <class T>
 void layer_overlaps(const State<T>& phi, const State<T>& lam, const int* targets, int n_targets,
                     Controls c, double* const* overlap);
@@ -274,10 +275,13 @@ struct PauliMask {
 };
 
 // overlap[t][b] += Im <lam_b| strings[t] |phi_b> over the controlled
-// subspace, the states unchanged. In double with whole 8-lane tiles,
-// consecutive strings of one kind (phase odd or even, with or without a Z
-// part) share sweeps, up to 4 at a time, in blocks of rows that stay in L1;
-// otherwise a pass per string. Throws
+// subspace, the states unchanged. With whole 8-lane tiles (batch a multiple
+// of 8), consecutive strings of one kind (phase odd or even, with or without a
+// Z part) share sweeps, up to 4 at a time, in blocks of rows that stay in L1;
+// otherwise a pass per string. In float the grouped sweeps multiply and sum a
+// block's rows in float (each block's sum then in double) and a pass per string
+// multiplies and sums in double, so float results differ in the last bits
+// between the two (well within float's accuracy). Throws
 // std::invalid_argument for a string that is not Hermitian, flips a control
 // or acts on a qubit the state lacks.
 template <class T>
