@@ -1301,6 +1301,7 @@ QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<T>& phi, con
                                                        std::size_t h1, double* sum) {
   using V = typename Lanes<T>::V;
   constexpr int N = Lanes<T>::n, NV = kOverlapLanes / N;  // vectors per tile
+  constexpr bool carry = std::is_same_v<T, double>;  // the sums go on in registers from sum
   const std::size_t B = std::size_t(phi.batch);
   const T* pre = phi.re.data();
   const T* pim = phi.im.data();
@@ -1312,7 +1313,7 @@ QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<T>& phi, con
     V acc[G][NV];  // the sums of lanes l0 + v * N ..
     for (int g = 0; g < G; ++g)
       for (int v = 0; v < NV; ++v) {
-        if constexpr (std::is_same_v<T, double>)
+        if constexpr (carry)
           acc[g][v] = load_lanes(sum + g * B + l0 + std::size_t(v) * N);
         else
           acc[g][v] = V{};
@@ -1342,7 +1343,7 @@ QMOE_CLONES __attribute__((flatten)) void overlap_group(const State<T>& phi, con
     for (int g = 0; g < G; ++g)
       for (int v = 0; v < NV; ++v) {
         double* out = sum + g * B + l0 + std::size_t(v) * N;
-        if constexpr (std::is_same_v<T, double>) {
+        if constexpr (carry) {
           std::memcpy(out, &acc[g][v], sizeof acc[g][v]);
         } else {
           for (int k = 0; k < N; ++k) out[k] += double(acc[g][v][k]);

@@ -99,7 +99,8 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
     for (int b = 0; b < B; ++b) loss += chunk_loss[std::size_t(b)], correct += chunk_hits[std::size_t(b)];
     return {loss, correct};
   }
-  // The load-balance term couples the batch (its mean routing): forward(), the loss, then backward().
+  // The load-balance term couples the batch (its mean routing), and parameter shift takes the
+  // whole batch's dL/d<O>: forward(), the loss, then the gradient.
   std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C), dev(std::size_t(B) * K);
   ws.keep_states = true;
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
