@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,17 +21,27 @@
 
 namespace qmoe::train {
 
+// How batch_gradient differentiates: the adjoint sweep, or parameter shift
+// (two circuit runs per parameter; the reference). One parse / to_string pair,
+// spelled "adjoint" and "param-shift" in JSON and on the command line.
+enum class GradientMethod { Adjoint, ParamShift };
+GradientMethod parse_gradient_method(std::string_view s);  // throws std::invalid_argument
+const char* to_string(GradientMethod m);
+
 struct TrainConfig {
   int epochs = 10;
   int batch = 32;
   double lr = 2e-3;
   std::uint64_t seed = 0;
-  std::string gradient = "adjoint";  // adjoint | param-shift
+  GradientMethod gradient = GradientMethod::Adjoint;
   int chunk = 16;                    // samples per thread work item (batch 32: both cores busy)
 
+  // Limits of validate(), which every path calls (the CLI's flag ranges use them too).
+  static constexpr int kMaxEpochs = 100000, kMaxBatch = 1000000;
+
   nlohmann::json to_json() const;
-  static TrainConfig from_json(const nlohmann::json& j);
-  void validate() const;
+  static TrainConfig from_json(const nlohmann::json& j);  // validated; throws std::invalid_argument
+  void validate() const;                                   // throws std::invalid_argument
 };
 
 struct EpochMetrics {
@@ -74,7 +86,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
 // Returns {loss, correct}.
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
-                                      const std::string& method, std::vector<double>& grad,
+                                      GradientMethod method, std::vector<double>& grad,
                                       Workspace<double>& ws);
 
 struct Callbacks {
