@@ -200,6 +200,28 @@ TEST(Model, ConfigValidationAndJson) {
   EXPECT_THROW(model::ModelConfig::from_json({{"depth", "two"}}), std::invalid_argument);
 }
 
+// The quadrant means stay finite for any finite pixels and equal sum / 16
+// (issue 16 item 7: 16 x 1e308 overflowed).
+TEST(Model, QuadrantMeansAreFiniteAndExact) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry", model::RoutingEncoder::Quadrant));
+  std::vector<double> x(64);
+  for (int i = 0; i < 64; ++i) x[std::size_t(i)] = 0.01 * i - 0.3;
+  std::vector<double> huge = x;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) huge[std::size_t(i * 8 + j)] = 1.7e308;  // the whole top-left quadrant
+  huge[4] = huge[5] = -1e308;
+  const std::vector<double> a = model::circuit_inputs(m, x.data(), 1), b = model::circuit_inputs(m, huge.data(), 1);
+  ASSERT_EQ(a.size(), 68u);
+  for (int qd = 0; qd < 4; ++qd) {  // bit for bit the sum divided afterwards
+    double s = 0;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) s += x[std::size_t((4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j)];
+    EXPECT_EQ(a[std::size_t(64 + qd)], s / 16) << qd;
+  }
+  EXPECT_EQ(b[64], 1.7e308);
+  for (double v : b) EXPECT_TRUE(std::isfinite(v));
+}
+
 // One validation for every path (issue 16 item 10): the limits the CLI's flags
 // enforce hold for JSON too, before anything is allocated.
 TEST(Model, ConfigLimitsHoldForJson) {

@@ -76,3 +76,63 @@ TEST(Train, AdamAndLossAgainstHandComputedValues) {
   EXPECT_NEAR(d[0] + d[1], 0.0, 1e-15);
 }
 
+// Training that turns non-finite stops at the first non-finite loss, gradient
+// or parameter with NonFiniteError, and leaves the state at the last completed
+// epoch (issue 16 item 7): on_epoch, which writes checkpoints, is not called.
+TEST(Train, StopsAtFirstNonFiniteValue) {
+  const model::Model m = model::build_model(small_qmoe(2, "rxry"));
+  const data::Dataset tr = synthetic(24, 16, 4, 1), te = synthetic(8, 16, 4, 2);
+  train::TrainConfig tc;
+  tc.epochs = 1;
+  tc.batch = 8;
+  tc.lr = 0.05;
+  train::TrainState st = train::initial_state(m, tc);
+  train::train(m, tc, tr, te, st, {});
+  const train::TrainState good = st;
+  int epochs_reported = 0;
+  train::Callbacks cb;
+  cb.on_epoch = [&](const train::TrainState&, const train::EpochMetrics&, bool) { ++epochs_reported; };
+
+  data::Dataset nan_set = tr;  // one NaN feature in the last sample
+  nan_set.x.back() = std::nan("");
+  tc.epochs = 3;
+  try {
+    train::train(m, tc, nan_set, te, st, cb);
+    ADD_FAILURE() << "no error";
+  } catch (const train::NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("training turned non-finite in epoch 2, batch "), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(epochs_reported, 0);
+  EXPECT_EQ(st.epoch, 1);
+  EXPECT_EQ(st.theta, good.theta);
+  EXPECT_EQ(st.adam.m, good.adam.m);
+  EXPECT_EQ(st.adam.step_count, good.adam.step_count);
+  EXPECT_EQ(st.rng_state, good.rng_state);
+  EXPECT_EQ(st.history.size(), 1u);
+
+  // A learning rate that throws the parameters to infinity: stopped too.
+  train::TrainConfig wild = tc;
+  wild.lr = 1e308;
+  train::TrainState w = train::initial_state(m, wild);
+  const std::vector<double> theta0 = w.theta;
+  EXPECT_THROW(train::train(m, wild, tr, te, w, cb), train::NonFiniteError);
+  EXPECT_EQ(w.theta, theta0);
+  EXPECT_EQ(epochs_reported, 0);
+}
+
+// Finite input, finite training (issue 16 item 7): 8x8 images with pixels
+// near the largest double train with the quadrant routing encoder, whose
+// quadrant means used to overflow to infinity.
+TEST(Train, HugeFiniteFeaturesTrainFinite) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry", model::RoutingEncoder::Quadrant));
+  data::Dataset tr = synthetic(16, 64, 4, 1);
+  tr.x[3] = tr.x[5] = 1e308;                        // sample 0, top-left quadrant
+  tr.x[64 + 36] = tr.x[64 + 37] = -1.7e308;         // sample 1, bottom-right quadrant
+  train::TrainConfig tc;
+  tc.epochs = 2;
+  tc.batch = 8;
+  train::TrainState st = train::initial_state(m, tc);
+  train::train(m, tc, tr, tr, st, {});
+  for (const auto& e : st.history) EXPECT_TRUE(std::isfinite(e.train_loss) && std::isfinite(e.test_loss));
+  for (double t : st.theta) EXPECT_TRUE(std::isfinite(t));
+}

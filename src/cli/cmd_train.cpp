@@ -107,7 +107,13 @@ void run_train(TrainArgs& a) {
                  a.val > 0 ? "validation" : "test", e.test_loss,
                  100 * e.test_acc, e.seconds);
   };
-  train::train(m, ck.train, td.train, td.test, ck.state, cb);
+  try {
+    train::train(m, ck.train, td.train, td.test, ck.state, cb);
+  } catch (const train::NonFiniteError& e) {  // ck.state: the last checkpoint written, if any
+    throw std::runtime_error(std::string(e.what()) + (ck.state.epoch > 0 ? "; " + ckpt_path + " keeps epoch " +
+                                                                               std::to_string(ck.state.epoch)
+                                                                         : "; no checkpoint was written"));
+  }
   train::save_checkpoint(ckpt_path, ck);
   const double acc = ck.state.history.empty() ? 0.0 : ck.state.history.back().test_acc;
   std::printf("%s accuracy: %.2f%%\n", a.val > 0 ? "validation" : "test", 100 * acc);

@@ -310,10 +310,13 @@ std::vector<double> circuit_inputs(const Model& m, const double* x, int batch) {
     std::copy(row, row + F, o);
     if (Fc == F + 4)  // quadrant means of the 8x8 image: TL, TR, BL, BR
       for (int qd = 0; qd < 4; ++qd) {
+        // Each term divided first: the sum of 16 finite values / 16 cannot
+        // overflow (16 x 1e308 would), and dividing by a power of two is
+        // exact, so the mean is bit for bit the sum / 16 wherever that is finite.
         double s = 0;
         for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j];
-        o[F + qd] = s / 16.0;
+          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j] / 16.0;
+        o[F + qd] = s;
       }
   }
   return out;

@@ -67,6 +67,10 @@ void check_data(const model::Model& m, const data::Dataset& d) {
                                 std::to_string(m.n_classes()));
 }
 
+bool all_finite(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+
 // Gathers rows into a contiguous batch of circuit inputs.
 std::vector<double> gather(const model::Model& m, const data::Dataset& d, const std::size_t* rows, int n,
                            std::vector<int>& labels) {
@@ -226,6 +230,8 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
   }
   std::vector<double> grad;
   std::vector<std::size_t> order(train_set.size());
+  // Works on a copy: on a non-finite value `st` stays the last completed epoch.
+  TrainState work = st;
   for (int epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     std::iota(order.begin(), order.end(), std::size_t(0));
@@ -236,8 +242,15 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
       const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
       const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
-      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws);
-      st.adam.step(st.theta, grad);
+      const auto [loss, hits] = batch_gradient(m, work.theta, train_set, rows, tc.gradient, grad, ws);
+      const auto where = [&] { return "epoch " + std::to_string(epoch) + ", batch " + std::to_string(s / tc.batch + 1); };
+      if (!std::isfinite(loss) || !all_finite(grad))
+        throw NonFiniteError("training turned non-finite in " + where() + " (loss " + std::to_string(loss) +
+                             (std::isfinite(loss) ? ", a gradient entry not finite" : "") + "): stopped");
+      work.adam.step(work.theta, grad);
+      if (!all_finite(work.theta))
+        throw NonFiniteError("training turned non-finite in " + where() +
+                             ": an Adam step made a parameter infinite (learning rate too large?): stopped");
       loss_sum += loss * double(rows.size());
       correct += std::size_t(hits);
       if (cb.on_batch) cb.on_batch(epoch, e, order.size(), loss_sum / double(e), double(correct) / double(e));
@@ -246,17 +259,21 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     em.epoch = epoch;
     em.train_loss = loss_sum / double(order.size());
     em.train_acc = double(correct) / double(order.size());
-    const Evaluation ev = evaluate(m, st.theta, test_set, ws);
+    const Evaluation ev = evaluate(m, work.theta, test_set, ws);
+    if (!std::isfinite(ev.loss))
+      throw NonFiniteError("training turned non-finite in epoch " + std::to_string(epoch) +
+                           ": the evaluation loss is " + std::to_string(ev.loss) + ": stopped");
     em.test_loss = ev.loss;
     em.test_acc = ev.accuracy;
     em.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    st.epoch = epoch;
-    st.history.push_back(em);
+    work.epoch = epoch;
+    work.history.push_back(em);
     std::ostringstream os;
     os << rng;
-    st.rng_state = os.str();
-    const bool best = em.test_acc > st.best_test_acc;
-    if (best) st.best_test_acc = em.test_acc, st.best_epoch = epoch;
+    work.rng_state = os.str();
+    const bool best = em.test_acc > work.best_test_acc;
+    if (best) work.best_test_acc = em.test_acc, work.best_epoch = epoch;
+    st = work;
     if (cb.on_epoch) cb.on_epoch(st, em, best);
   }
 }

@@ -96,10 +96,18 @@ struct Callbacks {
   std::function<void(const TrainState& state, const EpochMetrics& m, bool is_best)> on_epoch;
 };
 
+// train() stops with this at the first non-finite loss, gradient, parameter
+// or evaluation loss, before the state is updated or on_epoch is called: the
+// state (and any checkpoint written from it) stays the last good one.
+struct NonFiniteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // A fresh state: initial parameters from the seed.
 TrainState initial_state(const model::Model& m, const TrainConfig& tc);
 
-// Trains from `state` (fresh or resumed) up to tc.epochs.
+// Trains from `state` (fresh or resumed) up to tc.epochs. Throws
+// NonFiniteError when training turns non-finite (state: the last completed epoch).
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
            const data::Dataset& test_set, TrainState& state, const Callbacks& cb);
 
