@@ -52,6 +52,11 @@ TEST(Train, DeterministicAndResumable) {
   EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
   std::ofstream(path) << "[1,2,3]";
   EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  // a non-string format or a huge version: our error, not nlohmann's type error or UB
+  EXPECT_THROW(train::checkpoint_from_json({{"format", 5}}), std::runtime_error);
+  nlohmann::json huge = train::to_json(ck);
+  huge["version"] = 1e20;
+  EXPECT_THROW(train::checkpoint_from_json(huge), std::runtime_error);
   EXPECT_THROW(train::load_checkpoint(path + ".missing"), std::runtime_error);
   std::remove(path.c_str());
 }

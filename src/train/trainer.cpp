@@ -378,7 +378,7 @@ json to_json(const Checkpoint& c) {
 
 Checkpoint checkpoint_from_json(const json& j) {
   Checkpoint c;
-  if (!j.is_object() || j.value("format", "") != "qmoe-checkpoint")
+  if (!j.is_object() || !j.contains("format") || j["format"] != "qmoe-checkpoint")
     throw std::runtime_error("not a qmoe checkpoint");
   if (!j.contains("version") || !j["version"].is_number() || j["version"] != 1)
     throw std::runtime_error("unsupported checkpoint version " + (j.contains("version") ? j["version"].dump() : "(none)"));
