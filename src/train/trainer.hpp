@@ -87,7 +87,9 @@ struct Callbacks {
 // A fresh state: initial parameters from the seed.
 TrainState initial_state(const model::Model& m, const TrainConfig& tc);
 
-// Trains from `state` (fresh or resumed) up to tc.epochs.
+// Trains from `state` (fresh or resumed) up to tc.epochs. An empty test_set
+// skips the evaluation after each epoch (its metrics are NaN, stored as null in
+// a checkpoint): the Python estimators' fit() without an eval_set.
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
            const data::Dataset& test_set, TrainState& state, const Callbacks& cb);
 
