@@ -187,21 +187,21 @@ class Circuit:
         ("Z0", "X0 Y2"; default Z on every qubit). X: [batch, n_features]
         (None for a circuit without features: batch 1)."""
         single = single_precision(dtype)
-        out = _core.expval(self._theta(theta), as_rows("X", X), self._obs(observables), single)
+        out = _core.expval(self._c, self._theta(theta), as_rows("X", X), self._obs(observables), single)
         return out.astype(np.float32) if single else out
 
     def vjp(self, theta, X, observables, grad_out, *, dtype="float64"):
         """(dtheta, dX) = grad_out . d<O>/d(theta, X) by the adjoint method:
         dtheta [n_params] summed over the batch, dX [batch, n_features]."""
         single = single_precision(dtype)
-        dt, dx = _core.vjp(self._theta(theta), as_rows("X", X), self._obs(observables),
+        dt, dx = _core.vjp(self._c, self._theta(theta), as_rows("X", X), self._obs(observables),
                            as_f64("grad_out", grad_out, ndim=2), single)
         return (dt.astype(np.float32), dx.astype(np.float32)) if single else (dt, dx)
 
     def jacobian(self, theta=None, X=None, observables=None, *, dtype="float64"):
         """d<O_k>/dtheta_j of each sample by the adjoint method: [batch, K, n_params]."""
         single = single_precision(dtype)
-        out = _core.jacobian(self._theta(theta), as_rows("X", X), self._obs(observables), single)
+        out = _core.jacobian(self._c, self._theta(theta), as_rows("X", X), self._obs(observables), single)
         return out.astype(np.float32) if single else out
 
     def probabilities(self, theta=None, X=None, qubits=None, *, dtype="float64"):
@@ -211,17 +211,17 @@ class Circuit:
         q = [] if qubits is None else [_qubit(v, "probabilities") for v in qubits]
         if qubits is not None and not q:
             raise Error("probabilities: qubits is empty")
-        out = _core.probabilities(self._theta(theta), as_rows("X", X), q, single)
+        out = _core.probabilities(self._c, self._theta(theta), as_rows("X", X), q, single)
         return out.astype(np.float32) if single else out
 
     def sample(self, theta=None, x=None, shots=1024, seed=0):
         """`shots` measured basis states (integers, bit q = qubit q) of one sample x."""
-        return _core.sample(self._theta(theta), as_rows("x", x), as_int("shots", shots, 1, 100_000_000),
+        return _core.sample(self._c, self._theta(theta), as_rows("x", x), as_int("shots", shots, 1, 100_000_000),
                             as_int("seed", seed, 0))
 
     def to_qasm(self, theta=None, x=None, measure=False):
         """OpenQASM 2.0 text with every angle resolved for one sample x."""
-        return _core.to_qasm(self._theta(theta), as_rows("x", x), bool(measure))
+        return _core.to_qasm(self._c, self._theta(theta), as_rows("x", x), bool(measure))
 
     @classmethod
     def from_qasm(cls, text):

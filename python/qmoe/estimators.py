@@ -117,28 +117,36 @@ class _QuantumClassifier(ClassifierMixin, BaseEstimator):
         return self.state_.history
 
     def _rows(self, X):
-        check_is_fitted(self, "state_")
+        check_is_fitted(self, ["state_", "classes_"])
         X = check_array(X, dtype=np.float64)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input")
         return X
 
+    def _logits(self, X):
+        X = self._rows(X)
+        return self.model_.logits(self.theta_, X, dtype=self.dtype)[:, :len(self.classes_)]
+
     def decision_function(self, X):
-        """The model's logits [samples, classes]."""
-        return self.model_.logits(self.theta_, self._rows(X), dtype=self.dtype)[:, :len(self.classes_)]
+        """The model's logits [samples, classes]; for 2 classes, as scikit-learn
+        expects, one score per sample: logit 1 - logit 0."""
+        z = self._logits(X)
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
     def predict_proba(self, X):
-        z = self.decision_function(X)
+        z = self._logits(X)
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        z = self._logits(X)  # first: it checks that the estimator is fitted
+        return self.classes_[np.argmax(z, axis=1)]
 
     def routing_probabilities(self, X):
         """p_k(z) of each sample: [samples, experts] (models with a router)."""
-        return self.model_.routing_probabilities(self.theta_, self._rows(X), dtype=self.dtype)
+        X = self._rows(X)
+        return self.model_.routing_probabilities(self.theta_, X, dtype=self.dtype)
 
     # ---- checkpoints --------------------------------------------------------------------
     def save(self, path, task=None):

@@ -35,7 +35,7 @@ class _Expval(torch.autograd.Function):
             ctx.tape, ctx.layer = tape, layer
             ctx.has_x = x is not None
         else:
-            out = _core.expval(theta, X, layer.observables, layer._single)
+            out = _core.expval(layer._circuit, theta, X, layer.observables, layer._single)
         return torch.from_numpy(out).to(layer.dtype)
 
     @staticmethod

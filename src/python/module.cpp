@@ -446,21 +446,23 @@ py::tuple model_predict(const PyModel& pm, const Array& theta, const Array& X, b
   const int L = m.routing_qubits.empty() ? 0 : m.config.experts;
   Array ev = new_array({B, K}), lg = new_array({B, C}), rt = new_array({B, L});
   double *e = ev.mutable_data(), *l = lg.mutable_data(), *r = rt.mutable_data();
-  py::gil_scoped_release nogil;
-  const double* xp = x.empty() ? nullptr : x.data();
-  if (single) {
-    Workspace<float> ws;
-    ws.keep_states = false;
-    forward<float>(m.circuit, t, xp, B, m.observables, e, ws);
-  } else {
-    Workspace<double> ws;
-    ws.keep_states = false;
-    forward<double>(m.circuit, t, xp, B, m.observables, e, ws);
+  {
+    py::gil_scoped_release nogil;
+    const double* xp = x.empty() ? nullptr : x.data();
+    if (single) {
+      Workspace<float> ws;
+      ws.keep_states = false;
+      forward<float>(m.circuit, t, xp, B, m.observables, e, ws);
+    } else {
+      Workspace<double> ws;
+      ws.keep_states = false;
+      forward<double>(m.circuit, t, xp, B, m.observables, e, ws);
+    }
+    model::logits(m, e, B, l);
+    const std::vector<double> p = model::routing_probabilities(m, e, B);
+    std::copy(p.begin(), p.end(), r);
   }
-  model::logits(m, e, B, l);
-  const std::vector<double> p = model::routing_probabilities(m, e, B);
-  std::copy(p.begin(), p.end(), r);
-  return py::make_tuple(lg, rt, ev);
+  return py::make_tuple(lg, rt, ev);  // with the GIL
 }
 
 data::Dataset dataset_of(const Array& X, const py::array_t<int, py::array::c_style>& y, int n_classes) {

@@ -52,7 +52,7 @@ def dense_state(c, theta, x):
             new[active] = psi[j[active]]
         else:
             t = g["targets"][0]
-            m = matrix(g["name"], a)
+            m = np.reshape(g["matrix"], (2, 2)) if g["name"] == "unitary" else matrix(g["name"], a)
             bit = (idx >> t) & 1
             partner = idx ^ (1 << t)
             lo = np.where(bit == 0, idx, partner)
@@ -72,7 +72,7 @@ def pauli_expval(psi, n, obs):
         if p == "X":
             phi = phi[idx ^ (1 << q)]
         elif p == "Y":
-            phi = np.where(bit == 1, -1j, 1j) * phi[idx ^ (1 << q)]
+            phi = np.where(bit == 1, 1j, -1j) * phi[idx ^ (1 << q)]  # Y = [[0, -i], [i, 0]]
         else:
             phi = np.where(bit == 1, -1, 1) * phi
     return float(np.real(np.vdot(psi, phi)))
@@ -125,8 +125,7 @@ def test_probabilities_match_dense(setup):
         np.testing.assert_allclose(p[b], np.abs(dense_state(c, theta, X[b])) ** 2, atol=1e-12)
     marg = c.probabilities(theta, X, qubits=[2, 0])
     full = p.reshape(5, 2, 2, 2, 2)  # axes: q3 q2 q1 q0
-    ref = full.sum(axis=(1 + 0, 1 + 2)).transpose(0, 2, 1).reshape(5, 4)  # outcome = q2 + 2 q0 ... low bit first
-    # outcome bit 0 is qubit 2, bit 1 is qubit 0
+    # outcome = q2 + 2 q0 (qubits[0] is the low bit)
     ref = np.stack([full[:, :, b2, :, b0].sum(axis=(1, 2)) for b0 in (0, 1) for b2 in (0, 1)], axis=1)
     np.testing.assert_allclose(marg, ref, atol=1e-12)
 
