@@ -1,7 +1,7 @@
 """One cell of the paper's Table I from Python, with the CLI's numbers:
 QMoE RX+RY, 4 experts, MNIST-4, seed 0 (experiments/table1/mnist4-qmoe-rxry.json
 on experiments/common.json: 10 epochs, batch 32, lr 2e-3, --scaling unit,
-chunk 32; the small mode keeps the CLI's default chunk, as `qmoe train` has no --chunk flag). The estimator runs the core's trainer, so every epoch's test
+chunk 32). The estimator runs the core's trainer, so every epoch's test
 accuracy equals `qmoe train`'s (results/runs/mnist4-qmoe-rxry-L4-s0/metrics.csv,
 when that run used today's code; the small mode runs the CLI itself to compare).
 
@@ -31,7 +31,7 @@ model = qmoe.models.paper_qmoe(**{k: model_cfg[k] for k in ("ops", "experts", "d
                                                              "logit_scale", "n_classes", "n_features")},
                                qubits=model_cfg["data_qubits"], ring_every=model_cfg["encoder_ring_every"])
 clf = qmoe.QMoEClassifier(model, epochs=epochs, batch_size=common["train"]["batch"], lr=common["train"]["lr"],
-                          random_state=0, chunk=None if small else common["train"]["chunk"], progress=not small)
+                          random_state=0, chunk=common["train"]["chunk"], progress=not small)
 clf.fit(data.x_train, data.y_train, eval_set=(data.x_test, data.y_test))
 ours = [h["test_acc"] for h in clf.history_]
 print("python test accuracy per epoch:", " ".join(f"{100 * a:.2f}" for a in ours))
@@ -40,7 +40,8 @@ if small:  # the CLI on the same slice
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([os.environ.get("QMOE_BINARY", str(root / "build" / "qmoe")), "train", "--task", "mnist4",
                         "--scaling", common["scaling"], "--train-limit", str(limit), "--test-limit", str(limit // 2),
-                        "--ops", "rxry", "--experts", "4", "--epochs", str(epochs), "--seed", "0", "--out", out],
+                        "--ops", "rxry", "--experts", "4", "--epochs", str(epochs), "--seed", "0",
+                        "--chunk", str(common["train"]["chunk"]), "--out", out],
                        check=True, capture_output=True)
         rows = list(csv.DictReader(open(Path(out) / "metrics.csv")))
 else:
