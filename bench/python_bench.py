@@ -5,7 +5,7 @@ scikit-learn estimator (the core's trainer), against `qmoe bench` run in the
 same process tree, alternating, min-of-rounds. Not a test: figures go to
 bench/RESULTS.md.
 
-    /usr/bin/python3 bench/python_bench.py [--rounds 3] [--seconds 2] [--qmoe build/qmoe]
+    [OMP_NUM_THREADS=1] /usr/bin/python3 bench/python_bench.py [--rounds 3] [--seconds 2] [--qmoe build/qmoe]
 
 Needs PYTHONPATH=build/python (or the .pth that scripts/setup.sh writes).
 """
@@ -151,8 +151,7 @@ def main():
     ap.add_argument("--qmoe", default="build/qmoe")
     a = ap.parse_args()
     # torch and the core share Debian's libgomp: torch.set_num_threads would also set the core's
-    # threads. Both run with all cores, as `qmoe bench`.
-    qmoe.set_threads(0)
+    # threads, so it is left alone; OMP_NUM_THREADS sets both this and `qmoe bench`.
     shapes = {"qnn8": (qnn8(), qmoe.QNN(*_qnn8_parts(), readout=[f"Z{q}" for q in range(8)], n_classes=4,
                                          logit_scale=1.0), 64),
               "qmoe10": (qmoe10(), qmoe10_model(), 68)}

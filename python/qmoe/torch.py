@@ -28,21 +28,29 @@ class _Expval(torch.autograd.Function):
     def forward(ctx, x, weight, layer):
         theta = _np(weight)
         X = _np(x) if x is not None else None
-        ctx.tape = None
-        if any(ctx.needs_input_grad[:2]):  # a backward may follow: keep the states
-            tape = _core.Tape(layer._single)
-            out = _core.tape_forward(tape, layer._circuit, theta, X, layer.observables)
-            ctx.tape, ctx.layer = tape, layer
-            ctx.has_x = x is not None
+        # A tape (the core's Workspace: states, cached execution plans) from the
+        # layer's pool: a fresh one would plan the circuit again on every call.
+        tape = layer._tapes.pop() if layer._tapes else _core.Tape(layer._single)
+        out = _core.tape_forward(tape, layer._circuit, theta, X, layer.observables)
+        ctx.layer, ctx.has_x = layer, x is not None
+        if any(ctx.needs_input_grad[:2]):  # a backward may follow: it gives the tape back to the pool
+            ctx.tape, ctx.token, ctx.theta, ctx.X = tape, object(), theta.copy(), X
+            layer._owner[id(tape)] = ctx.token
         else:
-            out = _core.expval(layer._circuit, theta, X, layer.observables, layer._single)
+            layer._tapes.append(tape)
         return torch.from_numpy(out).to(layer.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         layer = ctx.layer
         want_dx = ctx.has_x and ctx.needs_input_grad[0]
-        dtheta, dx = _core.tape_backward(ctx.tape, layer._circuit, layer.observables, _np(grad_out), want_dx)
+        g = _np(grad_out)
+        if layer._owner.get(id(ctx.tape)) is ctx.token:  # the tape still holds this forward
+            dtheta, dx = _core.tape_backward(ctx.tape, layer._circuit, layer.observables, g, want_dx)
+            if ctx.tape not in layer._tapes:
+                layer._tapes.append(ctx.tape)
+        else:  # a second backward (retain_graph) after the tape went to another forward
+            dtheta, dx = _core.vjp(layer._circuit, ctx.theta, ctx.X, layer.observables, g, layer._single)
         gx = torch.from_numpy(dx).to(grad_out.dtype) if want_dx else None
         return gx, torch.from_numpy(dtheta).to(grad_out.dtype), None
 
@@ -60,6 +68,8 @@ class QuantumLayer(torch.nn.Module):
         self.dtype = dtype
         self._single = single_precision(dtype)
         self._quadrants = False
+        self._tapes = []  # workspaces free for the next forward
+        self._owner = {}  # id(tape) -> the autograd node whose forward it holds
         if isinstance(circuit_or_model, Model):
             m = circuit_or_model
             circuit = m.circuit

@@ -113,3 +113,16 @@ def test_layer_bad_input():
         qt.QuantumLayer("not a circuit")
     with pytest.raises(ValueError, match="weight"):
         qt.QuantumLayer(small_circuit(), weight=[0.1])
+
+
+def test_retained_graph_after_other_forwards():
+    """A second backward through a graph whose tape went to a later forward."""
+    c = small_circuit()
+    layer = qt.QuantumLayer(c, seed=4)
+    x = torch.rand(3, 6, dtype=torch.float64, requires_grad=True)
+    y = layer(x).sum()
+    g1 = torch.autograd.grad(y, (x, layer.weight), retain_graph=True)
+    layer(torch.rand(3, 6, dtype=torch.float64, requires_grad=True)).sum().backward()  # reuses the tape
+    g2 = torch.autograd.grad(y, (x, layer.weight))
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-13)
