@@ -312,7 +312,7 @@ struct ThreadWorkers {
   // Runs f(dp) on every worker at once; returns each worker's result.
   template <class F>
   auto run(F f) {
-    std::vector<decltype(f(worker(0)))> out(std::size_t(size));
+    std::vector<decltype(f(worker(0)))> out(static_cast<std::size_t>(size));
     std::vector<std::thread> threads;
     for (int r = 0; r < size; ++r) threads.emplace_back([&, r] { out[std::size_t(r)] = f(worker(r)); });
     for (auto& t : threads) t.join();
@@ -346,7 +346,7 @@ TEST(DataParallel, WorkersGiveTheNumbersOfOne) {
   std::mt19937_64 rng(13);
   const auto theta = random_vector(rng, std::size_t(m.n_params()));
   for (int B : {40, 12}) {
-    std::vector<std::size_t> rows(std::size_t(B));
+    std::vector<std::size_t> rows(static_cast<std::size_t>(B));
     for (int i = 0; i < B; ++i) rows[std::size_t(i)] = std::size_t((7 * i + 3) % 50);
     Workspace<double> ws;
     ws.chunk_size = 8;
