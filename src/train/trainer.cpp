@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -285,12 +286,10 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
            const data::Dataset& test_set, TrainState& st, const Callbacks& cb, const DataParallel& dp) {
   tc.validate();
   check_data(m, train_set);
-  check_data(m, test_set);
+  if (test_set.size() > 0) check_data(m, test_set);
   if (st.theta.size() != std::size_t(m.n_params()))
     throw std::invalid_argument("parameter count does not match the model");
   if (train_set.size() == 0) throw std::invalid_argument("the training set is empty");
-  if (test_set.size() == 0)
-    throw std::invalid_argument("the evaluation split is empty (a CSV task has no test split: use --val)");
   Workspace<double> ws;
   ws.chunk_size = tc.chunk;
   std::mt19937_64 rng;
@@ -330,19 +329,23 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     em.epoch = epoch;
     em.train_loss = loss_sum / double(order.size());
     em.train_acc = double(correct) / double(order.size());
-    const Evaluation ev = evaluate(m, work.theta, test_set, ws, nullptr, dp);
-    if (!std::isfinite(ev.loss))
-      throw NonFiniteError("training turned non-finite in epoch " + std::to_string(epoch) +
-                           ": the evaluation loss is " + std::to_string(ev.loss) + ": stopped");
-    em.test_loss = ev.loss;
-    em.test_acc = ev.accuracy;
+    if (test_set.size() > 0) {
+      const Evaluation ev = evaluate(m, work.theta, test_set, ws, nullptr, dp);
+      if (!std::isfinite(ev.loss))
+        throw NonFiniteError("training turned non-finite in epoch " + std::to_string(epoch) +
+                             ": the evaluation loss is " + std::to_string(ev.loss) + ": stopped");
+      em.test_loss = ev.loss;
+      em.test_acc = ev.accuracy;
+    } else {  // nothing to evaluate on (e.g. a Python estimator's fit without eval_set)
+      em.test_loss = em.test_acc = std::numeric_limits<double>::quiet_NaN();
+    }
     em.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     work.epoch = epoch;
     work.history.push_back(em);
     std::ostringstream os;
     os << rng;
     work.rng_state = os.str();
-    const bool best = em.test_acc > work.best_test_acc;
+    const bool best = em.test_acc > work.best_test_acc;  // never without an evaluation (NaN)
     if (best) work.best_test_acc = em.test_acc, work.best_epoch = epoch;
     st = work;
     if (cb.on_epoch) cb.on_epoch(st, em, best);
@@ -376,6 +379,11 @@ json to_json(const Checkpoint& c) {
                 {"best_epoch", c.state.best_epoch}}}};
 }
 
+// A metric of the history: null (written for NaN, an epoch without an evaluation) reads as NaN.
+static double metric(const json& v) {
+  return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+}
+
 Checkpoint checkpoint_from_json(const json& j) {
   Checkpoint c;
   if (!j.is_object() || !j.contains("format") || j["format"] != "qmoe-checkpoint")
@@ -403,8 +411,8 @@ Checkpoint checkpoint_from_json(const json& j) {
       m.epoch = json_integer<int>(e.at("epoch"), "epoch");
       m.train_loss = e.at("train_loss").get<double>();
       m.train_acc = e.at("train_acc").get<double>();
-      m.test_loss = e.at("test_loss").get<double>();
-      m.test_acc = e.at("test_acc").get<double>();
+      m.test_loss = metric(e.at("test_loss"));
+      m.test_acc = metric(e.at("test_acc"));
       m.seconds = e.at("seconds").get<double>();
       c.state.history.push_back(m);
     }

@@ -132,6 +132,8 @@ TrainState initial_state(const model::Model& m, const TrainConfig& tc);
 // Trains from `state` (fresh or resumed) up to tc.epochs; every worker of dp
 // runs this with the same arguments and ends with the same state. Throws
 // NonFiniteError when training turns non-finite (state: the last completed epoch).
+// An empty test_set skips the evaluation after each epoch (its metrics are NaN,
+// stored as null in a checkpoint): the Python estimators' fit() without an eval_set.
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
            const data::Dataset& test_set, TrainState& state, const Callbacks& cb, const DataParallel& dp = {});
 

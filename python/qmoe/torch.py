@@ -1,0 +1,109 @@
+"""qmoe.torch.QuantumLayer: a circuit or model as a PyTorch module.
+
+forward(x) -> <O_k> [batch, K], a torch.autograd.Function whose backward is
+the adjoint method's vector-Jacobian product (grad/adjoint.hpp backward()),
+giving gradients for the layer's weights (theta) and for its inputs x. The
+forward keeps its states in a tape (a core Workspace) for the backward; under
+torch.no_grad it keeps none. Tensors cross to the core without copies when
+they are contiguous float64 on the CPU.
+
+dtype: torch.float64 (default) simulates in double, torch.float32 in single
+precision (the core's float kernels); inputs and outputs have that dtype.
+"""
+import numpy as np
+import torch
+
+from . import _core
+from ._checks import Error, single_precision
+from .circuit import Circuit
+from .model import Model
+
+
+def _np(t):
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
+
+
+class _Expval(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, layer):
+        theta = _np(weight)
+        X = _np(x) if x is not None else None
+        # A tape (the core's Workspace: states, cached execution plans) from the
+        # layer's pool: a fresh one would plan the circuit again on every call.
+        tape = layer._tapes.pop() if layer._tapes else _core.Tape(layer._single)
+        out = _core.tape_forward(tape, layer._circuit, theta, X, layer.observables)
+        ctx.layer, ctx.has_x = layer, x is not None
+        if any(ctx.needs_input_grad[:2]):  # a backward may follow: it gives the tape back to the pool
+            ctx.tape, ctx.token, ctx.theta, ctx.X = tape, object(), theta.copy(), X
+            layer._owner[id(tape)] = ctx.token
+        else:
+            layer._tapes.append(tape)
+        return torch.from_numpy(out).to(layer.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        layer = ctx.layer
+        want_dx = ctx.has_x and ctx.needs_input_grad[0]
+        g = _np(grad_out)
+        if layer._owner.get(id(ctx.tape)) is ctx.token:  # the tape still holds this forward
+            dtheta, dx = _core.tape_backward(ctx.tape, layer._circuit, layer.observables, g, want_dx)
+            if ctx.tape not in layer._tapes:
+                layer._tapes.append(ctx.tape)
+        else:  # a second backward (retain_graph) after the tape went to another forward
+            dtheta, dx = _core.vjp(layer._circuit, ctx.theta, ctx.X, layer.observables, g, layer._single)
+        gx = torch.from_numpy(dx).to(grad_out.dtype) if want_dx else None
+        return gx, torch.from_numpy(dtheta).to(grad_out.dtype), None
+
+
+class QuantumLayer(torch.nn.Module):
+    """circuit_or_model: a qmoe.Circuit (inputs: its features [batch,
+    n_features]) or a qmoe model (inputs: data rows; the CLI's model appends its
+    quadrant means in torch, so gradients reach the rows). observables: Pauli
+    strings (default: Z on every qubit, or the model's observables). weight:
+    initial parameters (default: the circuit's initial_params, or the model's
+    init_params(seed), or uniform in [-pi, pi) from seed)."""
+
+    def __init__(self, circuit_or_model, observables=None, *, weight=None, seed=0, dtype=torch.float64):
+        super().__init__()
+        self.dtype = dtype
+        self._single = single_precision(dtype)
+        self._quadrants = False
+        self._tapes = []  # workspaces free for the next forward
+        self._owner = {}  # id(tape) -> the autograd node whose forward it holds
+        if isinstance(circuit_or_model, Model):
+            m = circuit_or_model
+            circuit = m.circuit
+            self._quadrants = circuit.n_features == m.n_features + 4
+            default = m.init_params(seed)
+            if observables is None:
+                observables = m.observables
+        elif isinstance(circuit_or_model, Circuit):
+            circuit = circuit_or_model
+            if circuit.initial_params is not None:
+                default = circuit.initial_params
+            else:
+                g = np.random.default_rng(seed)
+                default = g.uniform(-np.pi, np.pi, circuit.n_params)
+        else:
+            raise TypeError(f"QuantumLayer takes a qmoe.Circuit or model, got {type(circuit_or_model).__name__}")
+        self.circuit = circuit
+        self._circuit = circuit._c
+        self.observables = circuit._obs(observables)
+        w = default if weight is None else _np(torch.as_tensor(weight))
+        if w.shape != (circuit.n_params,):
+            raise Error(f"weight must have {circuit.n_params} values, got shape {w.shape}")
+        self.weight = torch.nn.Parameter(torch.tensor(w, dtype=dtype))
+
+    def forward(self, x=None):
+        if x is not None:
+            if not torch.is_tensor(x):
+                raise TypeError(f"QuantumLayer input must be a tensor, got {type(x).__name__}")
+            if x.dim() != 2:
+                raise Error(f"QuantumLayer input must be [batch, features], got shape {tuple(x.shape)}")
+            if self._quadrants:  # the CLI's model reads the 4 quadrant means of the 8x8 image
+                q = x.reshape(-1, 2, 4, 2, 4).mean(dim=(2, 4)).reshape(-1, 4)
+                x = torch.cat([x, q], dim=1)
+        return _Expval.apply(x, self.weight, self)
+
+    def extra_repr(self):
+        return f"{self.circuit!r}, observables={self.observables}, dtype={self.dtype}"
