@@ -21,17 +21,27 @@ json TrainConfig::to_json() const {
 }
 
 TrainConfig TrainConfig::from_json(const json& j) {
+  if (!j.is_object()) throw std::invalid_argument("train config: expected a JSON object");
   TrainConfig t;
-  try {
-    t.epochs = j.at("epochs").get<int>();
-    t.batch = j.at("batch").get<int>();
-    t.lr = j.at("lr").get<double>();
-    t.seed = j.at("seed").get<std::uint64_t>();
-    t.gradient = j.at("gradient").get<std::string>();
-    t.chunk = j.value("chunk", 16);
-  } catch (const json::exception& e) {
-    throw std::invalid_argument(std::string("train config: ") + e.what());
-  }
+  // Each field by name, so an error says which one (not the JSON library's text).
+  auto get = [&j](const char* key, auto& out, bool required) {
+    if (!j.contains(key)) {
+      if (required) throw std::invalid_argument(std::string("train config: \"") + key + "\" is missing");
+      return;
+    }
+    try {
+      out = j.at(key).get<std::decay_t<decltype(out)>>();
+    } catch (const json::exception&) {
+      throw std::invalid_argument(std::string("train config: \"") + key + "\" has the wrong type (" +
+                                  j.at(key).dump() + ")");
+    }
+  };
+  get("epochs", t.epochs, true);
+  get("batch", t.batch, true);
+  get("lr", t.lr, true);
+  get("seed", t.seed, true);
+  get("gradient", t.gradient, true);
+  get("chunk", t.chunk, false);
   t.validate();
   return t;
 }
@@ -129,7 +139,8 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
 }
 
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise) {
+                    Workspace<double>& ws, const EvalNoise* noise,
+                    const std::function<void(std::size_t, std::size_t)>& progress) {
   check_data(m, d);
   Evaluation e;
   const int C = m.n_classes(), K = int(m.observables.size()), L = m.routing_qubits.empty() ? 0 : m.config.experts;
@@ -140,7 +151,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
   e.routing.resize(n * L);
   e.confusion.assign(std::size_t(C), std::vector<int>(std::size_t(C), 0));
   e.routing_by_class.assign(std::size_t(C), std::vector<double>(std::size_t(L), 0.0));
-  const int step = 1024;
+  const int step = noise ? 32 : 1024;  // noisy samples are slow: report progress often
   std::vector<std::size_t> rows(n);
   std::iota(rows.begin(), rows.end(), std::size_t(0));
   double loss_sum = 0;
@@ -174,6 +185,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
       e.confusion[std::size_t(labels[b])][std::size_t(arg)]++;
       for (int k = 0; k < L; ++k) e.routing_by_class[std::size_t(labels[b])][std::size_t(k)] += p[std::size_t(b) * L + k];
     }
+    if (progress) progress(s + std::size_t(B), n);
   }
   const std::vector<std::size_t> counts = d.class_counts();
   for (int c = 0; c < C && c < int(counts.size()); ++c)
@@ -347,14 +359,23 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
 }
 
+double estimate_training_bytes(const model::Model& m, const TrainConfig& tc, int threads) {
+  const double amplitudes = std::ldexp(1.0, m.circuit.n_qubits);
+  const double samples = double(std::min(tc.chunk, tc.batch));
+  const double states = 3.0 + (tc.gradient == "param-shift" ? 0.0 : double(kTrainingSavedLayers));
+  return double(std::max(threads, 1)) * states * amplitudes * samples * 16.0;
+}
+
+double to_percent(double fraction) { return std::round(fraction * 1e14) / 1e12; }
+
 std::string metrics_csv(const std::vector<EpochMetrics>& h, bool validation) {
   std::ostringstream os;
-  os << (validation ? "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
-                    : "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n");
+  os << (validation ? "epoch,train_loss,train_accuracy_percent,val_loss,val_accuracy_percent,seconds\n"
+                    : "epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds\n");
   os.precision(17);
   for (const auto& e : h)
-    os << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
-       << e.seconds << '\n';
+    os << e.epoch << ',' << e.train_loss << ',' << to_percent(e.train_acc) << ',' << e.test_loss << ','
+       << to_percent(e.test_acc) << ',' << e.seconds << '\n';
   return os.str();
 }
 
