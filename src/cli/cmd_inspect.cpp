@@ -202,7 +202,7 @@ void run_eval(const InspectArgs& a) {
   const data::Dataset& d = *l.set;
   Workspace<double> ws;
   ProgressLine bar("noisy eval");  // a noisy evaluation takes seconds to minutes
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np,
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np, {},
                                               [&](std::size_t done, std::size_t total) {
                                                 if (np) bar.update(done, total);
                                               });
