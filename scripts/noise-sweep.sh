@@ -14,7 +14,7 @@ done
 out=results/noise.csv
 tmp=$(mktemp "$out.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
-echo "run,depol1,depol2,readout_error,trajectories,samples,accuracy" >"$tmp"
+echo "run,depol1,depol2,readout_error,trajectories,samples,accuracy_percent" >"$tmp"
 # depol1 = depol2 / 10 and a 1% read-out error, as on current superconducting devices
 for p2 in 0 0.0005 0.001 0.002 0.005 0.01; do
   p1=$(/usr/bin/python3 -c "print($p2 / 10)")
@@ -22,7 +22,7 @@ for p2 in 0 0.0005 0.001 0.002 0.005 0.01; do
   for r in "${runs[@]}"; do
     if [ "$p2" = 0 ]; then noise=(); else noise=(--depol1 "$p1" --depol2 "$p2" --readout-error "$ro" --trajectories "$traj"); fi
     acc=$(build/qmoe eval --checkpoint "$r" --limit "$limit" --json "${noise[@]}" |
-          /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])')
+          /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["accuracy_percent"])')
     echo "$(basename "$r"),$p1,$p2,$ro,$( [ "$p2" = 0 ] && echo 0 || echo "$traj" ),$limit,$acc" | tee -a "$tmp"
   done
 done

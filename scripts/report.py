@@ -43,7 +43,7 @@ def read_metrics(d):
         return None
     with open(p) as f:
         rows = list(csv.DictReader(f))
-    return [int(r["epoch"]) for r in rows], [100 * float(r["test_acc"]) for r in rows]
+    return [int(r["epoch"]) for r in rows], [float(r["test_accuracy_percent"]) for r in rows]
 
 
 def fmt(v):
@@ -68,10 +68,10 @@ def table1_md(t1):
                 if r is None:
                     cells.append("–")
                     continue
-                s = f"**{r['mean']:.2f}** ± {r['std']:.2f}"
-                if r.get("paper") is not None:
-                    d = r["mean"] - r["paper"]
-                    s += f" (paper {r['paper']:.2f}, {d:+.2f})"
+                s = f"**{r['mean_percent']:.2f}** ± {r['std_percent']:.2f}"
+                if r.get("paper_percent") is not None:
+                    d = r["mean_percent"] - r["paper_percent"]
+                    s += f" (paper {r['paper_percent']:.2f}, {d:+.2f})"
                 cells.append(s)
             out.append(f"| {MODEL_TITLE[model]} | {OPS_TITLE[ops]} | " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -86,8 +86,8 @@ def table2_md(t2):
             if r is None:
                 cells.append("–")
                 continue
-            accs = ", ".join(f"{a:.2f}" for a in r["accuracies"])
-            cells.append(f"**{r['mean']:.2f}** ± {r['std']:.2f} (paper {fmt(r.get('paper'))}; seeds {accs})")
+            accs = ", ".join(f"{a:.2f}" for a in r["accuracies_percent"])
+            cells.append(f"**{r['mean_percent']:.2f}** ± {r['std_percent']:.2f} (paper {fmt(r.get('paper_percent'))}; seeds {accs})")
         out.append(f"| {OPS_TITLE[ops]} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -150,7 +150,7 @@ def plot_confusion():
             ax.set_yticks(range(len(cm)), names, fontsize=7)
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
-            ax.set_title(f"{MODEL_TITLE[model]} RX+RY ({r['test_acc']:.1f}%)", fontsize=9)
+            ax.set_title(f"{MODEL_TITLE[model]} RX+RY ({r['test_accuracy_percent']:.1f}%)", fontsize=9)
             ok = True
         fig.suptitle(f"{TASK_TITLE[task]}, seed 0")
         fig.tight_layout()
@@ -239,7 +239,7 @@ def plot_routing(seeds, table2):
 def main():
     t1, t2 = load("table1.json"), load("table2.json")
     tm1, tm2 = load("table1-timing.json"), load("table2-timing.json")
-    seeds = max([len(r["accuracies"]) for r in (t1 or []) + (t2 or [])] or [1])
+    seeds = max([len(r["accuracies_percent"]) for r in (t1 or []) + (t2 or [])] or [1])
     curves, conf, routing = plot_curves(t1, seeds), plot_confusion(), plot_routing(seeds, t2 is not None)
     notes = ""
     if os.path.exists(os.path.join(RES, "notes.md")):

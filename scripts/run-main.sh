@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 out=runs/mnist4-qmoe
 rm -rf "$out"
-build/qmoe train --task mnist4 --model qmoe --scaling unit --epochs 5 --seed 0 --out "$out" "$@"
+build/qmoe train --task mnist4 --model qmoe --epochs 5 --seed 0 --out "$out" "$@"

@@ -292,7 +292,9 @@ TEST(Csv, FuzzFoundControlBytesAreEscapedInErrors) {
       EXPECT_NE(m.find("f.csv:"), std::string::npos) << m;
     }
   }
-  expect_error([&] { parse_csv(in2, "f.csv"); }, {"f.csv:1: column 1: '2\\x00\\x08\\x01"});
+  CsvOptions no_header;  // (with the auto setting, an all-text first line is a header)
+  no_header.header = CsvHeader::No;
+  expect_error([&] { parse_csv(in2, "f.csv", no_header); }, {"f.csv:1: column 1: '2\\x00\\x08\\x01"});
   expect_error([&] { parse_csv(in3, "f.csv"); }, {"f.csv:2: column 1: '1\\x0d2'"});
 }
 
@@ -443,7 +445,7 @@ TEST_F(TempDir, FashionIsReadFromDataDirGzip) {
   EXPECT_EQ(t.source_dir, (dir_ / "fashion-mnist").string());
   EXPECT_EQ(t.train.y, (std::vector<int>{0, 1, 1}));
   EXPECT_EQ(t.test.y, (std::vector<int>{1, 0}));
-  EXPECT_NEAR(t.train.row(0)[0], scale_pixel(31, Scaling::TorchQuantum), 1e-12);
+  EXPECT_NEAR(t.train.row(0)[0], scale_pixel(31, kDefaultScaling), 1e-12);
 }
 
 TEST_F(TempDir, WrongShapesAreErrors) {
@@ -542,8 +544,11 @@ TEST(Csv, BadFilesNameLineAndColumn) {
   expect_error([] { parse_csv("a,b,label\n1,2,0\n1,abc,1\n", "u.csv"); }, {"u.csv:3", "column 2", "'abc'"});
   expect_error([] { parse_csv("1,2,0\n1,2\n", "u.csv"); }, {"u.csv:2", "expected 3 columns, found 2"});
   expect_error([] { parse_csv("1,2,0\n\n1,2,3,4\n", "u.csv"); }, {"u.csv:3", "expected 3 columns, found 4"});
-  expect_error([] { parse_csv("1,2,0\n1,2,1.5\n", "u.csv"); }, {"u.csv:2", "column 3", "label '1.5'"});
-  expect_error([] { parse_csv("1,2,0\n1,2,-1\n", "u.csv"); }, {"u.csv:2", "column 3", "label '-1'"});
+  expect_error([] { parse_csv("1,2,0\n1,2,\n", "u.csv"); }, {"u.csv:2", "column 3", "empty label"});
+  expect_error([] { parse_csv("1,\"2,0\n1,2,1\n", "u.csv"); }, {"u.csv:1", "column 2", "no closing quote"});
+  expect_error([] { parse_csv("1,\"2\"x,0\n", "u.csv"); }, {"u.csv:1", "column 2", "after a closing quote"});
+  // A first line mixing numbers and text is neither taken as a header nor as data (issue 16).
+  expect_error([] { parse_csv("1,oops,0\n1,2,1\n", "u.csv"); }, {"u.csv:1", "column 2", "--csv-header yes"});
   expect_error([] { parse_csv("1,nan,0\n", "u.csv"); }, {"u.csv:1", "column 2"});
   expect_error([] { parse_csv("inf,1,0\n", "u.csv"); }, {"u.csv:1", "column 1"});
   expect_error([] { parse_csv("1,,0\n", "u.csv"); }, {"u.csv:1", "column 2"});
@@ -551,6 +556,79 @@ TEST(Csv, BadFilesNameLineAndColumn) {
   expect_error([] { parse_csv("a,b,label\n", "u.csv"); }, {"u.csv", "no data rows"});
   expect_error([] { parse_csv("3\n", "u.csv"); }, {"u.csv:1", "at least one feature"});
   expect_error([] { parse_csv("h\n3\n", "u.csv"); }, {"u.csv:2", "at least one feature"});
+}
+
+// Issue 16: string labels, RFC 4180 quoting, an explicit header setting.
+TEST(Csv, StringLabelsQuotingAndHeader) {
+  // Labels that are not all integers 0..1000000 are names, classes in byte order.
+  Dataset d = parse_csv("1,2,cat\n3,4,dog\n5,6,cat\n7,8,1.5\n", "s.csv");
+  EXPECT_EQ(d.class_names, (std::vector<std::string>{"1.5", "cat", "dog"}));
+  EXPECT_EQ(d.y, (std::vector<int>{1, 2, 1, 0}));
+  // Integer labels sort as numbers (9 before 10), names as written.
+  Dataset n = parse_csv("1,10\n2,9\n3,007\n", "n.csv");
+  EXPECT_EQ(n.class_names, (std::vector<std::string>{"7", "9", "10"}));
+  EXPECT_EQ(n.y, (std::vector<int>{2, 1, 0}));
+  // Quoted fields: commas, "" and a line break inside; the line numbers count it.
+  Dataset q = parse_csv("\"x, 1\",\"y\",label\r\n\"0.5\",1,\"New York, \"\"NY\"\"\"\n2,3,\"two\nlines\"\n4,5,x\n", "q.csv");
+  EXPECT_EQ(q.x, (std::vector<double>{0.5, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(q.class_names, (std::vector<std::string>{"New York, \"NY\"", "two\\x0alines", "x"}));
+  expect_error([] { parse_csv("a,b,l\n1,2,x\n\"3\",z,y\n", "q.csv"); }, {"q.csv:3", "column 2", "'z'"});
+  expect_error([] { parse_csv("1,2,\"a\nb\"\n1,2\n", "q.csv"); }, {"q.csv:3", "expected 3 columns"});
+  // Header: explicit yes / no, and auto only for an all-text first line.
+  CsvOptions yes, no;
+  yes.header = CsvHeader::Yes;
+  no.header = CsvHeader::No;
+  EXPECT_EQ(parse_csv("1,2,0\n3,4,1\n", "h.csv", yes).size(), 1u);
+  EXPECT_EQ(parse_csv("1,2,0\n3,4,1\n", "h.csv", no).size(), 2u);
+  expect_error([&] { parse_csv("a,b,label\n3,4,1\n", "h.csv", no); }, {"h.csv:1", "'a'"});
+  EXPECT_EQ(parse_csv("a,b,label\n3,4,1\n", "h.csv").size(), 1u);
+  EXPECT_EQ(parse_csv_header("yes"), CsvHeader::Yes);
+  EXPECT_THROW(parse_csv_header("maybe"), std::runtime_error);
+  // Unlabelled (predict --input): every column a feature.
+  CsvOptions unl;
+  unl.labelled = false;
+  Dataset u = parse_csv("f1,f2\n1,2\n3,4\n", "u.csv", unl);
+  EXPECT_EQ(u.n_features, 2);
+  EXPECT_EQ(u.x, (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_TRUE(u.y.empty());
+}
+
+// Feature scaling for CSV tasks: fitted on the training split, applied as fitted.
+TEST(Csv, FeatureScaling) {
+  Dataset d = parse_csv("1,10,0\n3,10,1\n5,10,0\n", "f.csv");
+  FeatureTransform mm = fit_feature_transform(d, FeatureScaling::MinMax);
+  Dataset a = d;
+  apply_feature_transform(mm, a);
+  EXPECT_EQ(a.x, (std::vector<double>{0, 0, 0.5, 0, 1, 0}));  // a constant feature stays put (scale 1)
+  FeatureTransform st = fit_feature_transform(d, FeatureScaling::Standard);
+  EXPECT_DOUBLE_EQ(st.offset[0], 3.0);
+  EXPECT_DOUBLE_EQ(st.scale[0], 1.0 / std::sqrt(8.0 / 3.0));  // population variance 8/3
+  Dataset b = d;
+  apply_feature_transform(st, b);
+  EXPECT_NEAR(b.x[0] + b.x[2] + b.x[4], 0.0, 1e-15);
+  // New data gets the training split's transform, not its own.
+  Dataset t = parse_csv("9,10,1\n", "t.csv");
+  apply_feature_transform(mm, t);
+  EXPECT_EQ(t.x[0], 2.0);
+  // Huge but finite features stay finite (long double sums).
+  Dataset h = parse_csv("1e308,0\n-1e308,1\n1e308,0\n", "h.csv");
+  for (FeatureScaling k : {FeatureScaling::MinMax, FeatureScaling::Standard}) {
+    Dataset hh = h;
+    apply_feature_transform(fit_feature_transform(h, k), hh);
+    for (double v : hh.x) EXPECT_TRUE(std::isfinite(v)) << feature_scaling_name(k);
+  }
+  Dataset wrong = parse_csv("1,2,3,0\n", "w.csv");
+  expect_error([&] { apply_feature_transform(mm, wrong); }, {"fitted on 2 features", "has 3"});
+  EXPECT_EQ(parse_feature_scaling("minmax"), FeatureScaling::MinMax);
+  EXPECT_THROW(parse_feature_scaling("zscore"), std::runtime_error);
+}
+
+TEST(Data, DefaultScalingIsTheValidatedOne) {
+  // docs/models.md "Pixel scaling": unit won on every validation split.
+  EXPECT_EQ(kDefaultScaling, Scaling::Unit);
+  EXPECT_EQ(LoadOptions{}.scaling, Scaling::Unit);
+  // The core reads no environment: an image task needs its data directory.
+  EXPECT_THROW(load_task("mnist2", LoadOptions{}), std::invalid_argument);
 }
 
 TEST_F(TempDir, CsvTask) {
@@ -688,7 +766,14 @@ TEST(Png, SampleGrid) {
 // ---------------------------------------------------------------- real data
 
 namespace {
-std::string real_dir() { return resolve_data_dir(""); }
+std::string real_dir() {
+  return resolve_data_dir("", std::getenv("QMOE_DATA_DIR"), std::getenv("XDG_DATA_HOME"), std::getenv("HOME"));
+}
+LoadOptions real_options() {
+  LoadOptions o;
+  o.data_dir = real_dir();
+  return o;
+}
 bool have_mnist() { return fs::exists(real_dir() + "/mnist/train-images-idx3-ubyte"); }
 bool have_fashion() {
   for (auto& d : fashion_dirs(real_dir()))
@@ -701,7 +786,8 @@ using V = std::vector<std::size_t>;
 
 TEST(RealData, Mnist4Counts) {
   if (!have_mnist()) GTEST_SKIP() << "MNIST not installed (scripts/fetch-mnist.sh)";
-  LoadOptions o;
+  LoadOptions o = real_options();
+  o.scaling = Scaling::TorchQuantum;  // the reference below is for tq
   o.use_verify_cache = false;  // really hash the files
   TaskData t = load_task("mnist4", o);
   EXPECT_EQ(counts(t.train), (V{5923, 6000, 5958, 6000}));
@@ -720,19 +806,19 @@ TEST(RealData, Mnist4Counts) {
 
 TEST(RealData, Mnist2Counts) {
   if (!have_mnist()) GTEST_SKIP() << "MNIST not installed (scripts/fetch-mnist.sh)";
-  TaskData t = load_task("mnist2", LoadOptions{});
+  TaskData t = load_task("mnist2", real_options());
   EXPECT_EQ(counts(t.train), (V{6000, 5918}));
   EXPECT_EQ(counts(t.test), (V{1000, 958}));
 }
 
 TEST(RealData, FashionCounts) {
   if (!have_fashion()) GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
-  LoadOptions o;
+  LoadOptions o = real_options();
   o.use_verify_cache = false;
   TaskData t4 = load_task("fashion4", o);
   EXPECT_EQ(counts(t4.train), (V{6000, 6000, 6000, 6000}));
   EXPECT_EQ(counts(t4.test), (V{1000, 1000, 1000, 1000}));
-  TaskData t2 = load_task("fashion2", LoadOptions{});
+  TaskData t2 = load_task("fashion2", real_options());
   EXPECT_EQ(counts(t2.train), (V{6000, 6000}));
   EXPECT_EQ(counts(t2.test), (V{1000, 1000}));
   EXPECT_EQ(t2.train.class_names, (std::vector<std::string>{"Dress", "Shirt"}));

@@ -272,7 +272,7 @@ void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "training and inference throughput (samples/s) of fixed qnn8 and qmoe10 circuits");
   cmd->add_flag("--json", args->json, "print one JSON object");
-  cmd->add_option("--seconds", args->seconds, "time per entry (default 0.7)")
+  cmd->add_option("--seconds", args->seconds, "time per entry")
       ->check(CLI::Validator(
           [](std::string& v) {
             const double s = std::strtod(v.c_str(), nullptr);

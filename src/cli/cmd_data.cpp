@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/cli.hpp"
+#include "cli/train_common.hpp"
 #include "data/data.hpp"
 
 namespace qmoe::cli {
@@ -17,12 +18,13 @@ struct DataArgs {
   std::string task;
   bool json = false;
   std::string data_dir;
-  std::string scaling;  // "": tq
+  std::string scaling;  // "": data::kDefaultScaling
   std::string png;
   int samples = 8;
   int train_per_class = 6000;
   int test_per_class = 1000;
   std::string test_csv;
+  std::string csv_header = "auto";
   bool no_cache = false;
 };
 
@@ -35,10 +37,13 @@ nlohmann::json counts_json(const data::Dataset& d) {
 
 void run_data(const DataArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
-  data::LoadOptions opt;
-  opt.data_dir = a.data_dir;
-  data::check_scaling_applies(a.task, !a.scaling.empty());
-  opt.scaling = data::parse_scaling(a.scaling.empty() ? "tq" : a.scaling);
+  data::LoadOptions opt = load_options(a.data_dir);
+  if (opt.data_dir.empty() && !data::is_csv_path(a.task)) data_dir_from_env(a.data_dir);  // throws, naming what to set
+  data::check_scaling_applies(a.task, a.scaling);
+  const bool is_csv = data::is_csv_path(a.task);
+  if (!a.scaling.empty() && !is_csv) opt.scaling = data::parse_scaling(a.scaling);
+  if (!a.scaling.empty() && is_csv) opt.feature_scaling = data::parse_feature_scaling(a.scaling);
+  opt.csv.header = data::parse_csv_header(a.csv_header);
   opt.train_per_class = a.train_per_class;
   opt.test_per_class = a.test_per_class;
   opt.keep_raw = !a.png.empty();
@@ -59,7 +64,6 @@ void run_data(const DataArgs& a) {
   auto [te_lo, te_hi] = td.test.value_range();
   const double lo = td.test.size() ? std::min(tr_lo, te_lo) : tr_lo;
   const double hi = td.test.size() ? std::max(tr_hi, te_hi) : tr_hi;
-  const bool is_csv = data::find_task(a.task) == nullptr;
 
   if (a.json) {
     nlohmann::json j;
@@ -69,7 +73,7 @@ void run_data(const DataArgs& a) {
     j["features"] = td.train.n_features;
     j["classes"] = td.train.n_classes;
     j["class_names"] = td.train.class_names;
-    j["scaling"] = is_csv ? "none" : data::scaling_name(opt.scaling);
+    j["scaling"] = is_csv ? data::feature_scaling_name(opt.feature_scaling) : data::scaling_name(opt.scaling);
     j["train"] = counts_json(td.train);
     j["test"] = counts_json(td.test);
     j["train_total"] = td.train.size();
@@ -83,7 +87,8 @@ void run_data(const DataArgs& a) {
   std::printf("task      %s: %s\n", td.task.c_str(), td.description.c_str());
   std::printf("source    %s\n", td.source_dir.empty() ? "." : td.source_dir.c_str());
   if (is_csv)
-    std::printf("features  %d (from the CSV, unscaled)\n", td.train.n_features);
+    std::printf("features  %d (from the CSV, scaling %s)\n", td.train.n_features,
+                data::feature_scaling_name(opt.feature_scaling).c_str());
   else
     std::printf("features  %d (8x8: centre crop 24x24, 3x3 average pooling; scaling %s)\n", td.train.n_features,
                 data::scaling_name(opt.scaling).c_str());
@@ -106,9 +111,15 @@ void add_data_command(CLI::App& app) {
       ->required();
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_option("--data-dir", args->data_dir,
-                  "data directory (default: $QMOE_DATA_DIR, else ${XDG_DATA_HOME:-~/.local/share}/qmoe)");
-  cmd->add_option("--scaling", args->scaling, "pixel scaling: tq (default, (p/255-0.1307)/0.3081), unit (p/255), pi (p/255*pi)")
-      ->check(CLI::IsMember({"tq", "torchquantum", "unit", "pi"}));
+                  "data directory")
+      ->default_str("$QMOE_DATA_DIR, else ${XDG_DATA_HOME:-~/.local/share}/qmoe");
+  cmd->add_option("--scaling", args->scaling,
+                  "images: unit (p/255), tq (TorchQuantum's (p/255-0.1307)/0.3081), pi (p/255*pi); CSV: none, "
+                  "standard, minmax (fitted on the training split)")
+      ->check(CLI::IsMember({"tq", "torchquantum", "unit", "pi", "none", "standard", "minmax"}))
+      ->default_str(data::scaling_name(data::kDefaultScaling) + " (CSV: none)");
+  cmd->add_option("--csv-header", args->csv_header, "CSV: is the first line a header? auto, yes, no")
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
   cmd->add_option("--png", args->png, "write a PNG grid of samples per class (28x28 original beside the 8x8 input)");
   cmd->add_option("--samples", args->samples, "samples per class in the PNG")->check(CLI::Range(1, 64));
   cmd->add_option("--train-per-class", args->train_per_class, "at most N training samples per class (0: all)")

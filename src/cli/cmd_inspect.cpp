@@ -44,6 +44,9 @@ struct InspectArgs {
   bool json = false;
   long index = -1;
   std::string qasm_out;
+  std::string input;          // predict: an unlabelled CSV of features
+  std::string output = "-";   // predict --input: where the predictions CSV goes
+  std::string csv_header = "auto";
   int threads = 0;
   NoiseOptions noise;  // eval / predict: simulated hardware noise
 };
@@ -97,8 +100,12 @@ Loaded load(const InspectArgs& a) {
                              " has no validation split)");
   long limit = a.split == "test" ? l.data.test_limit : l.data.train_limit;
   if (!own_task) {
+    const bool was_csv = l.data.is_csv();
     l.data.task = a.task;
-    if (l.data.is_csv()) l.data.scaling.clear();  // a CSV task's features are used as given
+    if (l.data.is_csv() != was_csv) {  // pixel and feature scalings do not carry over
+      l.data.scaling.clear();
+      l.data.feature_transform = nullptr;
+    }
     limit = 0;
   }
   if (a.limit >= 0) limit = a.limit;
@@ -194,7 +201,12 @@ void run_eval(const InspectArgs& a) {
   const Loaded l = load(a);
   const data::Dataset& d = *l.set;
   Workspace<double> ws;
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np);
+  ProgressLine bar("noisy eval");  // a noisy evaluation takes seconds to minutes
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np, {},
+                                              [&](std::size_t done, std::size_t total) {
+                                                if (np) bar.update(done, total);
+                                              });
+  if (np) bar.finish();
   const int C = l.model.n_classes(), L = experts(l.model);
   const std::vector<std::size_t> counts = d.class_counts();
 
@@ -205,17 +217,19 @@ void run_eval(const InspectArgs& a) {
     o["task"] = task_json(l, a);
     o["samples"] = d.size();
     if (np) o["noise"] = noise_json(a);
-    o["accuracy"] = e.accuracy;
+    o["accuracy_percent"] = train::to_percent(e.accuracy);
     o["loss"] = e.loss;
     o["class_names"] = d.class_names;
     o["counts"] = counts;
     o["confusion"] = e.confusion;
     std::vector<double> per_class(std::size_t(C), 0.0);
     for (int c = 0; c < C; ++c)
-      if (counts[std::size_t(c)]) per_class[std::size_t(c)] = double(e.confusion[c][c]) / double(counts[c]);
-    o["class_accuracy"] = per_class;
+      if (counts[std::size_t(c)])
+        per_class[std::size_t(c)] = train::to_percent(double(e.confusion[c][c]) / double(counts[c]));
+    o["class_accuracy_percent"] = per_class;
     if (L > 0) o["routing_by_class"] = e.routing_by_class;
     o["model"] = ojson::parse(l.ck.model.to_json().dump());
+    o["model"]["routing_qubits"] = l.model.routing_qubits.size();  // resolved (0 in a config: ceil(log2 L))
     o["params"] = l.model.n_params();
     o["qubits"] = l.model.circuit.n_qubits;
     o["experts"] = L;
@@ -228,7 +242,7 @@ void run_eval(const InspectArgs& a) {
   const std::string source = a.split == "test" && !l.data.test_csv.empty() ? l.data.test_csv : l.data.task;
   std::printf("%s: %s split, %zu samples\n", source.c_str(), a.split.c_str(), d.size());
   if (np) std::fputs(noise_line(a).c_str(), stdout);
-  std::printf("accuracy: %.2f%%   loss: %.4f\n\n", 100 * e.accuracy, e.loss);
+  std::printf("accuracy: %.2f%%   loss: %.4f\n\n", train::to_percent(e.accuracy), e.loss);
   std::size_t w = 5;
   for (int c = 0; c < C; ++c) w = std::max(w, class_name(d, c).size());
   const int iw = int(w);
@@ -255,8 +269,66 @@ void run_eval(const InspectArgs& a) {
 
 // ---- predict -------------------------------------------------------------------
 
+// A field for a CSV file, quoted (RFC 4180) when it holds a comma, quote or line break.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+// predict --input FILE: every row of an unlabelled CSV (the model's features,
+// scaled as in training) -> a CSV of predicted classes and probabilities.
+void run_predict_csv(const InspectArgs& a) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string path = fs::is_directory(a.checkpoint, ec) ? (fs::path(a.checkpoint) / "checkpoint").string() : a.checkpoint;
+  if (!fs::exists(path, ec)) throw std::runtime_error("checkpoint " + path + " does not exist");
+  const train::Checkpoint ck = train::load_checkpoint(path);
+  const model::Model m = model::build_model(ck.model);
+  const DataOptions d = DataOptions::from_json(ck.task);
+  data::CsvOptions co;
+  co.labelled = false;
+  co.header = data::parse_csv_header(a.csv_header);
+  data::Dataset x = data::read_csv(a.input, co);
+  const int F = ck.model.n_features, C = m.n_classes();
+  if (x.n_features != F)
+    throw std::runtime_error(a.input + ": " + std::to_string(x.n_features) + " feature columns, the model in " + path +
+                             " takes " + std::to_string(F) +
+                             (x.n_features == F + 1 ? " (predict --input takes features only: drop the label column)" : ""));
+  x.n_classes = C;
+  x.y.assign(x.source_index.size(), 0);  // no labels (size() counts them): loss and accuracy are not used
+  if (d.is_csv()) data::apply_feature_transform(d.transform(), x);  // as the training split was scaled
+  std::vector<std::string> names = ck.task.value("class_names", std::vector<std::string>());
+  if (int(names.size()) != C) {
+    names.clear();
+    for (int c = 0; c < C; ++c) names.push_back(std::to_string(c));
+  }
+  Workspace<double> ws;
+  train::EvalNoise noise;
+  const train::Evaluation e = train::evaluate(m, ck.state.theta, x, ws, eval_noise(a, noise));
+  std::ostringstream out;
+  out.precision(17);
+  out << "row,predicted";
+  for (const auto& n : names) out << "," << csv_field("p_" + n);
+  out << "\n";
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    out << x.source_index[i] << "," << csv_field(names[std::size_t(e.predictions[i])]);
+    for (int c = 0; c < C; ++c) out << "," << e.probabilities[i * std::size_t(C) + std::size_t(c)];
+    out << "\n";
+  }
+  write_output(a.output, out.str());
+  if (a.output != "-") std::fprintf(stderr, "wrote %s: %zu predictions\n", a.output.c_str(), x.size());
+}
+
 void run_predict(const InspectArgs& a) {
   set_threads(a.threads);
+  if (!a.input.empty()) {
+    if (a.index >= 0) throw std::runtime_error("--index picks a sample of the task; --input predicts every row of a file: give one");
+    run_predict_csv(a);
+    return;
+  }
+  if (a.index < 0) throw std::runtime_error("give --index I (a sample of the task) or --input FILE.csv (every row of a file)");
   const Loaded l = load(a);
   const std::size_t i = check_index(l, a);
   const data::Dataset one = data::subset(*l.set, {i});
@@ -337,12 +409,15 @@ void run_export(const InspectArgs& a) {
 
 void add_common(CLI::App* cmd, InspectArgs& a) {
   cmd->add_option("--checkpoint", a.checkpoint, "checkpoint file (or a train --out directory)")->required();
-  cmd->add_option("--task", a.task, "task (default: the checkpoint's): " + data::task_list() + ", or a CSV file");
-  cmd->add_option("--data-dir", a.data_dir, "data directory (default $QMOE_DATA_DIR or ~/.local/share/qmoe)");
+  cmd->add_option("--task", a.task, "task: " + data::task_list() + ", or a CSV file")
+      ->default_str("the checkpoint's");
+  cmd->add_option("--data-dir", a.data_dir, "data directory")
+      ->default_str("$QMOE_DATA_DIR, else ${XDG_DATA_HOME:-~/.local/share}/qmoe");
   cmd->add_option("--test-limit,--limit", a.limit,
-                  "use only the first N samples of the split (default: the checkpoint's limit; 0: all)")
+                  "use only the first N samples of the split (0: all)")
+      ->default_str("the checkpoint's")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--split", a.split, "test (default), train, or val (the validation part of a train --val run)")
+  cmd->add_option("--split", a.split, "test, train, or val (the validation part of a train --val run)")
       ->check(CLI::IsMember({"test", "train", "val"}));
 }
 
@@ -354,7 +429,7 @@ void add_inspect_commands(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("eval", "accuracy, confusion matrix and routing per class of a checkpoint");
     add_common(cmd, *a);
     cmd->add_flag("--json", a->json, "print everything as JSON");
-    cmd->add_option("--threads", a->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::NonNegativeNumber);
     a->noise.add(*cmd, true);
     cmd->callback([a] { run_eval(*a); });
   }
@@ -362,7 +437,13 @@ void add_inspect_commands(CLI::App& app) {
     auto a = std::make_shared<InspectArgs>();
     CLI::App* cmd = app.add_subcommand("predict", "class probabilities, <Z> and routing of one sample");
     add_common(cmd, *a);
-    cmd->add_option("--index", a->index, "sample number in the split (0-based)")->required();
+    cmd->add_option("--index", a->index, "sample number in the split (0-based)")->default_str("");
+    cmd->add_option("--input", a->input,
+                    "an unlabelled CSV (features only): predict every row, writing row, predicted class and class "
+                    "probabilities as CSV to --output");
+    cmd->add_option("--output", a->output, "with --input: the predictions CSV ('-': stdout)");
+    cmd->add_option("--csv-header", a->csv_header, "with --input: is the first line a header? auto, yes, no")
+        ->check(CLI::IsMember({"auto", "yes", "no"}));
     cmd->add_flag("--json", a->json, "print as one JSON line");
     a->noise.add(*cmd, true);
     cmd->callback([a] { run_predict(*a); });

@@ -41,6 +41,7 @@ struct QasmOptions {
   long shots = 0;
   std::uint64_t seed = 0;
   bool single = false;
+  bool json = false;  // --json: the output is JSON anyway
   NoiseOptions noise;
   bool seed_given = false;
 };
@@ -183,8 +184,9 @@ void add_qasm_command(CLI::App& app) {
   cmd->add_option("--shots", o->shots,
                   "estimate from N sampled shots (with --grad: parameter-shift rule on shots)")
       ->check(CLI::Range(1L, 100000000L));
-  add_seed_option(*cmd, o->seed, o->seed_given, "seed for --shots sampling and the noise's errors (default 0)");
+  add_seed_option(*cmd, o->seed, o->seed_given, "seed for --shots sampling and the noise's errors");
   cmd->add_flag("--float", o->single, "simulate in single precision");
+  cmd->add_flag("--json", o->json, "accepted for symmetry with the other commands: the output is always one JSON line");
   o->noise.add(*cmd, false);
   cmd->callback([o] { run_qasm(*o); });
 }

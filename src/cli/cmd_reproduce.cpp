@@ -27,10 +27,11 @@ using nlohmann::json;
 struct Args {
   int table = 1;
   int seeds = 3;
-  std::string out = "results";
-  std::string experiments = "experiments";
+  std::string out;          // "": results/ beside the experiments directory
+  std::string experiments;  // "": ./experiments, else the one beside the qmoe binary's build directory
   std::string data_dir;
   int jobs = 2;
+  bool json = false;
   bool jobs_given = false;  // under mpirun the default is 1 run at a time per rank
   int epochs = -1;        // override experiments/common.json
   long train_limit = -1;  // override (smoke tests)
@@ -49,6 +50,72 @@ json read_json(const fs::path& p) {
   json j = json::parse(f, nullptr, false);
   if (j.is_discarded()) throw std::runtime_error(p.string() + " is not valid JSON");
   return j;
+}
+
+// j[key] as T; a wrong type is one line naming the file and the field.
+template <class T>
+T field(const json& j, const std::string& key, const fs::path& file, const T& fallback) {
+  if (!j.contains(key)) return fallback;
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw std::runtime_error(file.string() + ": \"" + key + "\" has the wrong type (" + j.at(key).dump() + ")");
+  }
+}
+
+// The experiments directory: the flag, else ./experiments, else the one in the
+// source tree beside the binary's build directory (build/qmoe -> experiments/),
+// so `reproduce` works from any directory.
+fs::path experiments_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const std::string found = source_path("experiments/common.json");
+  if (found.empty()) throw std::runtime_error("no experiments directory here or beside the qmoe binary: give --experiments DIR");
+  return fs::path(found).parent_path();
+}
+
+// The cells the paper's table has (a missing config file is reported, not skipped silently).
+std::vector<Cell> paper_cells(int table) {
+  std::vector<Cell> cells;
+  for (const char* ops : {"rx", "ry", "rxry", "rxryrz"}) {
+    if (table == 2) {
+      for (int L : {2, 3, 4}) cells.push_back({"mnist4", "qmoe", ops, L});
+      continue;
+    }
+    for (const char* task : {"mnist4", "mnist2", "fashion4", "fashion2"})
+      for (const char* model : {"qnn", "qnn-matched", "qmoe"}) cells.push_back({task, model, ops, 4});
+  }
+  return cells;
+}
+
+// Reads and checks one cell file: keys, types, and that its model builds with
+// the common settings (so a typo fails before any run is trained).
+Cell read_cell(const fs::path& f, const json& common) {
+  const json j = read_json(f);
+  if (!j.is_object()) throw std::runtime_error(f.string() + ": expected a JSON object");
+  for (const auto& [key, value] : j.items())
+    if (key != "task" && key != "model" && key != "ops" && key != "experts")
+      throw std::runtime_error(f.string() + ": unknown key \"" + key + "\" (a cell has task, model, ops, experts)");
+  for (const char* key : {"task", "model", "ops"})
+    if (!j.contains(key)) throw std::runtime_error(f.string() + ": \"" + key + "\" is missing");
+  Cell c;
+  c.task = field<std::string>(j, "task", f, "");
+  c.model = field<std::string>(j, "model", f, "");
+  c.ops = field<std::string>(j, "ops", f, "");
+  c.experts = field<int>(j, "experts", f, 4);
+  const data::TaskInfo* t = data::find_task(c.task);
+  if (!t) throw std::runtime_error(f.string() + ": unknown task \"" + c.task + "\" (valid: " + data::task_list() + ")");
+  if (c.model != "qmoe" && c.model != "qnn" && c.model != "qnn-matched")
+    throw std::runtime_error(f.string() + ": unknown model \"" + c.model + "\" (valid: qmoe, qnn, qnn-matched)");
+  try {
+    model::ModelConfig mc = model::ModelConfig::from_json(common.at("model"));
+    mc.ops = c.ops;
+    mc.experts = c.experts;
+    mc.n_classes = int(t->labels.size());
+    resolve_model(mc, c.model);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(f.string() + ": " + e.what());
+  }
+  return c;
 }
 
 // The paper's numbers (Table I: 4 experts; Table II: MNIST-4, 2/3/4 experts).
@@ -73,7 +140,7 @@ double paper_value(const Cell& c) {
 
 // Trains (or resumes) one run and returns its result JSON.
 json run_one(const Cell& cell, int seed, const json& common, const DataOptions& data_opts, const data::TaskData& td,
-            const fs::path& dir) {
+            const fs::path& dir, std::mutex& io) {
   const fs::path result_path = dir / "result.json";
   model::ModelConfig mc = model::ModelConfig::from_json(common.at("model"));
   mc.ops = cell.ops;
@@ -98,7 +165,7 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
       return r;
     }
   }
-  fs::create_directories(dir);
+  make_directories(dir.string());
   const model::Model m = model::build_model(mc);
   const std::string ckpt = (dir / "checkpoint").string();
   train::Checkpoint ck{mc, tc, data_opts.to_json(), train::initial_state(m, tc)};
@@ -108,9 +175,12 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
       ck = std::move(old);
   }
   train::Callbacks cb;
-  cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics&, bool) {
+  cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics& e, bool) {
     ck.state = st;
     train::save_checkpoint(ckpt, ck);
+    std::lock_guard<std::mutex> lk(io);  // progress between the cells' result lines
+    std::fprintf(stderr, "  %s seed %d: epoch %d/%d, test accuracy %.2f%%, %.1f s\n", cell.name().c_str(), seed,
+                 e.epoch, tc.epochs, train::to_percent(e.test_acc), e.seconds);
   };
   train::train(m, tc, td.train, td.test, ck.state, cb);
   Workspace<double> ws;
@@ -118,12 +188,18 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   double seconds = 0;
   for (const auto& e : ck.state.history) seconds += e.seconds;
   train::write_file_atomic((dir / "metrics.csv").string(), train::metrics_csv(ck.state.history, false));
-  json r = {{"test_acc", 100 * ev.accuracy}, {"seconds", seconds}, {"params", m.n_params()},
+  json r = {{"test_accuracy_percent", train::to_percent(ev.accuracy)}, {"seconds", seconds}, {"params", m.n_params()},
             {"qubits", m.circuit.n_qubits}, {"epochs", tc.epochs}, {"depth", mc.depth},
             {"confusion", ev.confusion}, {"routing_by_class", ev.routing_by_class},
             {"class_names", td.test.class_names}, {"config", config}};
   train::write_file_atomic(result_path.string(), r.dump(1) + "\n");
   return r;
+}
+
+// A run's test accuracy in percent (result.json files written before issue 16 call it "test_acc").
+double accuracy_percent(const json& result) {
+  return result.contains("test_accuracy_percent") ? result["test_accuracy_percent"].get<double>()
+                                                  : result.at("test_acc").get<double>();
 }
 
 std::string fmt(double v) {
@@ -134,16 +210,26 @@ std::string fmt(double v) {
 }
 
 void run_reproduce(const Args& a) {
-  const fs::path exp_dir = fs::path(a.experiments);
-  json common = read_json(exp_dir / "common.json");
+  const fs::path exp_dir = experiments_dir(a.experiments);
+  const fs::path out_dir = a.out.empty() ? fs::absolute(exp_dir).parent_path() / "results" : fs::path(a.out);
+  const fs::path common_path = exp_dir / "common.json";
+  json common = read_json(common_path);
   try {  // check the settings once, before any run, with the file named
+    if (!common.is_object()) throw std::runtime_error("expected a JSON object");
+    for (const char* key : {"model", "train"})
+      if (!common.contains(key)) throw std::runtime_error(std::string("\"") + key + "\" is missing");
     model::ModelConfig::from_json(common.at("model"));
     train::TrainConfig::from_json(common.at("train"));
+    const std::string scaling = field<std::string>(common, "scaling", common_path, "");
+    if (!scaling.empty()) data::parse_scaling(scaling);
+    field<long>(common, "train_limit", common_path, 0);
+    field<long>(common, "test_limit", common_path, 0);
+    for (const auto& [task, epochs] : field<json>(common, "epochs_by_task", common_path, json::object()).items())
+      if (!epochs.is_number_integer() || epochs.get<long>() < 0 || epochs.get<long>() > 100000)
+        throw std::runtime_error("\"epochs_by_task\": \"" + task + "\" must be an integer 0..100000");
   } catch (const std::exception& e) {
-    std::string what = e.what();  // may hold "[json.exception.out_of_range.403] key 'lr' not found"
-    const auto open = what.find("[json.exception"), close = what.find("] ", open);
-    if (open != std::string::npos && close != std::string::npos) what.erase(open, close + 2 - open);
-    throw std::runtime_error((exp_dir / "common.json").string() + ": " + what);
+    const std::string what = e.what();
+    throw std::runtime_error(what.rfind(common_path.string(), 0) == 0 ? what : common_path.string() + ": " + what);
   }
   if (a.epochs >= 0) {
     common["train"]["epochs"] = a.epochs;
@@ -156,23 +242,20 @@ void run_reproduce(const Args& a) {
   for (const auto& e : fs::directory_iterator(table_dir))
     if (e.path().extension() == ".json") files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    const json j = read_json(f);
-    Cell c;
-    for (const auto& [key, value] : j.items())
-      if (key != "task" && key != "model" && key != "ops" && key != "experts")
-        throw std::runtime_error(f.string() + ": unknown key \"" + key + "\" (a cell has task, model, ops, experts)");
-    try {
-      c.task = j.at("task").get<std::string>();
-      c.model = j.at("model").get<std::string>();
-      c.ops = j.at("ops").get<std::string>();
-      if (j.contains("experts")) c.experts = json_integer<int>(j["experts"], "experts");
-    } catch (const json::exception& e) {
-      throw std::runtime_error(f.string() + ": " + e.what());
-    } catch (const std::invalid_argument& e) {
-      throw std::runtime_error(f.string() + ": " + e.what());
-    }
-    cells.push_back(c);
+  // Every cell is checked before any run is trained.
+  for (const auto& f : files) cells.push_back(read_cell(f, common));
+  if (cells.empty()) throw std::runtime_error("no experiment configs (*.json) in " + table_dir.string());
+  std::vector<std::string> missing;
+  for (const Cell& p : paper_cells(a.table)) {
+    bool found = false;
+    for (const Cell& c : cells) found = found || c.name() == p.name();
+    if (!found) missing.push_back(p.name());
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    std::fprintf(stderr, "reproduce: %s has no config for %zu of the paper's cells (left out): %s\n",
+                 table_dir.c_str(), missing.size(), list.c_str());
   }
   // Load each task's data once (read-only afterwards).
   std::map<std::string, data::TaskData> tasks;
@@ -182,9 +265,9 @@ void run_reproduce(const Args& a) {
     DataOptions d;
     d.task = c.task;
     d.data_dir = a.data_dir;
-    d.scaling = common.value("scaling", std::string("tq"));
-    d.train_limit = a.train_limit >= 0 ? a.train_limit : common.value("train_limit", 0L);
-    d.test_limit = a.test_limit >= 0 ? a.test_limit : common.value("test_limit", 0L);
+    d.scaling = field<std::string>(common, "scaling", common_path, "");
+    d.train_limit = a.train_limit >= 0 ? a.train_limit : field<long>(common, "train_limit", common_path, 0);
+    d.test_limit = a.test_limit >= 0 ? a.test_limit : field<long>(common, "test_limit", common_path, 0);
     tasks.emplace(c.task, d.load());
     task_opts.emplace(c.task, d);
   }
@@ -199,6 +282,7 @@ void run_reproduce(const Args& a) {
   };
   const auto t0 = std::chrono::steady_clock::now();
   int done = 0;
+  std::mutex io;  // stderr lines of runs going in parallel
   const int per_rank = mpi::size() > 1 && !a.jobs_given ? 1 : a.jobs;
   const std::vector<mpi::JobResult> outcomes = mpi::run_jobs(
       int(jobs.size()), per_rank,
@@ -206,7 +290,7 @@ void run_reproduce(const Args& a) {
         const Cell& c = cells[std::size_t(jobs[std::size_t(i)].first)];
         const int seed = jobs[std::size_t(i)].second;
         return run_one(c, seed, common, task_opts.at(c.task), tasks.at(c.task),
-                       fs::path(a.out) / "runs" / (c.name() + "-s" + std::to_string(seed)))
+                       out_dir / "runs" / (c.name() + "-s" + std::to_string(seed)), io)
             .dump();
       },
       [&](int i, const mpi::JobResult& r) {  // on rank 0, one at a time
@@ -218,8 +302,9 @@ void run_reproduce(const Args& a) {
           return;
         }
         const json j = json::parse(r.text);
+        std::lock_guard<std::mutex> lk(io);
         std::fprintf(stderr, "[%d/%zu] %s: %.2f%%%s (%.0f s elapsed)\n", done, jobs.size(), run_name(i).c_str(),
-                     j["test_acc"].get<double>(), j.value("reused", false) ? " (finished before: reused)" : "", secs);
+                     accuracy_percent(j), j.value("reused", false) ? " (finished before: reused)" : "", secs);
       });
   std::vector<json> results(jobs.size());
   std::string first_error;
@@ -244,7 +329,7 @@ void run_reproduce(const Args& a) {
     json first;
     for (std::size_t i = 0; i < jobs.size(); ++i)
       if (jobs[i].first == ci) {
-        acc.push_back(results[i]["test_acc"].get<double>());
+        acc.push_back(accuracy_percent(results[i]));
         secs += results[i]["seconds"].get<double>();
         if (first.is_null()) first = results[i];
       }
@@ -252,29 +337,39 @@ void run_reproduce(const Args& a) {
     for (double v : acc) mean += v / double(acc.size());
     for (double v : acc) var += (v - mean) * (v - mean) / double(std::max<std::size_t>(1, acc.size() - 1));
     table.push_back({{"task", c.task}, {"model", c.model}, {"ops", c.ops}, {"experts", c.experts},
-                     {"accuracies", acc}, {"mean", mean}, {"std", acc.size() > 1 ? std::sqrt(var) : 0.0},
+                     {"accuracies_percent", acc}, {"mean_percent", train::to_percent(mean / 100)},
+                     {"std_percent", acc.size() > 1 ? train::to_percent(std::sqrt(var) / 100) : 0.0},
                      {"params", first["params"]}, {"qubits", first["qubits"]}, {"epochs", first["epochs"]},
-                     {"seconds", secs}, {"paper", std::isnan(paper_value(c)) ? json() : json(paper_value(c))}});
+                     {"seconds", secs},
+                     {"paper_percent", std::isnan(paper_value(c)) ? json() : json(paper_value(c))}});
   }
   const bool writer = mpi::rank() == 0;  // every rank has every result; rank 0 writes
-  if (writer) fs::create_directories(a.out);
+  if (writer) make_directories(out_dir.string());
   if (writer)
-    train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).string(),
+    train::write_file_atomic((out_dir / ("table" + std::to_string(a.table) + ".json")).string(),
                              table.dump(1) + "\n");
   int reused = 0;
   for (const json& r : results) reused += r.value("reused", false) ? 1 : 0;
   json timing = {{"table", a.table}, {"seeds", a.seeds}, {"runs", jobs.size()}, {"runs_trained", int(jobs.size()) - reused},
-                 {"runs_reused", reused}, {"wall_seconds", wall}, {"jobs", per_rank}, {"ranks", mpi::size()}};
+                 {"runs_reused", reused}, {"wall_seconds", wall}, {"jobs", per_rank}, {"ranks", mpi::size()},
+                 {"missing_cells", missing}};
   if (writer)
-    train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + "-timing.json")).string(),
+    train::write_file_atomic((out_dir / ("table" + std::to_string(a.table) + "-timing.json")).string(),
                            timing.dump(1) + "\n");
+  if (!writer) return;
+  if (a.json) {  // one line: the table, where it was written, the run counts
+    const json out = {{"table", a.table}, {"file", (out_dir / ("table" + std::to_string(a.table) + ".json")).string()},
+                      {"timing", timing}, {"cells", table}};
+    std::printf("%s\n", out.dump().c_str());
+    return;
+  }
   std::printf("table %d: %zu cells x %d seeds in %.0f s; wrote %s\n", a.table, cells.size(), a.seeds, wall,
-              (fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).c_str());
+              (out_dir / ("table" + std::to_string(a.table) + ".json")).c_str());
   for (const auto& r : table)
     std::printf("  %-9s %-12s %-7s L=%d  %6s +- %5s  (paper %s)\n", r["task"].get<std::string>().c_str(),
                 r["model"].get<std::string>().c_str(), r["ops"].get<std::string>().c_str(), r["experts"].get<int>(),
-                fmt(r["mean"].get<double>()).c_str(), fmt(r["std"].get<double>()).c_str(),
-                r["paper"].is_null() ? "–" : fmt(r["paper"].get<double>()).c_str());
+                fmt(r["mean_percent"].get<double>()).c_str(), fmt(r["std_percent"].get<double>()).c_str(),
+                r["paper_percent"].is_null() ? "–" : fmt(r["paper_percent"].get<double>()).c_str());
 }
 
 }  // namespace
@@ -285,15 +380,22 @@ void add_reproduce_command(CLI::App& app) {
   cmd->add_option("--table", a->table, "1 (methods x operators x tasks) or 2 (experts ablation)")
       ->required()
       ->check(CLI::IsMember({1, 2}));
-  cmd->add_option("--seeds", a->seeds, "seeds per cell (default 3)")->check(CLI::Range(1, 100));
-  cmd->add_option("--out", a->out, "results directory (default results)");
-  cmd->add_option("--experiments", a->experiments, "experiment configs (default experiments)");
+  cmd->add_option("--seeds", a->seeds, "seeds per cell")->check(CLI::Range(1, 100));
+  cmd->add_option("--out", a->out, "results directory")->default_str("results/ beside the experiments directory");
+  cmd->add_option("--experiments", a->experiments, "experiment configs (common.json, table1/, table2/)")
+      ->default_str("./experiments, else the source tree's");
   cmd->add_option("--data-dir", a->data_dir, "data directory");
-  cmd->add_option("--jobs", a->jobs, "runs in parallel (default 2; under mpirun: per rank, default 1)")->check(CLI::Range(1, 64));
-  cmd->add_option("--epochs", a->epochs, "override the epochs of experiments/common.json")->check(CLI::Range(0, 10000));
+  cmd->add_option("--jobs", a->jobs, "runs in parallel (under mpirun: per rank, default 1)")->check(CLI::Range(1, 64));
+  cmd->add_flag("--json", a->json, "print the table as one JSON line instead of text");
+  cmd->add_option("--epochs", a->epochs, "override the epochs of experiments/common.json")
+      ->check(CLI::Range(0, 10000))
+      ->default_str("common.json's");
   cmd->add_option("--train-limit", a->train_limit, "use only the first N training samples (smoke tests)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--test-limit", a->test_limit, "use only the first N test samples")->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("common.json's, else all");
+  cmd->add_option("--test-limit", a->test_limit, "use only the first N test samples")
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("common.json's, else all");
   cmd->callback([a, cmd] {
     a->jobs_given = cmd->count("--jobs") > 0;
     run_reproduce(*a);

@@ -2,6 +2,7 @@
 // reaches here becomes one line on stderr and exit code 1.
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <new>
 #include <string>
 
@@ -11,12 +12,14 @@
 static int run_cli(int argc, char** argv) {
   CLI::App app{"qmoe: quantum mixture of experts and quantum neural networks on a CPU"};
   app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();  // --help shows every option's default
   qmoe::cli::add_qasm_command(app);
   qmoe::cli::add_data_command(app);
   qmoe::cli::add_train_command(app);
   qmoe::cli::add_inspect_commands(app);
   qmoe::cli::add_bench_command(app);
   qmoe::cli::add_reproduce_command(app);
+  qmoe::cli::add_plot_command(app);
   app.set_version_flag("--version", "qmoe " QMOE_VERSION);
   try {
     // A first argument that is neither an option nor a command: name it (CLI11
@@ -43,6 +46,9 @@ static int run_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "qmoe: error: %s\n", e.what());
     return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a file operation no command caught: name the path
+    std::fprintf(stderr, "qmoe: error: cannot access %s: %s\n", e.path1().c_str(), e.code().message().c_str());
+    return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "qmoe: error: out of memory (a state of n qubits takes 2^n x batch x 16 bytes: "
                          "use fewer qubits or a smaller batch)\n");

@@ -1,10 +1,14 @@
 #include "cli/train_common.hpp"
 
 #include "model/json_integer.hpp"
+#include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -15,8 +19,17 @@ namespace qmoe::cli {
 void DataOptions::add(CLI::App& cmd, bool task_required) {
   auto* t = cmd.add_option("--task", task, "task: " + data::task_list() + ", or a CSV file");
   if (task_required) t->required();
-  cmd.add_option("--data-dir", data_dir, "data directory (default $QMOE_DATA_DIR or ~/.local/share/qmoe)");
-  cmd.add_option("--scaling", scaling, "pixel to angle mapping of the image tasks: tq (default), unit, pi");
+  cmd.add_option("--data-dir", data_dir, "data directory")
+      ->default_str("$QMOE_DATA_DIR, else ${XDG_DATA_HOME:-~/.local/share}/qmoe");
+  cmd.add_option("--scaling", scaling,
+                 "features to angles: images unit (p/255), tq (TorchQuantum's (p/255-0.1307)/0.3081) or pi "
+                 "(p/255*pi); CSV none, standard (zero mean, unit variance) or minmax ([0, 1]), fitted on the "
+                 "training split")
+      ->check(CLI::IsMember({"unit", "tq", "pi", "none", "standard", "minmax"}))
+      ->default_str(data::scaling_name(data::kDefaultScaling) + " (CSV: none)");
+  cmd.add_option("--csv-header", csv_header,
+                 "CSV tasks: is the first line a header? auto (yes if its feature fields are all text), yes, no")
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
   cmd.add_option("--train-limit", train_limit, "use only the first N training samples")->check(CLI::NonNegativeNumber);
   cmd.add_option("--test-limit", test_limit, "use only the first N test samples")->check(CLI::NonNegativeNumber);
   cmd.add_option("--test-csv", test_csv, "CSV tasks: a separate test file");
@@ -25,7 +38,8 @@ void DataOptions::add(CLI::App& cmd, bool task_required) {
 bool DataOptions::is_csv() const { return data::is_csv_path(task); }
 
 std::string DataOptions::scaling_name() const {
-  return is_csv() ? "none" : scaling.empty() ? "tq" : scaling;
+  if (!scaling.empty()) return scaling;
+  return is_csv() ? "none" : data::scaling_name(data::kDefaultScaling);
 }
 
 nlohmann::json DataOptions::to_json() const {
@@ -33,6 +47,8 @@ nlohmann::json DataOptions::to_json() const {
   nlohmann::json j = {{"task", is_csv() ? std::filesystem::absolute(task).string() : task},
                       {"scaling", scaling_name()}, {"train_limit", train_limit}, {"test_limit", test_limit}};
   if (!test_csv.empty()) j["test_csv"] = std::filesystem::absolute(test_csv).string();
+  if (csv_header != "auto") j["csv_header"] = csv_header;
+  if (!feature_transform.is_null()) j["feature_transform"] = feature_transform;
   return j;
 }
 
@@ -41,10 +57,12 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
   try {
     d.task = j.value("task", d.task);
     d.scaling = j.value("scaling", d.scaling);
-    if (d.is_csv()) d.scaling.clear();  // older checkpoints stored "tq" for CSV tasks too
+    if (d.is_csv() && d.scaling == "tq") d.scaling.clear();  // older checkpoints stored "tq" for CSV tasks too
     if (j.contains("train_limit")) d.train_limit = json_integer<long>(j["train_limit"], "train_limit");
     if (j.contains("test_limit")) d.test_limit = json_integer<long>(j["test_limit"], "test_limit");
     d.test_csv = j.value("test_csv", std::string());
+    d.csv_header = j.value("csv_header", d.csv_header);
+    d.feature_transform = j.value("feature_transform", nlohmann::json());
   } catch (const nlohmann::json::exception&) {
     throw std::runtime_error("damaged checkpoint: bad \"task\" entry");
   } catch (const std::invalid_argument& e) {
@@ -54,15 +72,52 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
   return d;
 }
 
-data::TaskData DataOptions::load() const {
+std::string data_dir_from_env(const std::string& flag) {
+  return data::resolve_data_dir(flag, std::getenv("QMOE_DATA_DIR"), std::getenv("XDG_DATA_HOME"), std::getenv("HOME"));
+}
+
+data::LoadOptions load_options(const std::string& data_dir_flag) {
   data::LoadOptions o;
-  o.data_dir = data_dir;
-  data::check_scaling_applies(task, !scaling.empty());
+  try {
+    o.default_data_dir = data_dir_from_env("");
+  } catch (const std::runtime_error&) {  // no HOME: only --data-dir can say where
+  }
+  o.data_dir = data_dir_flag.empty() ? o.default_data_dir : data_dir_flag;
+  return o;
+}
+
+data::TaskData DataOptions::load() const {
+  data::LoadOptions o = load_options(data_dir);
+  if (o.data_dir.empty() && !is_csv()) data_dir_from_env(data_dir);  // throws, naming what to set
+  data::check_scaling_applies(task, scaling);
   if (!is_csv()) o.scaling = data::parse_scaling(scaling_name());
+  if (is_csv()) {
+    o.feature_scaling = data::parse_feature_scaling(scaling_name());
+    o.csv.header = data::parse_csv_header(csv_header);
+    o.feature_transform = transform();
+  }
   o.max_train = std::size_t(train_limit);
   o.max_test = std::size_t(test_limit);
   o.test_csv = test_csv;
   return data::load_task(task, o);
+}
+
+data::FeatureTransform DataOptions::transform() const {
+  data::FeatureTransform t;
+  if (feature_transform.is_null()) return t;
+  try {
+    t.kind = data::parse_feature_scaling(scaling_name());
+    t.offset = feature_transform.at("offset").get<std::vector<double>>();
+    t.scale = feature_transform.at("scale").get<std::vector<double>>();
+  } catch (const std::exception&) {
+    throw std::runtime_error("damaged checkpoint: bad \"feature_transform\" entry (needs \"offset\" and \"scale\" arrays)");
+  }
+  return t;
+}
+
+nlohmann::json DataOptions::transform_json(const data::FeatureTransform& t) {
+  if (t.kind == data::FeatureScaling::None) return nullptr;
+  return {{"offset", t.offset}, {"scale", t.scale}};
 }
 
 // A probability option's check: a finite number in [0, 1] (CLI::Range lets NaN through).
@@ -85,9 +140,10 @@ void NoiseOptions::add(CLI::App& cmd, bool with_seed) {
   cmd.add_option("--readout-error", model.readout, "noise: bit-flip probability of each measured qubit")
       ->check(probability());
   cmd.add_option("--trajectories", trajectories,
-                 "noise: trajectories averaged per input (default " + std::to_string(kDefaultTrajectories) + ")")
-      ->check(CLI::Range(1, 10000000));
-  if (with_seed) add_seed_option(cmd, seed, seed_given, "noise: seed of the sampled errors (default 0)");
+                 "noise: trajectories averaged per input")
+      ->check(CLI::Range(1, 10000000))
+      ->default_str(std::to_string(kDefaultTrajectories));
+  if (with_seed) add_seed_option(cmd, seed, seed_given, "noise: seed of the sampled errors");
 }
 
 void NoiseOptions::check() const {
@@ -104,14 +160,15 @@ nlohmann::json NoiseOptions::to_json() const {
 
 void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std::string& help) {
   cmd.add_option_function<std::string>(
-      "--seed", [&seed, &given](const std::string& v) { seed = parse_seed(v), given = true; }, help);
+         "--seed", [&seed, &given](const std::string& v) { seed = parse_seed(v), given = true; }, help)
+      ->default_str(std::to_string(seed));
 }
 
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {
   using MC = model::ModelConfig;  // its limits: the checkpoint and config readers check the same
   cmd.add_option("--model", model_name, "qmoe (default), qnn, or qnn-matched (a QNN with as many parameters as the QMoE)")
       ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched"}));
-  cmd.add_option("--ops", mc.ops, "trainable rotations: rx, ry, rxry (default), rxryrz")
+  cmd.add_option("--ops", mc.ops, "trainable rotations: rx, ry, rxry, rxryrz")
       ->check(CLI::IsMember({"rx", "ry", "rxry", "rxryrz"}));
   cmd.add_option("--experts", mc.experts, "number of experts L (QMoE)")->check(CLI::Range(1, MC::kMaxExperts));
   cmd.add_option("--depth", mc.depth, "ansatz layers per expert / of the QNN")->check(CLI::Range(0, MC::kMaxDepth));
@@ -141,6 +198,81 @@ model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model
   }
   mc.validate();
   return mc;
+}
+
+void make_directories(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot create directory " + dir + ": " + ec.message());
+}
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+ProgressLine::ProgressLine(std::string label)
+    : label_(std::move(label)), tty_(isatty(fileno(stderr)) != 0), start_(now_seconds()) {}
+
+void ProgressLine::update(std::size_t done, std::size_t total) {
+  if (!tty_ || total == 0) return;
+  const double secs = now_seconds() - start_, rate = secs > 0 ? double(done) / secs : 0.0;
+  const int width = 24, filled = int(width * double(done) / double(total));
+  std::fprintf(stderr, "\r%s [%s%s] %3d%% %.0f samples/s, %.0f s left   ", label_.c_str(),
+               std::string(std::size_t(filled), '#').c_str(), std::string(std::size_t(width - filled), '.').c_str(),
+               int(100.0 * double(done) / double(total)), rate, rate > 0 ? double(total - done) / rate : 0.0);
+}
+
+void ProgressLine::finish() {
+  if (tty_) std::fprintf(stderr, "\r\033[K");
+}
+
+std::string source_path(const std::string& rel) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(rel, ec)) return rel;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (fs::path d = exe.parent_path(); !d.empty(); d = d.parent_path()) {
+    if (fs::exists(d / rel, ec)) return (d / rel).string();
+    if (d == d.root_path()) break;
+  }
+  return "";
+}
+
+double available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key, unit;
+  double kib = 0;
+  while (f >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024.0;
+  return 0;
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+void check_memory(double need, const std::string& what, bool override_given) {
+  const double have = available_memory_bytes();
+  if (override_given || have <= 0 || need <= have) return;
+  throw std::runtime_error(what + " needs about " + format_bytes(need) + ", more than the " + format_bytes(have) +
+                           " this machine has available: use fewer --qubits, a smaller --batch or --threads, "
+                           "or pass --no-memory-check to try anyway");
+}
+
+int thread_count() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
 }
 
 void set_threads(int threads) {

@@ -17,17 +17,31 @@ namespace qmoe::cli {
 struct DataOptions {
   std::string task = "mnist4";
   std::string data_dir;
-  std::string scaling;  // image tasks: tq, unit or pi ("": tq); CSV tasks take none
+  std::string scaling;  // image tasks: unit, tq or pi ("": data::kDefaultScaling);
+                        // CSV tasks: none, standard or minmax ("": none)
   long train_limit = 0;  // total samples kept (0: all)
   long test_limit = 0;
   std::string test_csv;  // CSV tasks: a separate test file (else --val holds one out)
+  std::string csv_header = "auto";  // CSV tasks: auto, yes, no
+  nlohmann::json feature_transform;  // CSV tasks: the fitted scaling from a checkpoint (null: fit it)
   void add(CLI::App& cmd, bool task_required);
-  bool is_csv() const;                  // the task is a CSV file (features used as given)
-  std::string scaling_name() const;     // "none" for CSV tasks
+  bool is_csv() const;                  // the task is a CSV file
+  std::string scaling_name() const;     // the scaling in effect (a CSV task's default: "none")
   nlohmann::json to_json() const;
   static DataOptions from_json(const nlohmann::json& j);
   data::TaskData load() const;
+  // The checkpoint's fitted feature scaling (kind None when there is none).
+  data::FeatureTransform transform() const;
+  // The fitted feature scaling of a loaded CSV task, for the checkpoint (null if none).
+  static nlohmann::json transform_json(const data::FeatureTransform& t);
 };
+
+// The environment's side of data::resolve_data_dir (the core reads no
+// environment): --data-dir if given, else $QMOE_DATA_DIR, else
+// ${XDG_DATA_HOME:-$HOME/.local/share}/qmoe. `flag` empty gives the default.
+std::string data_dir_from_env(const std::string& flag);
+// LoadOptions with the data directory resolved from --data-dir and the environment.
+data::LoadOptions load_options(const std::string& data_dir_flag);
 
 // --depol1 / --depol2 / --readout-error / --trajectories [/ --seed] (grad/noise.hpp).
 struct NoiseOptions {
@@ -80,6 +94,39 @@ CLI::Option* add_enum_option(CLI::App& cmd, const std::string& flag, Enum& targe
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name);
 
 void set_threads(int threads);  // 0: all cores
+int thread_count();             // the threads a parallel region will use
+
+// A live progress line on stderr for long work ("label [####....] 40% 12 samples/s,
+// 30 s left"), drawn only when stderr is a terminal; the rate counts from
+// construction. finish() clears the line.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string label);
+  void update(std::size_t done, std::size_t total);
+  void finish();
+
+ private:
+  std::string label_;
+  bool tty_;
+  double start_;
+};
+
+// A file or directory of the source tree (e.g. "experiments", "scripts/plot_run.py"):
+// ./rel if it exists, else rel in the nearest ancestor of the qmoe binary's
+// directory that has it (build/qmoe -> the checkout), so commands work from any
+// directory. Empty if none has it.
+std::string source_path(const std::string& rel);
+
+// The machine's available memory in bytes (MemAvailable of /proc/meminfo; 0 if unknown).
+double available_memory_bytes();
+std::string format_bytes(double bytes);  // "12.3 MiB", "10.2 GiB"
+// Refuses (one error line) when `need` bytes exceed the available memory,
+// unless `override_given` (--no-memory-check); `what` says what takes it.
+void check_memory(double need, const std::string& what, bool override_given);
+
+// Creates dir and its parents; a failure is one line naming the directory
+// ("cannot create directory DIR: Read-only file system").
+void make_directories(const std::string& dir);
 
 // A seed option's value: decimal 0 .. 2^64-1 (throws CLI::ValidationError
 // otherwise; CLI11 would wrap negative values and clamp large ones).

@@ -102,10 +102,6 @@ std::string resolve_data_dir(const std::string& flag, const char* qmoe_data_dir,
   throw std::runtime_error("cannot find the data directory: none of --data-dir, QMOE_DATA_DIR, XDG_DATA_HOME, HOME is set");
 }
 
-std::string resolve_data_dir(const std::string& flag) {
-  return resolve_data_dir(flag, std::getenv("QMOE_DATA_DIR"), std::getenv("XDG_DATA_HOME"), std::getenv("HOME"));
-}
-
 std::vector<std::string> fashion_dirs(const std::string& data_dir) {
   return {data_dir + "/fashion-mnist", "/usr/share/datasets/fashion-mnist"};
 }
@@ -333,7 +329,8 @@ IdxArray load_checked(const std::string& path, const KnownFile& k, const std::st
 }
 
 TaskData load_image_task(const TaskInfo& t, const LoadOptions& opt) {
-  const std::string data_dir = resolve_data_dir(opt.data_dir);
+  if (opt.data_dir.empty()) throw std::invalid_argument("load_task: no data directory given (LoadOptions::data_dir)");
+  const std::string& data_dir = opt.data_dir;
   const bool fashion = t.dataset == "fashion-mnist";
   const std::string suffix = fashion ? ".gz" : "";
   const char* base[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -358,12 +355,8 @@ TaskData load_image_task(const TaskInfo& t, const LoadOptions& opt) {
     dir = data_dir + "/mnist";
     // scripts/fetch-mnist.sh re-fetches missing or damaged files; it resolves
     // the directory from the environment, so name it when --data-dir differs.
-    std::string env_dir;
-    try {
-      env_dir = resolve_data_dir("");
-    } catch (const std::runtime_error&) {
-    }
-    hint = "install MNIST with: " + (env_dir == data_dir ? std::string() : "QMOE_DATA_DIR=" + data_dir + " ") +
+    hint = "install MNIST with: " +
+           (opt.default_data_dir == data_dir ? std::string() : "QMOE_DATA_DIR=" + data_dir + " ") +
            "scripts/fetch-mnist.sh";
   }
   const std::string cache_dir = opt.use_verify_cache ? data_dir : "";
@@ -392,10 +385,84 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 bool is_csv_path(const std::string& task) { return ends_with(task, ".csv") || ends_with(task, ".CSV"); }
 
-void check_scaling_applies(const std::string& task, bool scaling_given) {
-  if (scaling_given && is_csv_path(task))
-    throw std::runtime_error("--scaling maps image pixels to angles; the features of CSV task " + task +
-                             " are used as they are");
+void check_scaling_applies(const std::string& task, const std::string& scaling) {
+  if (scaling.empty()) return;
+  if (is_csv_path(task) && scaling != "none" && scaling != "standard" && scaling != "minmax")
+    throw std::runtime_error("--scaling " + scaling + " maps image pixels to angles; for the features of CSV task " +
+                             task + " give none, standard or minmax");
+  if (!is_csv_path(task) && (scaling == "none" || scaling == "standard" || scaling == "minmax"))
+    throw std::runtime_error("--scaling " + scaling + " is for CSV features; the images of " + task +
+                             " take unit, tq or pi");
+}
+
+CsvHeader parse_csv_header(const std::string& s) {
+  if (s == "auto") return CsvHeader::Auto;
+  if (s == "yes") return CsvHeader::Yes;
+  if (s == "no") return CsvHeader::No;
+  throw std::runtime_error("unknown CSV header setting '" + s + "' (valid: auto, yes, no)");
+}
+
+FeatureScaling parse_feature_scaling(const std::string& s) {
+  if (s == "none") return FeatureScaling::None;
+  if (s == "standard") return FeatureScaling::Standard;
+  if (s == "minmax") return FeatureScaling::MinMax;
+  throw std::runtime_error("unknown feature scaling '" + s + "' (valid: none, standard, minmax)");
+}
+
+std::string feature_scaling_name(FeatureScaling s) {
+  switch (s) {
+    case FeatureScaling::None: return "none";
+    case FeatureScaling::Standard: return "standard";
+    case FeatureScaling::MinMax: return "minmax";
+  }
+  return "?";
+}
+
+FeatureTransform fit_feature_transform(const Dataset& train, FeatureScaling kind) {
+  FeatureTransform t;
+  t.kind = kind;
+  if (kind == FeatureScaling::None) return t;
+  const std::size_t nf = std::size_t(train.n_features), n = train.size();
+  t.offset.assign(nf, 0.0);
+  t.scale.assign(nf, 1.0);
+  if (n == 0) return t;
+  for (std::size_t f = 0; f < nf; ++f) {
+    // Sums in long double and the mean first: finite for any finite input.
+    double lo = train.x[f], hi = train.x[f];
+    long double mean = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = train.x[i * nf + f];
+      lo = std::min(lo, v), hi = std::max(hi, v);
+      mean += (static_cast<long double>(v) - mean) / static_cast<long double>(i + 1);
+    }
+    if (kind == FeatureScaling::MinMax) {
+      t.offset[f] = lo;
+      const long double range = static_cast<long double>(hi) - lo;
+      t.scale[f] = range > 0 ? static_cast<double>(1.0L / range) : 1.0;
+    } else {
+      long double var = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const long double d = train.x[i * nf + f] - mean;
+        var += (d * d - var) / static_cast<long double>(i + 1);
+      }
+      t.offset[f] = static_cast<double>(mean);
+      t.scale[f] = var > 0 ? static_cast<double>(1.0L / std::sqrt(var)) : 1.0;
+    }
+  }
+  return t;
+}
+
+void apply_feature_transform(const FeatureTransform& t, Dataset& d) {
+  if (t.kind == FeatureScaling::None) return;
+  const std::size_t nf = std::size_t(d.n_features);
+  if (t.offset.size() != nf || t.scale.size() != nf)
+    throw std::runtime_error("the feature scaling was fitted on " + std::to_string(t.offset.size()) +
+                             " features, the data has " + std::to_string(nf));
+  for (std::size_t i = 0; i < d.size(); ++i)
+    for (std::size_t f = 0; f < nf; ++f) {
+      double& v = d.x[i * nf + f];
+      v = static_cast<double>((static_cast<long double>(v) - t.offset[f]) * t.scale[f]);
+    }
 }
 
 TaskData load_task(const std::string& task, const LoadOptions& opt) {
@@ -407,9 +474,9 @@ TaskData load_task(const std::string& task, const LoadOptions& opt) {
     td.task = task;
     td.description = "CSV file " + task;
     td.source_dir = fs::path(task).parent_path().string();
-    td.train = read_csv(task);
+    td.train = read_csv(task, opt.csv);
     if (!opt.test_csv.empty()) {
-      td.test = read_csv(opt.test_csv);
+      td.test = read_csv(opt.test_csv, opt.csv);
       if (td.test.n_features != td.train.n_features)
         throw std::runtime_error(opt.test_csv + ": " + std::to_string(td.test.n_features) + " features but " + task +
                                  " has " + std::to_string(td.train.n_features));
@@ -439,6 +506,11 @@ TaskData load_task(const std::string& task, const LoadOptions& opt) {
       for (std::size_t i = 0; i < r.size(); ++i) r[i] = i;
       td.test = subset(td.test, r);
     }
+    td.transform = opt.feature_transform.kind != FeatureScaling::None
+                       ? opt.feature_transform
+                       : fit_feature_transform(td.train, opt.feature_scaling);
+    apply_feature_transform(td.transform, td.train);
+    apply_feature_transform(td.transform, td.test);
     return td;
   }
   const TaskInfo* t = find_task(task);
@@ -469,18 +541,6 @@ bool parse_int(std::string_view s, long long& v) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> f;
-  std::size_t start = 0;
-  while (true) {
-    std::size_t p = line.find(',', start);
-    f.push_back(trim(line.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start)));
-    if (p == std::string_view::npos) break;
-    start = p + 1;
-  }
-  return f;
-}
-
 // A field quoted in an error message: at most 40 bytes, control and non-ASCII
 // bytes as \xNN, so the message stays one printable line.
 std::string shorten(std::string_view s) {
@@ -498,70 +558,166 @@ std::string shorten(std::string_view s) {
   }
   return cut ? o + "..." : o;
 }
+
+// One CSV record: its fields (unquoted) and the line it starts on.
+struct CsvRecord {
+  std::vector<std::string> fields;
+  std::size_t line = 0;
+};
+
+// RFC 4180 records: fields separated by commas; a field in double quotes may
+// hold commas, line breaks and "" (one quote). Unquoted fields are trimmed of
+// spaces and tabs; CRLF is fine; blank lines are skipped.
+std::vector<CsvRecord> csv_records(std::string_view all, const std::string& name) {
+  std::vector<CsvRecord> out;
+  std::size_t pos = 0, line = 1;
+  while (pos < all.size()) {
+    CsvRecord rec;
+    rec.line = line;
+    bool blank = true;
+    while (true) {  // one field
+      std::size_t p = pos;
+      while (p < all.size() && (all[p] == ' ' || all[p] == '\t')) ++p;
+      std::string field;
+      if (p < all.size() && all[p] == '"') {
+        blank = false;
+        const std::size_t quote_line = line;
+        for (++p;; ++p) {
+          if (p >= all.size())
+            throw std::runtime_error(name + ":" + std::to_string(quote_line) + ": column " +
+                                     std::to_string(rec.fields.size() + 1) + ": quoted field has no closing quote");
+          if (all[p] == '"') {
+            if (p + 1 < all.size() && all[p + 1] == '"') {
+              field += '"', ++p;
+              continue;
+            }
+            ++p;
+            break;
+          }
+          if (all[p] == '\n') ++line;
+          field += all[p];
+        }
+        while (p < all.size() && (all[p] == ' ' || all[p] == '\t' || all[p] == '\r')) ++p;
+        if (p < all.size() && all[p] != ',' && all[p] != '\n')
+          throw std::runtime_error(name + ":" + std::to_string(line) + ": column " +
+                                   std::to_string(rec.fields.size() + 1) + ": text after a closing quote");
+      } else {
+        std::size_t e = p;
+        while (e < all.size() && all[e] != ',' && all[e] != '\n') ++e;
+        field = std::string(trim(all.substr(p, e - p)));
+        if (!field.empty() || (e < all.size() && all[e] == ',')) blank = false;
+        p = e;
+      }
+      rec.fields.push_back(std::move(field));
+      pos = p;
+      if (pos < all.size() && all[pos] == ',') {
+        ++pos;
+        continue;
+      }
+      if (pos < all.size()) ++pos, ++line;  // '\n'
+      break;
+    }
+    if (!blank) out.push_back(std::move(rec));
+  }
+  return out;
+}
 }  // namespace
 
-Dataset parse_csv(const std::string& text, const std::string& name) {
-  Dataset d;
-  std::vector<long long> raw_labels;
-  std::size_t ncols = 0;
-  bool first = true;
-  std::size_t line_no = 0, pos = 0;
-  std::string_view all(text);
-  while (pos < all.size()) {
-    std::size_t nl = all.find('\n', pos);
-    std::string_view line = all.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? all.size() : nl + 1;
-    ++line_no;
-    if (trim(line).empty()) continue;
-    auto f = split_fields(line);
-    const std::string where = name + ":" + std::to_string(line_no);
-    if (first) {
-      first = false;
-      double dummy;
-      if (!parse_double(f.back(), dummy)) continue;  // header line (its last field is not a number)
-      if (f.size() < 2)
-        throw std::runtime_error(where + ": need at least one feature and a label per line, found 1 column");
-      ncols = f.size();
+Dataset parse_csv(const std::string& text, const std::string& name, const CsvOptions& opt) {
+  std::vector<CsvRecord> recs = csv_records(text, name);
+  const std::size_t label_cols = opt.labelled ? 1 : 0;
+  // Header: as told, or (Auto) a first line whose feature fields are all text;
+  // a first line mixing numbers and text is an error rather than a guess.
+  std::size_t first = 0;
+  if (!recs.empty()) {
+    const auto& f = recs[0].fields;
+    const std::size_t nfeat = f.size() > label_cols ? f.size() - label_cols : f.size();
+    std::size_t numbers = 0;
+    for (std::size_t c = 0; c < nfeat; ++c) {
+      double v;
+      numbers += parse_double(f[c], v) ? 1 : 0;
     }
+    if (opt.header == CsvHeader::Yes) {
+      first = 1;
+    } else if (opt.header == CsvHeader::Auto && numbers == 0) {
+      first = 1;
+    } else if (opt.header == CsvHeader::Auto && numbers < nfeat) {
+      std::size_t c = 0;
+      for (double v; c < nfeat && parse_double(f[c], v);) ++c;
+      throw std::runtime_error(name + ":" + std::to_string(recs[0].line) + ": column " + std::to_string(c + 1) + ": '" +
+                               shorten(f[c]) +
+                               "' is not a finite number, and the line is not all text: if it is a header, say so "
+                               "(--csv-header yes); if it is data, fix the field");
+    }
+  }
+  Dataset d;
+  std::vector<std::string> labels;
+  std::size_t ncols = 0;
+  for (std::size_t r = first; r < recs.size(); ++r) {
+    const auto& f = recs[r].fields;
+    const std::string where = name + ":" + std::to_string(recs[r].line);
     if (ncols == 0) {
-      if (f.size() < 2)
-        throw std::runtime_error(where + ": need at least one feature and a label per line, found 1 column");
+      if (f.size() < 1 + label_cols)
+        throw std::runtime_error(where + ": need at least one feature" + (opt.labelled ? " and a label" : "") +
+                                 " per line, found " + std::to_string(f.size()) + " column");
       ncols = f.size();
     }
     if (f.size() != ncols)
       throw std::runtime_error(where + ": expected " + std::to_string(ncols) + " columns, found " +
                                std::to_string(f.size()));
-    for (std::size_t c = 0; c + 1 < ncols; ++c) {
+    for (std::size_t c = 0; c + label_cols < ncols; ++c) {
       double v;
       if (!parse_double(f[c], v))
         throw std::runtime_error(where + ": column " + std::to_string(c + 1) + ": '" + shorten(f[c]) +
                                  "' is not a finite number");
       d.x.push_back(v);
     }
-    long long lab;
-    if (!parse_int(f.back(), lab) || lab < 0 || lab > 1000000)
-      throw std::runtime_error(where + ": column " + std::to_string(ncols) + ": label '" + shorten(f.back()) +
-                               "' is not an integer in 0..1000000");
-    raw_labels.push_back(lab);
+    if (opt.labelled) {
+      if (f.back().empty()) throw std::runtime_error(where + ": column " + std::to_string(ncols) + ": empty label");
+      labels.push_back(f.back());
+    }
+    d.source_index.push_back(static_cast<std::int64_t>(r - first));
   }
-  if (raw_labels.empty()) throw std::runtime_error(name + ": no data rows");
-  d.n_features = static_cast<int>(ncols - 1);
-  std::vector<long long> uniq = raw_labels;
-  std::sort(uniq.begin(), uniq.end());
+  if (d.source_index.empty()) throw std::runtime_error(name + ": no data rows");
+  d.n_features = static_cast<int>(ncols - label_cols);
+  if (!opt.labelled) return d;
+  // Classes: integer labels in increasing order (their names the integers),
+  // otherwise the label strings in byte order; the names are kept.
+  bool integers = true;
+  for (const auto& l : labels) {
+    long long v;
+    integers = integers && parse_int(l, v) && v >= 0 && v <= 1000000;
+  }
+  std::vector<std::string> keys = labels;
+  if (integers)
+    for (auto& k : keys) {
+      long long v;
+      parse_int(k, v);
+      k = std::to_string(v);
+    }
+  std::vector<std::string> uniq = keys;
+  if (integers)
+    std::sort(uniq.begin(), uniq.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    });
+  else
+    std::sort(uniq.begin(), uniq.end());
   uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+  if (uniq.size() > 1000)
+    throw std::runtime_error(name + ": " + std::to_string(uniq.size()) +
+                             " distinct labels (at most 1000): is the label the last column?");
+  std::map<std::string, int> index;
+  for (std::size_t i = 0; i < uniq.size(); ++i) index[uniq[i]] = static_cast<int>(i);
   d.n_classes = static_cast<int>(uniq.size());
-  for (auto u : uniq) d.class_names.push_back(std::to_string(u));
-  d.y.reserve(raw_labels.size());
-  for (std::size_t i = 0; i < raw_labels.size(); ++i) {
-    d.y.push_back(static_cast<int>(std::lower_bound(uniq.begin(), uniq.end(), raw_labels[i]) - uniq.begin()));
-    d.source_index.push_back(static_cast<std::int64_t>(i));
-  }
+  for (const auto& u : uniq) d.class_names.push_back(shorten(u));
+  d.y.reserve(keys.size());
+  for (const auto& k : keys) d.y.push_back(index[k]);
   return d;
 }
 
-Dataset read_csv(const std::string& path) {
+Dataset read_csv(const std::string& path, const CsvOptions& opt) {
   std::vector<std::uint8_t> b = read_file_bytes(path);
-  return parse_csv(std::string(b.begin(), b.end()), path);
+  return parse_csv(std::string(b.begin(), b.end()), path, opt);
 }
 
 // ---------------------------------------------------------------- subsets

@@ -65,20 +65,24 @@ void write_png(const std::string& path, int width, int height, int channels,
   chunk(png, "IDAT", z);
   chunk(png, "IEND", {});
 
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error("cannot write " + path + ": it is a directory (give a file name, e.g. " +
+                             (std::filesystem::path(path) / "samples.png").string() + ")");
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw std::runtime_error("cannot write " + path + " (" + std::strerror(errno) + ")");
   bool ok = std::fwrite(png.data(), 1, png.size(), f) == png.size();
   ok = (std::fclose(f) == 0) && ok;
-  std::error_code ec;
   if (!ok) {
     std::filesystem::remove(tmp, ec);
     throw std::runtime_error("cannot write " + path + " (write error)");
   }
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
+    const std::string why = ec.message();  // before remove() overwrites ec
     std::filesystem::remove(tmp, ec);
-    throw std::runtime_error("cannot write " + path + " (" + ec.message() + ")");
+    throw std::runtime_error("cannot write " + path + " (" + why + ")");
   }
 }
 

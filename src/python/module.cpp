@@ -11,6 +11,7 @@
 //    std::bad_alloc; nothing reaches the interpreter as a crash;
 //  - precision: `single` selects Workspace<float> (inputs and results stay
 //    float64 at the interface, as in the core).
+#include <cstdlib>
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -516,8 +517,10 @@ void fit(const PyModel& pm, const std::string& train_json, train::TrainState& st
 py::dict load_task(const std::string& task, const std::string& scaling, long train_limit, long test_limit,
                    const std::string& data_dir) {
   data::LoadOptions o;
-  o.data_dir = data_dir;
-  data::check_scaling_applies(task, !scaling.empty());
+  // The edge resolves the data directory as the CLI does (the core reads no environment).
+  o.data_dir = data::resolve_data_dir(data_dir, std::getenv("QMOE_DATA_DIR"), std::getenv("XDG_DATA_HOME"),
+                                      std::getenv("HOME"));
+  data::check_scaling_applies(task, scaling);
   if (!scaling.empty()) o.scaling = data::parse_scaling(scaling);
   if (train_limit < 0 || test_limit < 0) fail("limits must be >= 0");
   o.max_train = std::size_t(train_limit);

@@ -31,7 +31,10 @@ json TrainConfig::to_json() const {
 }
 
 TrainConfig TrainConfig::from_json(const json& j) {
+  if (!j.is_object()) throw std::invalid_argument("train config: expected a JSON object");
   TrainConfig t;
+  for (const char* key : {"epochs", "batch", "lr", "seed", "gradient"})
+    if (!j.contains(key)) throw std::invalid_argument(std::string("train config: \"") + key + "\" is missing");
   try {
     if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
     t.epochs = json_integer<int>(j.at("epochs"), "epochs");
@@ -194,7 +197,8 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
 }
 
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise, const DataParallel& dp) {
+                    Workspace<double>& ws, const EvalNoise* noise, const DataParallel& dp,
+                    const std::function<void(std::size_t, std::size_t)>& progress) {
   check_data(m, d);
   Evaluation e;
   const int C = m.n_classes(), K = int(m.observables.size()), L = m.routing_qubits.empty() ? 0 : m.config.experts;
@@ -228,6 +232,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
                             noise->seed, ev);
     else
       forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
+    if (progress) progress(s + std::size_t(B) - s0, s1 - s0);
   }
   std::vector<int> ev_counts(std::size_t(w.size));
   for (int r = 0; r < w.size; ++r) {
@@ -455,14 +460,23 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
 }
 
+double estimate_training_bytes(const model::Model& m, const TrainConfig& tc, int threads) {
+  const double amplitudes = std::ldexp(1.0, m.circuit.n_qubits);
+  const double samples = double(std::min(tc.chunk, tc.batch));
+  const double states = 3.0 + (tc.gradient == GradientMethod::ParamShift ? 0.0 : double(kTrainingSavedLayers));
+  return double(std::max(threads, 1)) * states * amplitudes * samples * 16.0;
+}
+
+double to_percent(double fraction) { return std::round(fraction * 1e14) / 1e12; }
+
 std::string metrics_csv(const std::vector<EpochMetrics>& h, bool validation) {
   std::ostringstream os;
-  os << (validation ? "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
-                    : "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n");
+  os << (validation ? "epoch,train_loss,train_accuracy_percent,val_loss,val_accuracy_percent,seconds\n"
+                    : "epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds\n");
   os.precision(17);
   for (const auto& e : h)
-    os << e.epoch << ',' << e.train_loss << ',' << e.train_acc << ',' << e.test_loss << ',' << e.test_acc << ','
-       << e.seconds << '\n';
+    os << e.epoch << ',' << e.train_loss << ',' << to_percent(e.train_acc) << ',' << e.test_loss << ','
+       << to_percent(e.test_acc) << ',' << e.seconds << '\n';
   return os.str();
 }
 

@@ -101,9 +101,11 @@ std::pair<int, int> share(int n, int rank, int size);
 
 // Runs the model on every sample of d (inference only); with noise, each
 // sample's expectation values are trajectory means under that noise model.
-// Without noise the samples are shared out over dp's workers.
+// Without noise the samples are shared out over dp's workers. `progress`, if
+// set, is called after each step of (this worker's) samples: (done, total).
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise = nullptr, const DataParallel& dp = {});
+                    Workspace<double>& ws, const EvalNoise* noise = nullptr, const DataParallel& dp = {},
+                    const std::function<void(std::size_t done, std::size_t total)>& progress = {});
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.
 // Returns {loss, correct}. The batch's chunks are shared out over dp's workers.
@@ -125,6 +127,12 @@ struct Callbacks {
 struct NonFiniteError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// Bytes that train() allocates for state vectors, estimated before it does:
+// each of `threads` workers holds 3 states of 2^qubits amplitudes for
+// min(chunk, batch) samples (forward, bra, ket of the adjoint sweep) plus up to
+// kTrainingSavedLayers saved layer states, 16 bytes per amplitude. The CLI
+// compares it with the machine's available memory before training.
+double estimate_training_bytes(const model::Model& m, const TrainConfig& tc, int threads);
 
 // A fresh state: initial parameters from the seed.
 TrainState initial_state(const model::Model& m, const TrainConfig& tc);
@@ -151,8 +159,13 @@ Checkpoint checkpoint_from_json(const nlohmann::json& j);  // throws std::runtim
 void save_checkpoint(const std::string& path, const Checkpoint& c);
 Checkpoint load_checkpoint(const std::string& path);  // one clear error line on any problem
 
-// metrics.csv: epoch,train_loss,train_acc,test_loss,test_acc,seconds (val_ in
-// place of test_ when the evaluation set is a validation split); 17 digits.
+// An accuracy fraction in [0,1] as a percentage, rounded to 12 decimals so that
+// k/n prints as 28 and not 28.000000000000004. Every accuracy qmoe reports
+// (metrics.csv, --json, result.json) is a percentage with "percent" in its name.
+double to_percent(double fraction);
+
+// metrics.csv: epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds
+// (val_ in place of test_ when the evaluation set is a validation split); 17 digits.
 std::string metrics_csv(const std::vector<EpochMetrics>& history, bool validation);
 
 // Writes text to path atomically (temporary file + rename).

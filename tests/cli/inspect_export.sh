@@ -54,11 +54,12 @@ import json, sys, csv
 e = json.load(open(sys.argv[1])); rows = list(csv.DictReader(open(sys.argv[2]))); name = sys.argv[3]
 C = len(e["class_names"])
 assert e["samples"] == 50 and sum(e["counts"]) == 50 and e["task"]["task"] == "mnist4"
-assert abs(e["accuracy"] - float(rows[-1]["test_acc"])) < 1e-12
+assert abs(e["accuracy_percent"] - float(rows[-1]["test_accuracy_percent"])) < 1e-10
 assert abs(e["loss"] - float(rows[-1]["test_loss"])) < 1e-8
 conf = e["confusion"]
 assert len(conf) == C and all(sum(conf[c]) == e["counts"][c] for c in range(C))
-assert abs(sum(conf[c][c] for c in range(C)) / 50 - e["accuracy"]) < 1e-12
+assert sum(conf[c][c] for c in range(C)) * 2 == e["accuracy_percent"]  # of 50 samples: exact
+assert e["model"]["routing_qubits"] == (0 if name == "qnn" else (e["experts"] - 1).bit_length()), e["model"]
 assert e["params"] > 0 and e["model"]["model"] == ("qnn" if name == "qnn" else "qmoe")
 if name != "qnn":
     rb = e["routing_by_class"]

@@ -12,7 +12,7 @@ source "$(dirname "$0")/common.bash" "$@"
 import csv, json, sys
 v = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2])); r = list(csv.DictReader(open(sys.argv[3])))[-1]
 assert v["task"]["split"] == "val" and v["samples"] == 60, v["samples"]
-assert abs(v["accuracy"] - float(r["val_acc"])) < 1e-12 and abs(v["loss"] - float(r["val_loss"])) < 1e-8, (v, r)
+assert abs(v["accuracy_percent"] - float(r["val_accuracy_percent"])) < 1e-10 and abs(v["loss"] - float(r["val_loss"])) < 1e-8, (v, r)
 assert t["task"]["split"] == "test" and t["samples"] == 40
 PYEOF
 "$QMOE" predict --checkpoint "$tmp/run" --split val --index 59 --json >/dev/null 2>"$tmp/err" || fail "predict val: $(cat "$tmp/err")"

@@ -31,5 +31,5 @@ echo '{"task": "mnist4", "model": "qmoe", "ops": "ry", "expert": 2}' >"$tmp/exp/
 expect_error 1 'typo.json: unknown key "expert"' -- "$QMOE" reproduce --table 2 --seeds 1 --experiments "$tmp/exp" --out "$tmp/results" --train-limit 64 --test-limit 16
 rm "$tmp/exp/table2/typo.json"
 sed -i 's/"lr": [0-9.e-]*,//' "$tmp/exp/common.json"
-expect_error 1 "common.json: train config: key 'lr' not found" -- "$QMOE" reproduce --table 2 --seeds 1 --experiments "$tmp/exp" --out "$tmp/results" --train-limit 64 --test-limit 16
+expect_error 1 "common.json: train config: \"lr\" is missing" -- "$QMOE" reproduce --table 2 --seeds 1 --experiments "$tmp/exp" --out "$tmp/results" --train-limit 64 --test-limit 16
 echo "reproduce_reuse: ok"

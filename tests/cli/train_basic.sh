@@ -16,7 +16,7 @@ for f in config.json metrics.csv checkpoint checkpoint.best; do
 done
 ls "$tmp/a"/*.tmp >/dev/null 2>&1 && fail "temporary files left: $(ls "$tmp/a")"
 [ "$(wc -l <"$tmp/a/metrics.csv")" -eq 3 ] || fail "metrics.csv should have a header and 2 rows: $(cat "$tmp/a/metrics.csv")"
-head -1 "$tmp/a/metrics.csv" | grep -qx 'epoch,train_loss,train_acc,test_loss,test_acc,seconds' ||
+head -1 "$tmp/a/metrics.csv" | grep -qx 'epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds' ||
   fail "metrics.csv header: $(head -1 "$tmp/a/metrics.csv")"
 grep -qE '^test accuracy: [0-9]+\.[0-9]{2}%$' "$tmp/a.out" || fail "stdout has no 'test accuracy:' line: $(cat "$tmp/a.out")"
 grep -q 'epoch 2/2: train loss' "$tmp/a.err" || fail "stderr has no epoch summary: $(cat "$tmp/a.err")"
@@ -34,14 +34,18 @@ assert ck["format"] == "qmoe-checkpoint" and ck["state"]["epoch"] == 2
 assert len(ck["state"]["theta"]) == cfg["params"]
 assert [int(r["epoch"]) for r in rows] == [1, 2]
 for r, h in zip(rows, ck["state"]["history"]):
-    for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+    for k in ("train_loss", "test_loss"):
         assert abs(float(r[k]) - h[k]) <= 1e-9 * max(1, abs(h[k])), (k, r[k], h[k])
-    assert 0 <= float(r["test_acc"]) <= 1
+    for k in ("train", "test"):  # percent in metrics.csv, a fraction in the checkpoint's state
+        assert abs(float(r[k + "_accuracy_percent"]) - 100 * h[k + "_acc"]) <= 1e-9, (k, r, h)
+    assert 0 <= float(r["test_accuracy_percent"]) <= 100
+    # k/n samples in percent, without binary noise such as 28.000000000000004
+    assert len(r["test_accuracy_percent"]) <= 14, r
 assert best["state"]["epoch"] == ck["state"]["best_epoch"]
 assert abs(best["state"]["history"][-1]["test_acc"] - ck["state"]["best_test_acc"]) < 1e-15
 PYEOF
 acc=$(sed -n 's/^test accuracy: \(.*\)%$/\1/p' "$tmp/a.out")
-"$PY" -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1])))[-1]; sys.exit(abs(100*float(r["test_acc"])-float(sys.argv[2]))>0.006)' \
+"$PY" -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1])))[-1]; sys.exit(abs(float(r["test_accuracy_percent"])-float(sys.argv[2]))>0.006)' \
   "$tmp/a/metrics.csv" "$acc" || fail "printed test accuracy $acc% differs from metrics.csv"
 
 # same seed -> same numbers (every column except the wall-clock seconds)

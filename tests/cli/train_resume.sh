@@ -39,11 +39,20 @@ cp "$tmp/split/checkpoint" "$tmp/ck2"
   "$tmp/ck2" "$tmp/split/checkpoint" || fail "no-op resume changed the parameters"
 # a setting --resume would ignore is refused, and nothing is written
 cp "$tmp/split/checkpoint" "$tmp/ck3"
-expect_error 1 "drop --depth" -- "$QMOE" train --resume --epochs 3 --depth 5 --threads 1 --out "$tmp/split"
+expect_error 1 "these flags differ: --depth 5 (checkpoint: 3), --lr 0.01 (checkpoint: 0.002)" -- \
+  "$QMOE" train "${args[@]}" --resume --epochs 3 --depth 5 --lr 0.01 --out "$tmp/split"
 cmp -s "$tmp/ck3" "$tmp/split/checkpoint" || fail "a refused --resume changed the checkpoint"
+# rerunning the same command with --resume and more epochs continues the run (issue 16 item 17)
+"$QMOE" train "${args[@]}" --resume --epochs 3 --depth 3 --model qmoe --out "$tmp/split" --json >"$tmp/out" 2>"$tmp/err" ||
+  fail "--resume with the checkpoint's own flags: $(cat "$tmp/err")"
+grep -q 'resuming after epoch 2' "$tmp/err" || fail "not resumed: $(cat "$tmp/err")"
+"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["epoch"] == 3 and 0 <= j["accuracy_percent"] <= 100, j' \
+  "$tmp/out" || fail "train --json: $(cat "$tmp/out")"
+[ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "train --json is not one line"
+cp "$tmp/split/checkpoint" "$tmp/ck3"
 # --resume needs a checkpoint, and cannot go back to fewer epochs than trained
 expect_error 1 "no checkpoint in" -- "$QMOE" train --resume --epochs 2 --threads 1 --out "$tmp/none"
 [ ! -e "$tmp/none" ] || fail "a refused --resume created its --out directory"
-expect_error 1 "already trained 2 epochs" -- "$QMOE" train --resume --epochs 1 --threads 1 --out "$tmp/split"
+expect_error 1 "already trained 3 epochs" -- "$QMOE" train --resume --epochs 1 --threads 1 --out "$tmp/split"
 cmp -s "$tmp/ck3" "$tmp/split/checkpoint" || fail "a refused --resume --epochs 1 changed the checkpoint"
 echo "train_resume: ok"
