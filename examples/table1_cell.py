@@ -46,7 +46,7 @@ if small:  # the CLI on the same slice
         rows = list(csv.DictReader(open(Path(out) / "metrics.csv")))
 else:
     rows = list(csv.DictReader(open(root / "results" / "runs" / "mnist4-qmoe-rxry-L4-s0" / "metrics.csv")))
-theirs = [float(r["test_acc"]) for r in rows]
+theirs = [float(r["test_accuracy_percent"]) / 100 for r in rows]  # metrics.csv: percent
 print("CLI    test accuracy per epoch:", " ".join(f"{100 * a:.2f}" for a in theirs))
 worst = max(abs(a - b) for a, b in zip(ours, theirs))
 print(f"largest difference: {worst:.3g}")

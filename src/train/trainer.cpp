@@ -35,16 +35,19 @@ TrainConfig TrainConfig::from_json(const json& j) {
   TrainConfig t;
   for (const char* key : {"epochs", "batch", "lr", "seed", "gradient"})
     if (!j.contains(key)) throw std::invalid_argument(std::string("train config: \"") + key + "\" is missing");
+  // Each field by name, so an error says which one (not the JSON library's text).
+  const auto wrong_type = [&j](const char* key) {
+    return std::invalid_argument(std::string("\"") + key + "\" has the wrong type (" + j.at(key).dump() + ")");
+  };
   try {
-    if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
     t.epochs = json_integer<int>(j.at("epochs"), "epochs");
     t.batch = json_integer<int>(j.at("batch"), "batch");
+    if (!j.at("lr").is_number()) throw wrong_type("lr");
     t.lr = j.at("lr").get<double>();
     t.seed = json_integer<std::uint64_t>(j.at("seed"), "seed");
+    if (!j.at("gradient").is_string()) throw wrong_type("gradient");
     t.gradient = parse_gradient_method(j.at("gradient").get<std::string>());
     if (j.contains("chunk")) t.chunk = json_integer<int>(j.at("chunk"), "chunk");
-  } catch (const json::exception& e) {
-    throw std::invalid_argument(std::string("train config: ") + e.what());
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("train config: ") + e.what());
   }

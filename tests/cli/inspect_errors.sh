@@ -51,7 +51,7 @@ expect_error 1 "cannot write $tmp/two.csv/a.qasm" -- \
 
 # flags
 expect_error 2 "checkpoint is required" -- "$QMOE" eval
-expect_error 2 "index is required" -- "$QMOE" predict --checkpoint "$ck"
+expect_error 1 "give --index I" -- "$QMOE" predict --checkpoint "$ck"
 expect_error 2 "qasm is required" -- "$QMOE" export --checkpoint "$ck" --index 0
 expect_error 2 "split" -- "$QMOE" eval --checkpoint "$ck" --split validation
 

@@ -25,7 +25,7 @@ expect_error 1 "bad.json is not a qmoe config.json" -- "$QMOE" train --config "$
 import json, sys
 c = json.load(open(sys.argv[1])); c["train"]["batch"] = "32"; json.dump(c, open(sys.argv[2], "w"))
 PYEOF
-expect_error 1 "bad2.json: train config: \"batch\" has the wrong type" -- "$QMOE" train --config "$tmp/bad2.json" --out "$tmp/k4"
+expect_error 1 "bad2.json: train config: 'batch' must be an integer" -- "$QMOE" train --config "$tmp/bad2.json" --out "$tmp/k4"
 
 # --init-from: the new run starts from the checkpoint's parameters (with 0 epochs: exactly them)
 "$QMOE" train --init-from "$tmp/a" --train-limit 40 --test-limit 20 --threads 1 --epochs 0 --out "$tmp/ft" >/dev/null 2>"$tmp/err" ||

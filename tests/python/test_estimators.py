@@ -42,7 +42,7 @@ def test_python_checkpoint_evaluated_by_cli(cli, cli_json, tmp_path, mnist4):
     est.save(path, task=mnist4)
     ev = cli_json("eval", "--checkpoint", path, "--json")
     assert ev["samples"] == 48
-    assert abs(ev["accuracy"] - est.score(mnist4.x_test, mnist4.y_test)) <= 1e-12
+    assert abs(ev["accuracy_percent"] / 100 - est.score(mnist4.x_test, mnist4.y_test)) <= 1e-12
     routing = est.routing_probabilities(mnist4.x_test)
     for c in range(4):
         np.testing.assert_allclose(ev["routing_by_class"][c], routing[mnist4.y_test == c].mean(axis=0), atol=1e-12)
