@@ -40,7 +40,7 @@ for name in "${names[@]}"; do
   echo "-- fuzz_$name: ${seconds} s on fuzz/corpus/$name ($(ls "fuzz/corpus/$name" | wc -l) seeds)"
   if build-fuzz/fuzz_"$name" "${args[@]}" "$corpus" "fuzz/corpus/$name" >"$log" 2>&1; then
     # e.g. "#123456 DONE cov: 812 ft: 2301 corp: 211/19Kb exec/s: 2743 rss: 412Mb"
-    grep -E '^#[0-9]+ +DONE' "$log" | tail -1 | sed "s/^/   fuzz_$name: /"
+    { grep -E '^(#[0-9]+ +DONE|Done [0-9]+ runs)' "$log" || true; } | tail -2 | sed "s/^/   fuzz_$name: /"
   else
     echo "   fuzz_$name FAILED (log: $log, input: $(ls "$artifacts" | head -1)); the end of its log:"
     grep -v '^#[0-9]' "$log" | tail -60

@@ -319,7 +319,8 @@ TEST(Preprocess, CropBordersAndFeatureOrder) {
   // One bright pixel at (2,2) -> feature 0; at (25,25) -> feature 63;
   // at row 2, col 5 (block row 0, col 1) -> feature 1; at row 5, col 2 -> feature 8.
   const std::pair<std::pair<int, int>, int> cases[] = {{{2, 2}, 0}, {{25, 25}, 63}, {{2, 5}, 1}, {{5, 2}, 8}};
-  for (auto [rc, k] : cases) {
+  for (const auto& [pixel, k] : cases) {
+    const std::pair<int, int> rc = pixel;  // a structured binding cannot be captured before C++20 in clang 14
     Bytes img = image([&](int r, int c) { return (r == rc.first && c == rc.second) ? 225 : 0; });
     downsample_28_to_8(img.data(), out);
     for (int j = 0; j < 64; ++j) EXPECT_DOUBLE_EQ(out[j], j == k ? 25.0 : 0.0) << "pixel " << rc.first << "," << rc.second;

@@ -224,7 +224,8 @@ void run_reproduce(const Args& a) {
     if (!scaling.empty()) data::parse_scaling(scaling);
     field<long>(common, "train_limit", common_path, 0);
     field<long>(common, "test_limit", common_path, 0);
-    for (const auto& [task, epochs] : field<json>(common, "epochs_by_task", common_path, json::object()).items())
+    const json epochs_by_task = field<json>(common, "epochs_by_task", common_path, json::object());
+    for (const auto& [task, epochs] : epochs_by_task.items())  // items() of a named object: it must outlive the loop
       if (!epochs.is_number_integer() || epochs.get<long>() < 0 || epochs.get<long>() > 100000)
         throw std::runtime_error("\"epochs_by_task\": \"" + task + "\" must be an integer 0..100000");
   } catch (const std::exception& e) {
