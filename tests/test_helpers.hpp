@@ -152,4 +152,73 @@ std::vector<cplx> sample_amplitudes(const sim::State<T>& s, int b) {
   return v;
 }
 
+
+// Largest difference between two states' amplitudes.
+template <class T>
+double max_diff(const sim::State<T>& a, const sim::State<T>& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.re.size(); ++i)
+    d = std::max({d, std::abs(double(a.re[i]) - b.re[i]), std::abs(double(a.im[i]) - b.im[i])});
+  return d;
+}
+
+// A circuit with every fusion opportunity: an encoder prefix, rotation runs
+// between CNOT rings, controlled rotations, SWAPs, diagonal runs, and random gates.
+inline Circuit structured_circuit(std::mt19937_64& rng, int n) {
+  Circuit c;
+  c.n_qubits = n;
+  c.n_params = 6;
+  c.n_features = 5;
+  const GateKind enc[4] = {GateKind::RY, GateKind::RZ, GateKind::RX, GateKind::RY};
+  for (int l = 0; l < 5; ++l)
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(enc[l % 4], q, {}, {Angle::feature((l + q) % 5, 0.7)}));
+  for (int layer = 0; layer < 2; ++layer) {
+    for (int q = 0; q < n; ++q) {
+      add_gate(c, make_gate(GateKind::RX, q, {}, {Angle::param((q + layer) % 6)}));
+      add_gate(c, make_gate(GateKind::RZ, q, {}, {Angle::constant(0.3 * q)}));
+      add_gate(c, make_gate(GateKind::T, q));
+    }
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+    if (n >= 3) {
+      add_gate(c, make_gate(GateKind::RY, 2, {{0, false}, {1, true}}, {Angle::param(layer)}));
+      add_gate(c, make_gate(GateKind::RX, 2, {{0, false}, {1, true}}, {Angle::feature(1)}));
+      Gate sw = make_gate(GateKind::Swap, 0, {{2, true}});
+      sw.target2 = 1;
+      add_gate(c, sw);
+      add_gate(c, make_gate(GateKind::X, 1, {{0, true}, {2, false}}));
+      // an expert-style layer: rotations on qubits 1.. all controlled by qubit 0 on |0>
+      // (controlled pairs in the forward plan, a controlled layer in the adjoint sweep)
+      for (int q = 1; q < n; ++q) {
+        add_gate(c, make_gate(GateKind::RX, q, {{0, false}}, {Angle::param((q + 2) % 6)}));
+        add_gate(c, make_gate(GateKind::RY, q, {{0, false}}, {Angle::feature(q % 5)}));
+      }
+    }
+  }
+  for (int i = 0; i < 20; ++i) add_gate(c, random_gate(rng, n, 2, c.n_params, c.n_features));
+  return c;
+}
+
+
+// Layered circuits for the layer sweep: an encoder, uncontrolled ansatz
+// layers with rings, and expert-like layers whose gates all carry the same
+// controls on qubit 0 (targets 1..n-1), then random gates.
+inline Circuit layered_circuit(std::mt19937_64& rng, int n, bool controlled) {
+  Circuit c = structured_circuit(rng, n);
+  const int p0 = c.n_params;
+  for (int layer = 0; layer < 3; ++layer) {
+    const std::vector<Control> ctl =
+        controlled && n > 2 ? std::vector<Control>{{0, layer % 2 == 0}} : std::vector<Control>{};
+    for (int q = ctl.empty() ? 0 : 1; q < n; ++q) {
+      add_gate(c, make_gate(GateKind::RY, q, ctl, {Angle::param(p0 + 2 * layer, 0.9)}));
+      add_gate(c, make_gate(GateKind::RZ, q, ctl, {Angle::feature(q % c.n_features)}));
+      add_gate(c, make_gate(GateKind::H, q, ctl));
+      add_gate(c, make_gate(GateKind::RX, q, ctl, {Angle::param(p0 + 2 * layer + 1)}));
+    }
+    for (int q = 0; q < n; ++q) add_gate(c, make_gate(GateKind::X, (q + 1) % n, {{q, true}}));
+  }
+  for (int i = 0; i < 6; ++i) add_gate(c, random_gate(rng, n, 1, c.n_params, c.n_features));
+  return c;
+}
+
+
 }  // namespace qmoe::testing

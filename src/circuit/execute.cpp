@@ -1,6 +1,7 @@
 #include "circuit/execute.hpp"
 
-#include "circuit/fusion.hpp"
+#include "circuit/executor.hpp"
+#include "circuit/plan.hpp"
 
 #include <stdexcept>
 #include <string>

@@ -10,13 +10,35 @@
 
 namespace qmoe {
 
+// A 2x2 complex matrix as separate real and imaginary parts (row-major), so
+// the plans' products of gate matrices stay plain double arithmetic
+// (std::complex's multiply calls __muldc3 without -ffast-math).
+struct Mat2Parts {
+  double r[4], i[4];
+};
+
+// Work space for the per-sample matrices of fused ops (circuit/op_matrices.hpp),
+// reused from op to op: the core keeps no hidden (thread-local) buffers.
+struct MatrixScratch {
+  struct Factor {
+    const Gate* gate;  // a per-sample gate, or null: m is a product of shared gates
+    Mat2Parts m;
+  };
+  std::vector<double> angles;     // one gate's half angles, sines and cosines (3 x batch)
+  std::vector<Mat2Parts> gates;   // one gate's matrix per sample (or several gates')
+  std::vector<Mat2Parts> fused;   // an op's product per sample
+  std::vector<Factor> factors;    // an op's gates, shared runs multiplied out
+};
+
 // Per-sample matrix storage reused from gate to gate (no allocation per gate).
 template <class T>
 struct GateScratch {
   std::vector<T> data;  // 4 matrices x 8 arrays x batch
   sim::State<T> buffer;  // permutation kernel's second state
-  std::vector<T> product;  // product-state factors (fusion.hpp)
-  std::vector<double> work;  // adjoint_op's overlaps and Bloch vectors (fusion.hpp)
+  std::vector<T> product;  // product-state factors (circuit/executor.cpp)
+  sim::ProductScratch<T> product_tables;  // sim::set_product_state's tables
+  MatrixScratch matrices;  // fused ops' matrices
+  std::vector<double> work;  // adjoint_op's overlaps and Bloch vectors (grad/adjoint_ops.hpp)
   sim::BatchMat<T> mat(int slot, int batch);  // slot 0..3
   void set(int slot, int batch, int b, const Mat2& m);  // write sample b's matrix
   void reserve(int batch) { data.resize(std::size_t(4 * 8) * std::size_t(batch)); }
@@ -37,7 +59,7 @@ void apply_gate(sim::State<T>& s, const Gate& g, const double* theta, const doub
                 int x_stride, bool inverse, GateScratch<T>& scratch);
 
 // Reset s to |0...0> and run every gate (through the fused plan of
-// circuit/fusion.hpp; equal to gate-by-gate to rounding).
+// circuit/plan.hpp; equal to gate-by-gate to rounding).
 template <class T>
 void run_circuit(const Circuit& c, const double* theta, const double* x, sim::State<T>& s,
                  GateScratch<T>& scratch);

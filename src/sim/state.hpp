@@ -5,7 +5,13 @@
 // SIMD lane holds one sample and a gate on any qubit is a loop over B
 // contiguous slots. For a single large state (B = 1) the kernels fold the
 // qubits below the lowest qubit a gate touches into that contiguous run, so
-// they vectorise across amplitudes instead (see kernels.cpp).
+// they vectorise across amplitudes instead (see pair_loop.hpp).
+//
+// Where things are: state.cpp (making states, controlled parts), gates.cpp
+// (gate kernels), permutations.cpp (basis permutations, product states),
+// adjoint_steps.cpp and overlaps.cpp (the adjoint sweep's kernels), readout.cpp
+// (expectations, probabilities), sampling.cpp (shots); the loop frame they all
+// share is pair_loop.hpp, the matrix accessors coefficients.hpp.
 //
 // Kernels are single-threaded for small states (callers parallelise over
 // samples); above kParallelAmplitudes flat elements they use OpenMP inside.
@@ -29,7 +35,7 @@ namespace qmoe::sim {
 // offset, as glibc's fresh mappings all do, make the CPU see false
 // store-to-load dependencies ("4K aliasing"). Whether they did depended on the
 // allocation history: the 10-qubit bench circuit's forward + backward ran 20%
-// slower with every state freshly mapped (bench/RESULTS.md round 7).
+// slower with every state freshly mapped (bench/RESULTS.md).
 // Consecutive allocations take slots 11 apart (mod 63) from one atomic counter:
 // the core's one piece of global state, which decides where data sits and
 // never a result.
@@ -188,10 +194,22 @@ void apply_matrix_pair_permute(State<T>& s, int a, const BatchMat<T>& ma, int b,
                                const std::uint32_t* perm, bool inverse, State<T>& buffer);
 // Set s to the product state (x) over qubits q of (a_q0 |0> + a_q1 |1>), one
 // factor per sample: amp[(q * 4 + k) * batch + b] with k = re0, im0, re1, im1.
+// scratch: tables reused from call to call (the overloads without it
+// allocate them per call).
+template <class T>
+struct ProductScratch {
+  std::vector<T> tables;
+  std::vector<std::uint32_t> source;
+};
+template <class T>
+void set_product_state(State<T>& s, const T* amp, ProductScratch<T>& scratch);
 template <class T>
 void set_product_state(State<T>& s, const T* amp);
 // set_product_state followed by the basis permutation perm (as in
 // apply_permutation) in the same pass; out of place through `buffer`.
+template <class T>
+void set_product_state_permuted(State<T>& s, const T* amp, const std::uint32_t* perm,
+                                State<T>& buffer, ProductScratch<T>& scratch);
 template <class T>
 void set_product_state_permuted(State<T>& s, const T* amp, const std::uint32_t* perm,
                                 State<T>& buffer);
@@ -209,9 +227,21 @@ template <class T>
 void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c, const BatchMat<T>& m_inv,
                   int n_deriv, const BatchMat<T>* deriv, double* const* grad);
 
-// adjoint_step for a rotation M = exp(-i a P/2), P = 'X', 'Y' or 'Z' (RX, RY,
-// RZ, also controlled), with the one derivative d/da: the same numbers (to
+// A rotation's axis.
+enum class Pauli : std::uint8_t { X, Y, Z };
+// 'X', 'Y', 'Z' -> Pauli (for the char overloads below); throws std::invalid_argument.
+Pauli pauli_axis(char letter);
+
+// adjoint_step for a rotation M = exp(-i a P/2), P = X, Y or Z (RX, RY, RZ,
+// also controlled), with the one derivative d/da: the same numbers (to
 // rounding) as adjoint_step with deriv = dM/da, using dM/da M^-1 = -i/2 P.
+template <class T>
+void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const Mat<T>& m_inv, Pauli axis, double* grad);
+template <class T>
+void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
+                           const BatchMat<T>& m_inv, Pauli axis, double* grad);
+// The same with the axis as a letter 'X', 'Y', 'Z' (kept for existing callers).
 template <class T>
 void adjoint_step_rotation(State<T>& phi, State<T>& lam, int target, Controls c,
                            const Mat<T>& m_inv, char pauli, double* grad);
