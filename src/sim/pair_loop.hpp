@@ -15,9 +15,11 @@
 //   Quads       one state in place, groups (i, i|a, i|b, i|a|b) for two qubits
 //               at once, core(b, x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i)
 //   PairsOut / QuadsOut  the same out of place through a basis permutation
-// The core gets references to the slot's values (in place: the state itself;
-// out of place: registers the frame loads and stores), so one core serves the
-// in-place and the permuted frame. run_pairs compiles a frame with its core for
+// The core gets references to local copies of the slot's values, which the
+// frame loads before and stores after it: with references into the state the
+// compiler must assume the matrix pointers alias it and store after every
+// partial product (2x slower, bench/RESULTS.md). So one core serves the
+// in-place and the permuted frames. run_pairs compiles a frame with its core for
 // baseline x86-64, AVX2+FMA and AVX-512 (target_clones, picked at run time) and
 // splits large states across OpenMP threads around it.
 #pragma once
@@ -132,7 +134,11 @@ struct Pairs {
       T* __restrict r1 = re + i1 * run;
       T* __restrict q1 = im + i1 * run;
 #pragma omp simd
-      for (std::size_t b = 0; b < run; ++b) core(b, r0[b], q0[b], r1[b], q1[b]);
+      for (std::size_t b = 0; b < run; ++b) {
+        T a0r = r0[b], a0i = q0[b], a1r = r1[b], a1i = q1[b];
+        core(b, a0r, a0i, a1r, a1i);
+        r0[b] = a0r, q0[b] = a0i, r1[b] = a1r, q1[b] = a1i;
+      }
     }
   }
 };
@@ -158,8 +164,13 @@ struct StatePairs {
       T* __restrict lr1 = lam_re + i1 * run;
       T* __restrict li1 = lam_im + i1 * run;
 #pragma omp simd
-      for (std::size_t b = 0; b < run; ++b)
-        core(b, pr0[b], pi0[b], pr1[b], pi1[b], lr0[b], li0[b], lr1[b], li1[b]);
+      for (std::size_t b = 0; b < run; ++b) {
+        T p0r = pr0[b], p0i = pi0[b], p1r = pr1[b], p1i = pi1[b];
+        T l0r = lr0[b], l0i = li0[b], l1r = lr1[b], l1i = li1[b];
+        core(b, p0r, p0i, p1r, p1i, l0r, l0i, l1r, l1i);
+        pr0[b] = p0r, pi0[b] = p0i, pr1[b] = p1r, pi1[b] = p1i;
+        lr0[b] = l0r, li0[b] = l0i, lr1[b] = l1r, li1[b] = l1i;
+      }
     }
   }
 };
@@ -185,8 +196,13 @@ struct Quads {
       T* __restrict r11 = re + i11 * run;
       T* __restrict q11 = im + i11 * run;
 #pragma omp simd
-      for (std::size_t b = 0; b < run; ++b)
-        core(b, r00[b], q00[b], r01[b], q01[b], r10[b], q10[b], r11[b], q11[b]);
+      for (std::size_t b = 0; b < run; ++b) {
+        T x00r = r00[b], x00i = q00[b], x01r = r01[b], x01i = q01[b];
+        T x10r = r10[b], x10i = q10[b], x11r = r11[b], x11i = q11[b];
+        core(b, x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i);
+        r00[b] = x00r, q00[b] = x00i, r01[b] = x01r, q01[b] = x01i;
+        r10[b] = x10r, q10[b] = x10i, r11[b] = x11r, q11[b] = x11i;
+      }
     }
   }
 };
