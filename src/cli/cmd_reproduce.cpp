@@ -1,6 +1,8 @@
-// qmoe reproduce --table 1|2: trains every cell of the paper's Table I or II
-// (configs in experiments/), several seeds each, and writes
-// results/table{1,2}.json and results/README.md (our table beside the paper's).
+// qmoe reproduce --table 1|2|specialisation: trains every cell of the paper's
+// Table I or II, or of the specialisation study (issue 19; configs in
+// experiments/table1, table2, specialisation), several seeds each, and writes
+// results/table{1,2}.json (scripts/report.py makes results/README.md of them)
+// or results/specialisation.{json,md}.
 // Resumable: a finished run (runs/<cell>-s<seed>/result.json) is not run again,
 // an interrupted one continues from its checkpoint. Runs go two at a time, one
 // thread each (threads inside one small batch would mostly wait).
@@ -19,6 +21,9 @@
 
 #include "cli/cli.hpp"
 #include "cli/train_common.hpp"
+#include "model/routing_loss.hpp"
+#include "model/specialisation.hpp"
+#include "train/hard_routing.hpp"
 
 namespace qmoe::cli {
 namespace {
@@ -27,7 +32,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct Args {
-  int table = 1;
+  std::string table = "1";
   int seeds = 3;
   std::string out = "results";
   std::string experiments = "experiments";
@@ -41,7 +46,12 @@ struct Args {
 struct Cell {
   std::string task, model, ops;
   int experts = 4;
-  std::string name() const { return task + "-" + model + "-" + ops + "-L" + std::to_string(experts); }
+  std::string variant;  // specialisation study: the variant's name (its file's, minus the task)
+  json overrides = json::object();  // specialisation study: model config fields on top of common.json
+  std::string baseline;             // specialisation study: the variant of its parameter-matched QNN
+  std::string name() const {
+    return variant.empty() ? task + "-" + model + "-" + ops + "-L" + std::to_string(experts) : task + "-" + variant;
+  }
 };
 
 json read_json(const fs::path& p) {
@@ -72,6 +82,38 @@ double paper_value(const Cell& c) {
   return NAN;
 }
 
+// I(class; expert) in bits, expert usage and the mean routing entropy of a
+// trained QMoE on the test split; for sampled routing from the measured
+// choices, with the estimator's bias and spread on one training batch.
+json routing_summary(const model::Model& m, const std::vector<double>& theta, const train::Evaluation& ev,
+                     const data::TaskData& td) {
+  const int L = m.config.experts;
+  json out;
+  const auto soft = model::routing_joint(ev.routing_by_class, td.test.class_counts());
+  out["mi_soft_bits"] = model::mutual_information_bits(soft);
+  out["usage_soft"] = model::expert_usage(soft);
+  out["entropy_nats"] = model::mean_routing_entropy(ev.routing.data(), int(td.test.size()), L);
+  if (m.config.routing == model::Routing::Sampled) {
+    std::vector<std::vector<double>> chosen = ev.choice_counts;
+    for (auto& row : chosen) row.resize(std::size_t(L));  // states selecting no expert dropped
+    out["mi_bits"] = model::mutual_information_bits(chosen);
+    out["usage"] = model::expert_usage(chosen);
+    out["choice_counts"] = ev.choice_counts;
+    const train::EstimatorStats es = train::estimator_statistics(m, theta, td.train, 32, 200, 0);
+    out["estimator"] = {{"draws", es.draws},
+                        {"batch", es.batch},
+                        {"bias_vs_objective", es.bias_vs_objective},
+                        {"bias_vs_soft", es.bias_vs_soft},
+                        {"exact_vs_soft", es.exact_vs_soft},
+                        {"cosine_vs_soft", es.cosine_vs_soft},
+                        {"relative_std", es.relative_std}};
+  } else {
+    out["mi_bits"] = out["mi_soft_bits"];
+    out["usage"] = out["usage_soft"];
+  }
+  return out;
+}
+
 // Trains (or resumes) one run and returns its result JSON.
 json run_one(const Cell& cell, int seed, const json& common, const DataOptions& data_opts, const data::TaskData& td,
             const fs::path& dir) {
@@ -79,6 +121,11 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   model::ModelConfig mc = model::ModelConfig::from_json(common.at("model"));
   mc.ops = cell.ops;
   mc.experts = cell.experts;
+  if (!cell.overrides.empty()) {
+    json j = mc.to_json();
+    j.merge_patch(cell.overrides);
+    mc = model::ModelConfig::from_json(j);
+  }
   mc.n_classes = td.train.n_classes;
   mc.n_features = td.train.n_features;
   mc = resolve_model(mc, cell.model);
@@ -122,6 +169,7 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
             {"qubits", m.circuit.n_qubits}, {"epochs", tc.epochs}, {"depth", mc.depth},
             {"confusion", ev.confusion}, {"routing_by_class", ev.routing_by_class},
             {"class_names", td.test.class_names}, {"config", config}};
+  if (!m.routing_qubits.empty()) r["routing"] = routing_summary(m, ck.state.theta, ev, td);
   train::write_file_atomic(result_path.string(), r.dump(1) + "\n");
   return r;
 }
@@ -133,9 +181,87 @@ std::string fmt(double v) {
   return b;
 }
 
+std::string fmt3(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", v);
+  return b;
+}
+
+// results/specialisation.md: the study's table (per task and variant: test
+// accuracy, I(class; expert), expert usage, parameters, the matched QNN) and
+// the sampled-routing estimator's measurements. Text after the line
+// "<!-- notes -->" in an existing file is kept (the written reading).
+void write_specialisation_md(const fs::path& path, const json& table, const json& timing) {
+  std::string notes;
+  if (fs::exists(path)) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const std::string old = ss.str();
+    const auto at = old.find("<!-- notes -->");
+    if (at != std::string::npos) notes = old.substr(at);
+  }
+  std::ostringstream o;
+  o << "# Do quantum experts specialise? (issue 19)\n\n"
+    << "Generated by `qmoe reproduce --table specialisation` (configs in `experiments/specialisation/`). "
+    << "Test accuracy (%) after the last epoch, mean over seeds; I(class; expert) in bits (soft routing: p(c) * mean "
+    << "p_k per class; sampled routing: the measured choices), out of log2 min(classes, experts) = 2 bits; expert "
+    << "usage of seed 0 (share of each expert); parameter-matched QNN: same qubits and as many parameters.\n\n";
+  o << "Run: " << timing["seeds"].get<int>() << " seed(s), " << timing["runs"].get<std::size_t>() << " runs ("
+    << timing["runs_trained"].get<int>() << " trained, " << timing["runs_reused"].get<int>() << " reused), "
+    << fmt(timing["wall_seconds"].get<double>()) << " s wall time with " << timing["jobs"].get<int>() << " jobs";
+  const long tl = timing["train_limit"].get<long>(), xl = timing["test_limit"].get<long>();
+  const int ep = timing["epochs_override"].get<int>();
+  if (tl >= 0 || xl >= 0 || ep >= 0)
+    o << "; REDUCED: " << (tl >= 0 ? "first " + std::to_string(tl) + " training samples, " : "")
+      << (xl >= 0 ? "first " + std::to_string(xl) + " test samples, " : "")
+      << (ep >= 0 ? std::to_string(ep) + " epochs" : "epochs from common.json");
+  o << ".\n\n";
+  std::map<std::pair<std::string, std::string>, const json*> by;
+  std::vector<std::string> task_order;
+  for (const json& r : table) {
+    const std::string t = r["task"].get<std::string>();
+    by[{t, r["variant"].get<std::string>()}] = &r;
+    if (std::find(task_order.begin(), task_order.end(), t) == task_order.end()) task_order.push_back(t);
+  }
+  for (const std::string& t : task_order) {
+    o << "## " << t << "\n\n| variant | test acc | I(class; expert) bits | usage (seed 0) | params | matched QNN | QNN params |\n"
+      << "|---|---|---|---|---|---|---|\n";
+    for (const json& r : table) {
+      if (r["task"] != t || !r.contains("mi_mean")) continue;
+      std::string usage;
+      for (double u : r["routing"][0]["usage"]) usage += (usage.empty() ? "" : " / ") + fmt(u);
+      const auto base = by.find({t, r["baseline"].get<std::string>()});
+      const bool hb = base != by.end();
+      o << "| " << r["variant"].get<std::string>() << " | " << fmt(r["mean"].get<double>())
+        << (r["accuracies"].size() > 1 ? " ± " + fmt(r["std"].get<double>()) : "") << " | "
+        << fmt3(r["mi_mean"].get<double>()) << " | " << usage << " | " << r["params"].get<int>() << " | "
+        << (hb ? fmt((*base->second)["mean"].get<double>()) + " (" + r["baseline"].get<std::string>() + ")" : "–")
+        << " | " << (hb ? std::to_string((*base->second)["params"].get<int>()) : "–") << " |\n";
+    }
+    o << "\n";
+  }
+  o << "## Sampled routing: the score-function estimator on one training batch (32 samples, 200 draws, seed 0)\n\n"
+    << "| task | variant | bias vs E[hard loss] | exact hard vs soft gradient | cos(hard, soft) | one draw's relative std |\n"
+    << "|---|---|---|---|---|---|\n";
+  for (const json& r : table)
+    if (r.contains("routing") && r["routing"][0].contains("estimator")) {
+      const json& e = r["routing"][0]["estimator"];
+      o << "| " << r["task"].get<std::string>() << " | " << r["variant"].get<std::string>() << " | "
+        << fmt3(e["bias_vs_objective"].get<double>()) << " | " << fmt3(e["exact_vs_soft"].get<double>()) << " | "
+        << fmt3(e["cosine_vs_soft"].get<double>()) << " | " << fmt3(e["relative_std"].get<double>()) << " |\n";
+    }
+  o << "\n";
+  train::write_file_atomic(path.string(), o.str() + notes);
+}
+
 void run_reproduce(const Args& a) {
+  const bool spec = a.table == "specialisation";
   const fs::path exp_dir = fs::path(a.experiments);
-  json common = read_json(exp_dir / "common.json");
+  const fs::path table_dir = exp_dir / (spec ? a.table : "table" + a.table);
+  // The study has its own common settings (experiments/specialisation/common.json).
+  const fs::path common_path = spec ? table_dir / "common.json" : exp_dir / "common.json";
+  json common = read_json(common_path);
   try {  // check the settings once, before any run, with the file named
     model::ModelConfig::from_json(common.at("model"));
     train::TrainConfig::from_json(common.at("train"));
@@ -143,30 +269,38 @@ void run_reproduce(const Args& a) {
     std::string what = e.what();  // may hold "[json.exception.out_of_range.403] key 'lr' not found"
     const auto open = what.find("[json.exception"), close = what.find("] ", open);
     if (open != std::string::npos && close != std::string::npos) what.erase(open, close + 2 - open);
-    throw std::runtime_error((exp_dir / "common.json").string() + ": " + what);
+    throw std::runtime_error(common_path.string() + ": " + what);
   }
   if (a.epochs >= 0) {
     common["train"]["epochs"] = a.epochs;
     common.erase("epochs_by_task");
   }
-  const fs::path table_dir = exp_dir / ("table" + std::to_string(a.table));
   if (!fs::is_directory(table_dir)) throw std::runtime_error("no experiment configs in " + table_dir.string());
   std::vector<Cell> cells;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(table_dir))
-    if (e.path().extension() == ".json") files.push_back(e.path());
+    if (e.path().extension() == ".json" && e.path().filename() != "common.json") files.push_back(e.path());
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
     const json j = read_json(f);
     Cell c;
     for (const auto& [key, value] : j.items())
-      if (key != "task" && key != "model" && key != "ops" && key != "experts")
-        throw std::runtime_error(f.string() + ": unknown key \"" + key + "\" (a cell has task, model, ops, experts)");
+      if (key != "task" && key != "model" && key != "ops" && key != "experts" && !(spec && (key == "config" || key == "baseline")))
+        throw std::runtime_error(f.string() + ": unknown key \"" + key + "\" (a cell has task, model, ops, experts" +
+                                 (spec ? ", config, baseline)" : ")"));
     try {
       c.task = j.at("task").get<std::string>();
       c.model = j.at("model").get<std::string>();
       c.ops = j.at("ops").get<std::string>();
       c.experts = j.value("experts", 4);
+      if (spec) {
+        c.overrides = j.value("config", json::object());
+        c.baseline = j.value("baseline", std::string());
+        const std::string stem = f.stem().string();  // <task>-<variant>.json
+        if (stem.rfind(c.task + "-", 0) != 0)
+          throw std::runtime_error(f.string() + ": the file name must start with its task, \"" + c.task + "-\"");
+        c.variant = stem.substr(c.task.size() + 1);
+      }
     } catch (const json::exception& e) {
       throw std::runtime_error(f.string() + ": " + e.what());
     }
@@ -233,37 +367,68 @@ void run_reproduce(const Args& a) {
     double mean = 0, var = 0;
     for (double v : acc) mean += v / double(acc.size());
     for (double v : acc) var += (v - mean) * (v - mean) / double(std::max<std::size_t>(1, acc.size() - 1));
-    table.push_back({{"task", c.task}, {"model", c.model}, {"ops", c.ops}, {"experts", c.experts},
-                     {"accuracies", acc}, {"mean", mean}, {"std", acc.size() > 1 ? std::sqrt(var) : 0.0},
-                     {"params", first["params"]}, {"qubits", first["qubits"]}, {"epochs", first["epochs"]},
-                     {"seconds", secs}, {"paper", std::isnan(paper_value(c)) ? json() : json(paper_value(c))}});
+    json row = {{"task", c.task}, {"model", c.model}, {"ops", c.ops}, {"experts", c.experts},
+                {"accuracies", acc}, {"mean", mean}, {"std", acc.size() > 1 ? std::sqrt(var) : 0.0},
+                {"params", first["params"]}, {"qubits", first["qubits"]}, {"epochs", first["epochs"]},
+                {"seconds", secs},
+                {"paper", spec || std::isnan(paper_value(c)) ? json() : json(paper_value(c))}};
+    if (spec) {
+      row["variant"] = c.variant;
+      row["baseline"] = c.baseline;
+      row["config"] = first["config"];
+      std::vector<double> mi;
+      json routing = json::array();
+      for (std::size_t i = 0; i < jobs.size(); ++i)
+        if (jobs[i].first == ci && results[i].contains("routing")) {
+          mi.push_back(results[i]["routing"]["mi_bits"].get<double>());
+          routing.push_back(results[i]["routing"]);
+        }
+      if (!mi.empty()) {
+        double m = 0;
+        for (double v : mi) m += v / double(mi.size());
+        row["mi_bits"] = mi;
+        row["mi_mean"] = m;
+        row["routing"] = routing;  // per seed: usage, entropy, choices, estimator
+        row["routing_by_class"] = first["routing_by_class"];  // seed 0's heat map
+      }
+    }
+    table.push_back(row);
   }
   fs::create_directories(a.out);
-  train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).string(),
-                           table.dump(1) + "\n");
+  const std::string stem = spec ? a.table : "table" + a.table;
+  train::write_file_atomic((fs::path(a.out) / (stem + ".json")).string(), table.dump(1) + "\n");
   int reused = 0;
   for (const json& r : results) reused += r.value("reused", false) ? 1 : 0;
-  json timing = {{"table", a.table}, {"seeds", a.seeds}, {"runs", jobs.size()}, {"runs_trained", int(jobs.size()) - reused},
-                 {"runs_reused", reused}, {"wall_seconds", wall}, {"jobs", a.jobs}};
-  train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + "-timing.json")).string(),
-                           timing.dump(1) + "\n");
-  std::printf("table %d: %zu cells x %d seeds in %.0f s; wrote %s\n", a.table, cells.size(), a.seeds, wall,
-              (fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).c_str());
+  json timing = {{"table", spec ? json(a.table) : json(std::stoi(a.table))}, {"seeds", a.seeds}, {"runs", jobs.size()},
+                 {"runs_trained", int(jobs.size()) - reused}, {"runs_reused", reused}, {"wall_seconds", wall},
+                 {"jobs", a.jobs}, {"train_limit", a.train_limit}, {"test_limit", a.test_limit},
+                 {"epochs_override", a.epochs}};
+  train::write_file_atomic((fs::path(a.out) / (stem + "-timing.json")).string(), timing.dump(1) + "\n");
+  if (spec) write_specialisation_md(fs::path(a.out) / "specialisation.md", table, timing);
+  std::printf("%s: %zu cells x %d seeds in %.0f s; wrote %s\n", stem.c_str(), cells.size(), a.seeds, wall,
+              (fs::path(a.out) / (stem + ".json")).c_str());
   for (const auto& r : table)
-    std::printf("  %-9s %-12s %-7s L=%d  %6s +- %5s  (paper %s)\n", r["task"].get<std::string>().c_str(),
-                r["model"].get<std::string>().c_str(), r["ops"].get<std::string>().c_str(), r["experts"].get<int>(),
-                fmt(r["mean"].get<double>()).c_str(), fmt(r["std"].get<double>()).c_str(),
-                r["paper"].is_null() ? "–" : fmt(r["paper"].get<double>()).c_str());
+    if (spec)
+      std::printf("  %-9s %-22s %6s  I(class; expert) %s bits\n", r["task"].get<std::string>().c_str(),
+                  r["variant"].get<std::string>().c_str(), fmt(r["mean"].get<double>()).c_str(),
+                  r.contains("mi_mean") ? fmt3(r["mi_mean"].get<double>()).c_str() : "–");
+    else
+      std::printf("  %-9s %-12s %-7s L=%d  %6s +- %5s  (paper %s)\n", r["task"].get<std::string>().c_str(),
+                  r["model"].get<std::string>().c_str(), r["ops"].get<std::string>().c_str(), r["experts"].get<int>(),
+                  fmt(r["mean"].get<double>()).c_str(), fmt(r["std"].get<double>()).c_str(),
+                  r["paper"].is_null() ? "–" : fmt(r["paper"].get<double>()).c_str());
 }
 
 }  // namespace
 
 void add_reproduce_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("reproduce", "train every cell of the paper's Table I or II and write results/");
-  cmd->add_option("--table", a->table, "1 (methods x operators x tasks) or 2 (experts ablation)")
+  CLI::App* cmd = app.add_subcommand(
+      "reproduce", "train every cell of the paper's Table I or II, or of the specialisation study, and write results/");
+  cmd->add_option("--table", a->table,
+                  "1 (methods x operators x tasks), 2 (experts ablation) or specialisation (routing variants, issue 19)")
       ->required()
-      ->check(CLI::IsMember({1, 2}));
+      ->check(CLI::IsMember({"1", "2", "specialisation"}));
   cmd->add_option("--seeds", a->seeds, "seeds per cell (default 3)")->check(CLI::Range(1, 100));
   cmd->add_option("--out", a->out, "results directory (default results)");
   cmd->add_option("--experiments", a->experiments, "experiment configs (default experiments)");

@@ -104,8 +104,10 @@ void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std:
 }
 
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {
-  cmd.add_option("--model", model_name, "qmoe (default), qnn, or qnn-matched (a QNN with as many parameters as the QMoE)")
-      ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched"}));
+  cmd.add_option("--model", model_name,
+                 "qmoe (default), qnn, qnn-matched (a QNN with as many parameters as the QMoE), "
+                 "or sum (the experts summed, no router)")
+      ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched", "sum"}));
   cmd.add_option("--ops", mc.ops, "trainable rotations: rx, ry, rxry (default), rxryrz")
       ->check(CLI::IsMember({"rx", "ry", "rxry", "rxryrz"}));
   cmd.add_option("--experts", mc.experts, "number of experts L (QMoE)")->check(CLI::Range(1, 64));
@@ -113,8 +115,9 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
   cmd.add_option("--qubits", mc.data_qubits, "data qubits")->check(CLI::Range(1, 24));
   cmd.add_option("--routing-depth", mc.routing_depth, "layers of the routing circuit G")->check(CLI::Range(0, 1000));
   cmd.add_option("--routing-encoder", mc.routing_encoder,
-                 "full (U(z) on the routing register too), quadrant (4 quadrant means), joint (one U(z) across both registers)")
-      ->check(CLI::IsMember({"full", "quadrant", "joint"}));
+                 "full (U(z) on the routing register too), quadrant (4 quadrant means), grid (16 means of 2x2 "
+                 "blocks), joint (one U(z) across both registers)")
+      ->check(CLI::IsMember({"full", "quadrant", "grid", "joint"}));
   cmd.add_option("--aggregation", mc.aggregation, "cnot (default) or none")->check(CLI::IsMember({"cnot", "none"}));
   cmd.add_option("--readout", mc.readout, "2-class read-out: pairs (default) or qubits")
       ->check(CLI::IsMember({"pairs", "qubits"}));
@@ -124,6 +127,17 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
       ->check(CLI::Range(1e-6, 1000.0));
   cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--routing-entropy", mc.routing_entropy,
+                 "weight of the per-sample routing entropy loss (confident choices; default 0: off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_flag("--expert-reupload", mc.expert_reupload, "the data encoder again between expert (or QNN) layers");
+  cmd.add_flag("--routing-reupload", mc.routing_reupload,
+               "the routing encoder (quadrant or grid) again before every layer of G");
+  cmd.add_option_function<std::string>(
+         "--routing", [&mc](const std::string& v) { mc.routing = model::parse_routing(v); },
+         "soft (default: the mixture) or sampled (top-k experts drawn per sample, score-function gradient)")
+      ->check(CLI::IsMember({"soft", "sampled"}));
+  cmd.add_option("--top-k", mc.top_k, "sampled routing: experts drawn per sample (default 1)")->check(CLI::Range(1, 8));
 }
 
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name) {
@@ -133,6 +147,10 @@ model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model
     const int target = model::build_model(q).n_params();
     mc.model = "qnn";
     mc.depth = model::matched_depth(mc, target);
+    mc.routing = model::Routing::Soft;  // a QNN has no router
+  } else if (model_name == "qnn") {
+    mc.model = model_name;
+    mc.routing = model::Routing::Soft;
   } else {
     mc.model = model_name;
   }

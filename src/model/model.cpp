@@ -23,7 +23,7 @@ std::vector<GateKind> ops_gates(const std::string& ops) {
 }
 
 int routing_register_size(const ModelConfig& c) {
-  if (c.model != "qmoe") return 0;
+  if (c.model == "qnn") return 0;
   if (c.routing_qubits > 0) return c.routing_qubits;
   return std::max(1, int(std::bit_width(unsigned(c.experts - 1))));  // ceil(log2 L)
 }
@@ -52,6 +52,27 @@ void encoder(Circuit& c, const std::vector<int>& q, int first_feature, int n_fea
   }
 }
 
+// Block means of the 8x8 image uploaded to the routing register: 4 (quadrant:
+// 4x4 blocks) or 16 (grid: 2x2 blocks); 0 for the other encoders.
+int routing_block_features(const ModelConfig& c) {
+  if (routing_register_size(c) == 0 || c.model == "sum") return 0;
+  if (c.routing_encoder == "quadrant") return 4;
+  if (c.routing_encoder == "grid") return 16;
+  return 0;
+}
+
+// The block means on the routing register. quadrant (unchanged since round 1):
+// RY, RY, RX, RX on routing positions 0, 1, 0, 1 (cycling). grid: block j on
+// position j mod r, RY in even and RX in odd layers (layer j / r).
+void routing_upload(Circuit& c, const std::vector<int>& rq, const ModelConfig& cfg) {
+  const int r = int(rq.size()), nb = routing_block_features(cfg);
+  for (int k = 0; k < nb; ++k) {
+    const GateKind g = cfg.routing_encoder == "quadrant" ? (k < 2 ? GateKind::RY : GateKind::RX)
+                                                         : ((k / r) % 2 == 0 ? GateKind::RY : GateKind::RX);
+    add_gate(c, make_gate(g, rq[std::size_t(k % r)], {}, {Angle::feature(cfg.n_features + k)}));
+  }
+}
+
 // One ansatz layer: the trainable rotations on every qubit, then a CNOT ring;
 // every gate carries `ctrl` (an expert's selection by the routing register).
 void ansatz_layer(Circuit& c, const std::vector<int>& q, const std::vector<GateKind>& ops,
@@ -63,8 +84,16 @@ void ansatz_layer(Circuit& c, const std::vector<int>& q, const std::vector<GateK
 
 }  // namespace
 
+Routing parse_routing(const std::string& s) {
+  if (s == "soft") return Routing::Soft;
+  if (s == "sampled") return Routing::Sampled;
+  throw std::invalid_argument("model config: routing must be soft or sampled, got '" + s + "'");
+}
+
+std::string routing_name(Routing r) { return r == Routing::Sampled ? "sampled" : "soft"; }
+
 json ModelConfig::to_json() const {
-  return json{{"model", model},
+  json j{{"model", model},
               {"ops", ops},
               {"n_classes", n_classes},
               {"n_features", n_features},
@@ -79,6 +108,15 @@ json ModelConfig::to_json() const {
               {"readout", readout},
               {"load_balance", load_balance},
               {"logit_scale", logit_scale}};
+  // The specialisation options (issue 19) only when set, so configs written
+  // before them compare equal (qmoe reproduce reuses finished runs by config).
+  const ModelConfig d;
+  if (routing_entropy != d.routing_entropy) j["routing_entropy"] = routing_entropy;
+  if (expert_reupload) j["expert_reupload"] = true;
+  if (routing_reupload) j["routing_reupload"] = true;
+  if (routing != d.routing) j["routing"] = routing_name(routing);
+  if (top_k != d.top_k) j["top_k"] = top_k;
+  return j;
 }
 
 ModelConfig ModelConfig::from_json(const json& j) {
@@ -103,6 +141,11 @@ ModelConfig ModelConfig::from_json(const json& j) {
       else if (k == "readout") c.readout = v.get<std::string>();
       else if (k == "load_balance") c.load_balance = v.get<double>();
       else if (k == "logit_scale") c.logit_scale = v.get<double>();
+      else if (k == "routing_entropy") c.routing_entropy = v.get<double>();
+      else if (k == "expert_reupload") c.expert_reupload = v.get<bool>();
+      else if (k == "routing_reupload") c.routing_reupload = v.get<bool>();
+      else if (k == "routing") c.routing = parse_routing(v.get<std::string>());
+      else if (k == "top_k") c.top_k = v.get<int>();
       else throw std::invalid_argument("model config: unknown key '" + k + "'");
     } catch (const json::exception&) {
       throw std::invalid_argument("model config: '" + k + "' has the wrong type");
@@ -113,7 +156,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
 }
 
 void ModelConfig::validate() const {
-  require(model == "qmoe" || model == "qnn", "model must be qmoe or qnn, got '" + model + "'");
+  require(model == "qmoe" || model == "qnn" || model == "sum", "model must be qmoe, qnn or sum, got '" + model + "'");
   ops_gates(ops);
   require(n_classes >= 2, "n_classes must be >= 2");
   require(n_features >= 1 && n_features <= 100000, "n_features must be 1..100000");
@@ -124,18 +167,32 @@ void ModelConfig::validate() const {
   if (n_classes == 2 && readout == "pairs")
     require(data_qubits >= 4, "the 'pairs' 2-class read-out needs 4 data qubits");
   else
-    require(n_classes <= data_qubits, "more classes than data qubits");
+    require(n_classes <= 2 * data_qubits - (data_qubits > 1 ? 1 : 0),
+            "too many classes for the data qubits (at most 2n - 1: n <Z_q> and n - 1 <Z_q Z_q+1>)");
   require(load_balance >= 0 && std::isfinite(load_balance), "load_balance must be >= 0");
   require(logit_scale > 0 && logit_scale <= 1000, "logit_scale must be in (0, 1000]");
+  require(routing_entropy >= 0 && std::isfinite(routing_entropy), "routing_entropy must be >= 0");
+  require(top_k >= 1 && top_k <= 8, "top_k must be 1..8");
+  require(routing == Routing::Soft || model == "qmoe", "sampled routing needs the qmoe model");
+  if (model == "sum") {
+    require(experts >= 1 && experts <= 64 && (experts & (experts - 1)) == 0,
+            "the sum of experts needs a power of two experts (the routing register in uniform superposition)");
+    require(routing_qubits == 0 || (1 << routing_qubits) == experts, "the sum of experts takes routing_qubits = log2 L");
+    require(data_qubits + routing_register_size(*this) <= 26, "too many qubits in total");
+    require(aggregation == "cnot" || aggregation == "none", "aggregation must be cnot or none");
+  }
   if (model == "qmoe") {
     require(experts >= 1 && experts <= 64, "experts must be 1..64");
     require(routing_qubits >= 0 && routing_qubits <= 6, "routing_qubits must be 0..6");
     require((1 << routing_register_size(*this)) >= experts, "routing register too small for the experts");
     require(routing_depth >= 0, "routing_depth must be >= 0");
-    require(routing_encoder == "full" || routing_encoder == "quadrant" || routing_encoder == "joint",
-            "routing_encoder must be full, quadrant or joint");
-    require(routing_encoder != "quadrant" || n_features == 64, "the quadrant routing encoder needs 8x8 images (64 features): "
-          "use --routing-encoder full or joint");
+    require(routing_encoder == "full" || routing_encoder == "quadrant" || routing_encoder == "grid" ||
+                routing_encoder == "joint",
+            "routing_encoder must be full, quadrant, grid or joint");
+    require((routing_encoder != "quadrant" && routing_encoder != "grid") || n_features == 64,
+            "the quadrant and grid routing encoders need 8x8 images (64 features): use --routing-encoder full or joint");
+    require(!routing_reupload || routing_encoder == "quadrant" || routing_encoder == "grid",
+            "routing re-uploading needs the quadrant or grid routing encoder");
     require(aggregation == "cnot" || aggregation == "none", "aggregation must be cnot or none");
     require(data_qubits + routing_register_size(*this) <= 26, "too many qubits in total");
   }
@@ -149,7 +206,8 @@ Model build_model(const ModelConfig& cfg) {
   const std::vector<GateKind> ops = ops_gates(cfg.ops);
   Circuit& c = m.circuit;
   c.n_qubits = r + n;
-  c.n_features = cfg.n_features + (r > 0 && cfg.routing_encoder == "quadrant" ? 4 : 0);
+  c.n_features = cfg.n_features + routing_block_features(cfg);
+  const bool sum = cfg.model == "sum";
   // Circuit qubits: the data register first (0..n-1), then the routing
   // register (n..n+r-1). Every expert gate is controlled by the routing
   // qubits; as the highest index bits they select one contiguous block of
@@ -162,41 +220,80 @@ Model build_model(const ModelConfig& cfg) {
   for (int j = 0; j < r; ++j) rq[j] = n + j;
   for (int i = 0; i < r; ++i) m.routing_qubits.push_back(rq[std::size_t(r - 1 - i)]);
 
-  if (r > 0 && cfg.routing_encoder == "joint") {
+  if (r > 0 && !sum && cfg.routing_encoder == "joint") {
     std::vector<int> all = rq;  // the routing register, then the data register
     all.insert(all.end(), m.data_qubits.begin(), m.data_qubits.end());
     encoder(c, all, 0, cfg.n_features, cfg.encoder_ring_every);
   } else {
     encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
   }
-  if (r > 0) {
+  // Data re-uploading: U_d(z) again before every layer after the first.
+  const auto reupload = [&](int layer) {
+    if (cfg.expert_reupload && layer > 0) encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
+  };
+  if (sum) {
+    // The sum of experts (Tognini et al.): the routing register in uniform
+    // superposition, so <Z_q> = (1/L) sum_k <Z_q>_k; no router, no routing input.
+    for (int q : rq) add_gate(c, make_gate(GateKind::H, q));
+  } else if (r > 0) {
     if (cfg.routing_encoder == "full")
       encoder(c, rq, 0, cfg.n_features, cfg.encoder_ring_every);
-    else if (cfg.routing_encoder == "quadrant")  // RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
-      for (int k = 0; k < 4; ++k)
-        add_gate(c, make_gate(k < 2 ? GateKind::RY : GateKind::RX, rq[k % r], {},
-                              {Angle::feature(cfg.n_features + k)}));
-    for (int l = 0; l < cfg.routing_depth; ++l) ansatz_layer(c, rq, {GateKind::RX, GateKind::RY}, {});
-    for (int k = 0; k < cfg.experts; ++k) {
-      std::vector<Control> sel;
-      for (int i = 0; i < r; ++i) sel.push_back({m.routing_qubits[i], bool((k >> i) & 1)});
-      for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, sel);
+    else
+      routing_upload(c, rq, cfg);  // quadrant or grid (nothing for joint)
+    for (int l = 0; l < cfg.routing_depth; ++l) {
+      if (cfg.routing_reupload && l > 0) routing_upload(c, rq, cfg);
+      ansatz_layer(c, rq, {GateKind::RX, GateKind::RY}, {});
+    }
+  }
+  if (r > 0) {
+    std::vector<std::vector<Control>> sel(std::size_t(cfg.experts));
+    for (int k = 0; k < cfg.experts; ++k)
+      for (int i = 0; i < r; ++i) sel[std::size_t(k)].push_back({m.routing_qubits[i], bool((k >> i) & 1)});
+    if (cfg.expert_reupload) {
+      // Layer l of every expert, then U_d(z) once for all: it acts alike in
+      // every routing branch, so branch k sees A_k,depth-1 U ... U A_k,0 U,
+      // an expert with re-uploading, without controlling the encoder.
+      for (int l = 0; l < cfg.depth; ++l) {
+        reupload(l);
+        for (int k = 0; k < cfg.experts; ++k) ansatz_layer(c, m.data_qubits, ops, sel[std::size_t(k)]);
+      }
+    } else {  // expert by expert: each expert's parameters contiguous (as before re-uploading existed)
+      for (int k = 0; k < cfg.experts; ++k)
+        for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, sel[std::size_t(k)]);
     }
     if (cfg.aggregation == "cnot")
       for (int i = 0; i < std::min(r, n); ++i)
         add_gate(c, make_gate(GateKind::X, m.data_qubits[i], {{rq[std::size_t(i)], true}}));
   } else {
-    for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, {});
+    for (int l = 0; l < cfg.depth; ++l) {
+      reupload(l);
+      ansatz_layer(c, m.data_qubits, ops, {});
+    }
   }
 
+  // Read-out block: <Z_q>, then for classes beyond n, <Z_j Z_j+1>.
   for (int q : m.data_qubits) m.observables.push_back(PauliString::Z(q));
-  m.n_data_observables = n;
+  for (int j = 0; j + n < cfg.n_classes; ++j) {
+    PauliString p;
+    p.z = (std::uint64_t(1) << m.data_qubits[j]) | (std::uint64_t(1) << m.data_qubits[j + 1]);
+    m.observables.push_back(p);
+  }
+  m.n_data_observables = int(m.observables.size());
+  std::vector<PauliString> routing_strings;
   for (int s = 1; s < (1 << r); ++s) {  // Z strings of the routing subsets
     PauliString p;
     for (int i = 0; i < r; ++i)
       if ((s >> i) & 1) p.z |= std::uint64_t(1) << m.routing_qubits[i];
+    routing_strings.push_back(p);
     m.observables.push_back(p);
   }
+  if (cfg.routing == Routing::Sampled)  // read-out x routing string: each branch's read-out
+    for (const PauliString& zs : routing_strings)
+      for (int d = 0; d < m.n_data_observables; ++d) {
+        PauliString p = m.observables[std::size_t(d)];
+        p.z |= zs.z;
+        m.observables.push_back(p);
+      }
 
   const int C = cfg.n_classes, K = int(m.observables.size());
   m.readout.assign(std::size_t(C) * K, 0.0);
@@ -204,7 +301,7 @@ Model build_model(const ModelConfig& cfg) {
   if (C == 2 && cfg.readout == "pairs") {
     m.readout[0 * K + 0] = m.readout[0 * K + 1] = s;
     m.readout[1 * K + 2] = m.readout[1 * K + 3] = s;
-  } else {
+  } else {  // class c < n: <Z_c>; class n + j: <Z_j Z_j+1>
     for (int cl = 0; cl < C; ++cl) m.readout[std::size_t(cl) * K + cl] = s;
   }
   return m;
@@ -276,12 +373,15 @@ std::vector<double> circuit_inputs(const Model& m, const double* x, int batch) {
     const double* row = x + std::size_t(b) * F;
     double* o = out.data() + std::size_t(b) * Fc;
     std::copy(row, row + F, o);
-    if (Fc == F + 4)  // quadrant means of the 8x8 image: TL, TR, BL, BR
-      for (int qd = 0; qd < 4; ++qd) {
+    // Block means of the 8x8 image, row-major over a g x g grid of blocks:
+    // g = 2 (quadrant: TL, TR, BL, BR) or 4 (grid: 2x2-pixel blocks).
+    const int nb = Fc - F, g = nb == 16 ? 4 : 2, w = 8 / g;
+    if (nb > 0)
+      for (int blk = 0; blk < nb; ++blk) {
         double s = 0;
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j];
-        o[F + qd] = s / 16.0;
+        for (int i = 0; i < w; ++i)
+          for (int j = 0; j < w; ++j) s += row[(w * (blk / g) + i) * 8 + w * (blk % g) + j];
+        o[F + blk] = s / double(w * w);
       }
   }
   return out;

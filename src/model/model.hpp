@@ -25,8 +25,18 @@
 
 namespace qmoe::model {
 
+// How the routing register is used in training and evaluation (docs/models.md,
+// "Hard routing"). Parsed from / written as text only in to_json/from_json.
+enum class Routing {
+  Soft,     // "soft": <Z_q> = sum_k p_k <Z_q>_k, the paper's model
+  Sampled,  // "sampled": top_k experts drawn from p per sample (the routing register measured);
+            // the router learns by the score function with a leave-one-out baseline
+};
+Routing parse_routing(const std::string& s);  // throws std::invalid_argument naming the choices
+std::string routing_name(Routing r);
+
 struct ModelConfig {
-  std::string model = "qmoe";     // "qmoe" | "qnn"
+  std::string model = "qmoe";     // "qmoe" | "qnn" | "sum" (experts summed, no router: Tognini et al.)
   std::string ops = "rxry";       // trainable rotations per qubit: rx | ry | rxry | rxryrz
   int n_classes = 4;
   int n_features = 64;            // input angles per sample
@@ -35,12 +45,18 @@ struct ModelConfig {
   int experts = 4;                // L (QMoE)
   int routing_qubits = 0;         // 0: ceil(log2 L)
   int routing_depth = 2;          // layers of G: RX RY on each routing qubit + CNOT ring
-  std::string routing_encoder = "quadrant";  // quadrant: 4 means; full: U(z) on the routing register; joint
+  std::string routing_encoder = "quadrant";  // quadrant: 4 means; grid: 16 means of 2x2 blocks;
+                                             // full: U(z) on the routing register; joint
   int encoder_ring_every = 3;     // CNOT ring on a register after every k rotation layers (0: none)
   std::string aggregation = "cnot";  // cnot: CNOT routing qubit j -> data qubit j; none
   std::string readout = "pairs";  // 2 classes: "pairs" (Z0+Z1, Z2+Z3, TorchQuantum) | "qubits" (Z0, Z1)
   double load_balance = 0.0;      // weight of the load-balancing loss (0: off)
   double logit_scale = 40.0;      // logits = scale * (read-out sum of <Z_q>); 40 chosen on validation (docs/models.md)
+  double routing_entropy = 0.0;   // weight of the mean per-sample routing entropy (0: off)
+  bool expert_reupload = false;   // the data encoder U_d(z) again between expert (or QNN) layers
+  bool routing_reupload = false;  // the routing encoder (quadrant/grid) again before every layer of G
+  Routing routing = Routing::Soft;
+  int top_k = 1;                  // Sampled: experts drawn per sample (with replacement), outputs averaged
 
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);  // throws on unknown/invalid values
@@ -52,6 +68,11 @@ struct Model {
   Circuit circuit;
   // <Z_q> of each data qubit in order, then (QMoE) the Z strings of every
   // non-empty subset S of routing bits, from which p_k follows exactly.
+  // With Routing::Sampled, after those: every read-out observable times every
+  // routing Z string, index n_data_observables + (2^r - 1) + (S - 1) * n_data_observables + d,
+  // from which each branch's read-out follows (train/hard_routing.hpp).
+  // n_data_observables counts the read-out block: <Z_q> of the data qubits,
+  // then (more classes than data qubits) <Z_j Z_j+1> (docs/models.md).
   std::vector<PauliString> observables;
   int n_data_observables = 0;
   std::vector<int> data_qubits;          // circuit qubit of data qubit 0..n-1
@@ -85,8 +106,9 @@ std::vector<double> routing_probabilities(const Model& m, const double* expvals,
 void routing_probabilities_backward(const Model& m, const double* dprobs, int batch,
                                     double* dexpvals);
 
-// The circuit's per-sample inputs from a data set row (appends the quadrant
-// means when routing_encoder == "quadrant"): out[b * circuit.n_features + f].
+// The circuit's per-sample inputs from a data set row (appends the block means
+// of the 8x8 image that the quadrant and grid routing encoders upload):
+// out[b * circuit.n_features + f].
 std::vector<double> circuit_inputs(const Model& m, const double* x, int batch);
 
 }  // namespace qmoe::model

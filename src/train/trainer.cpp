@@ -10,6 +10,9 @@
 #include <stdexcept>
 
 #include "grad/param_shift.hpp"
+#include "model/routing_loss.hpp"
+#include "sim/rng.hpp"
+#include "train/hard_routing.hpp"
 
 namespace qmoe::train {
 
@@ -73,14 +76,18 @@ std::vector<double> gather(const model::Model& m, const data::Dataset& d, const 
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       const std::string& method, std::vector<double>& grad,
-                                      Workspace<double>& ws) {
+                                      Workspace<double>& ws, std::uint64_t route_seed) {
   const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
+  const bool routed = !m.routing_qubits.empty();
+  const int L = m.config.experts;
+  const model::RoutingLossWeights rw{routed ? m.config.load_balance : 0.0, routed ? m.config.routing_entropy : 0.0};
+  const bool sampled = m.config.routing == model::Routing::Sampled;
   std::vector<int> labels;
   const std::vector<double> x = gather(m, d, rows.data(), B, labels);
   std::vector<double> ev(std::size_t(B) * K);
   ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
   grad.assign(theta.size(), 0.0);
-  if (method != "param-shift" && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
+  if (method != "param-shift" && !(rw.load_balance > 0) && !sampled) {
     // A sample's loss needs only its own expectations: each chunk runs forward
     // and back while its states are in cache (forward_backward).
     std::vector<double> chunk_loss(std::size_t(B), 0.0);  // at each chunk's first sample
@@ -91,6 +98,12 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
       chunk_loss[std::size_t(begin)] = nll_log_softmax(z.data(), labels.data() + begin, count, C, dz.data(),
                                                        &chunk_hits[std::size_t(begin)], B);
       model::logits_backward(m, dz.data(), count, d);
+      if (rw.entropy > 0) {  // per sample, so it fits a chunk
+        const std::vector<double> p = model::routing_probabilities(m, e, count);
+        std::vector<double> dp(p.size(), 0.0);
+        chunk_loss[std::size_t(begin)] += model::routing_loss(p.data(), count, L, rw, dp.data(), B);
+        model::routing_probabilities_backward(m, dp.data(), count, d);
+      }
     };
     forward_backward(m.circuit, theta, x.data(), B, m.observables, loss_gradient, ev.data(), grad.data(),
                      nullptr, ws);
@@ -99,26 +112,31 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
     for (int b = 0; b < B; ++b) loss += chunk_loss[std::size_t(b)], correct += chunk_hits[std::size_t(b)];
     return {loss, correct};
   }
-  // The load-balance term couples the batch (its mean routing), and parameter shift takes the
-  // whole batch's dL/d<O>: forward(), the loss, then the gradient.
-  std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C), dev(std::size_t(B) * K);
+  // The load-balance term couples the batch (its mean routing), sampled routing's baseline
+  // too, and parameter shift takes the whole batch's dL/d<O>: forward(), the loss, then the gradient.
+  std::vector<double> dev(std::size_t(B) * K, 0.0);
   ws.keep_states = true;
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
-  model::logits(m, ev.data(), B, lg.data());
   int correct = 0;
-  double loss = nll_log_softmax(lg.data(), labels.data(), B, C, dlg.data(), &correct);
-  model::logits_backward(m, dlg.data(), B, dev.data());
-  if (m.config.load_balance > 0 && !m.routing_qubits.empty()) {
-    // Switch-Transformer-style balance on soft routing: lambda * L * sum_k pbar_k^2,
-    // smallest when the batch's mean routing distribution is uniform.
-    const int L = m.config.experts;
+  double loss = 0;
+  if (sampled) {  // the measured routing register: score-function estimate (hard_routing.hpp)
+    const Branches br = branches(m, ev.data(), B);
+    std::vector<double> dp, da;
+    const HardLoss hl = sampled_routing_loss(m, br, labels.data(), B, draw_routes(br, B, m.config.top_k, route_seed),
+                                             dp, da);
+    loss = hl.loss;
+    correct = hl.correct;
+    branches_backward(m, br, dp.data(), da.data(), B, dev.data());
+  } else {
+    std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C);
+    model::logits(m, ev.data(), B, lg.data());
+    loss = nll_log_softmax(lg.data(), labels.data(), B, C, dlg.data(), &correct);
+    model::logits_backward(m, dlg.data(), B, dev.data());
+  }
+  if (rw.any()) {  // load balance and entropy on the soft routing distribution (model/routing_loss.hpp)
     const std::vector<double> p = model::routing_probabilities(m, ev.data(), B);
-    std::vector<double> pbar(std::size_t(L), 0.0), dp(std::size_t(B) * L);
-    for (int b = 0; b < B; ++b)
-      for (int k = 0; k < L; ++k) pbar[k] += p[std::size_t(b) * L + k] / B;
-    for (int k = 0; k < L; ++k) loss += m.config.load_balance * L * pbar[k] * pbar[k];
-    for (int b = 0; b < B; ++b)
-      for (int k = 0; k < L; ++k) dp[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
+    std::vector<double> dp(p.size(), 0.0);
+    loss += model::routing_loss(p.data(), B, L, rw, dp.data(), B);
     model::routing_probabilities_backward(m, dp.data(), B, dev.data());
   }
   if (method == "param-shift")
@@ -140,6 +158,11 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
   e.routing.resize(n * L);
   e.confusion.assign(std::size_t(C), std::vector<int>(std::size_t(C), 0));
   e.routing_by_class.assign(std::size_t(C), std::vector<double>(std::size_t(L), 0.0));
+  const bool sampled = m.config.routing == model::Routing::Sampled;
+  if (sampled) {
+    e.choices.resize(n);
+    e.choice_counts.assign(std::size_t(C), std::vector<double>(std::size_t(1) << m.routing_qubits.size(), 0.0));
+  }
   const int step = 1024;
   std::vector<std::size_t> rows(n);
   std::iota(rows.begin(), rows.end(), std::size_t(0));
@@ -158,7 +181,12 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     else
       forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
     std::vector<double> lg(std::size_t(B) * C);
-    model::logits(m, ev, B, lg.data());
+    if (sampled) {  // the most likely top_k routing states' read-out (hard_routing.hpp)
+      routed_logits(m, branches(m, ev, B), B, lg.data(), e.choices.data() + s);
+      for (int b = 0; b < B; ++b) e.choice_counts[std::size_t(labels[b])][std::size_t(e.choices[s + b])] += 1;
+    } else {
+      model::logits(m, ev, B, lg.data());
+    }
     int correct = 0;
     loss_sum += nll_log_softmax(lg.data(), labels.data(), B, C, nullptr, &correct) * B;
     correct_sum += correct;
@@ -225,7 +253,8 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
       const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
       const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
-      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws);
+      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws,
+                                               sim::mix64(tc.seed, std::uint64_t(st.adam.step_count)));
       st.adam.step(st.theta, grad);
       loss_sum += loss * double(rows.size());
       correct += std::size_t(hits);

@@ -56,6 +56,10 @@ struct Evaluation {
   std::vector<double> routing;        // [n][L] (QMoE)
   std::vector<std::vector<int>> confusion;        // [true][predicted]
   std::vector<std::vector<double>> routing_by_class;  // [class][expert] mean p_k
+  // Routing::Sampled: each sample's measured choice (the most likely routing
+  // state) and their counts [class][routing state] (train/hard_routing.hpp).
+  std::vector<int> choices;
+  std::vector<std::vector<double>> choice_counts;
 };
 
 // Simulated hardware noise for evaluate() (grad/noise.hpp).
@@ -71,11 +75,12 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
                     Workspace<double>& ws, const EvalNoise* noise = nullptr);
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.
-// Returns {loss, correct}.
+// Returns {loss, correct}. route_seed: the draws of sampled routing
+// (train/hard_routing.hpp; the trainer passes a hash of the seed and the step).
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       const std::string& method, std::vector<double>& grad,
-                                      Workspace<double>& ws);
+                                      Workspace<double>& ws, std::uint64_t route_seed = 0);
 
 struct Callbacks {
   // after each mini-batch: samples done this epoch, of total; running loss and accuracy
