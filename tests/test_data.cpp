@@ -354,11 +354,15 @@ TEST(Tasks, Table) {
   EXPECT_EQ(find_task("mnist2")->dataset, "mnist");
   EXPECT_EQ(find_task("fashion2")->dataset, "fashion-mnist");
   EXPECT_EQ(find_task("mnist3"), nullptr);
-  EXPECT_EQ(task_list(), "mnist4, mnist2, fashion4, fashion2");
+  EXPECT_EQ(find_task("mnist10")->labels, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(find_task("fashion10")->labels, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(find_task("fashion10")->class_names[9], "Ankle boot");
+  EXPECT_EQ(find_task("fashion10")->dataset, "fashion-mnist");
+  EXPECT_EQ(task_list(), "mnist4, mnist2, fashion4, fashion2, mnist10, fashion10");
 }
 
 TEST(Tasks, UnknownTaskListsValidOnes) {
-  expect_error([] { load_task("mnist9", LoadOptions{}); }, {"unknown task 'mnist9'", "mnist4, mnist2, fashion4, fashion2"});
+  expect_error([] { load_task("mnist9", LoadOptions{}); }, {"unknown task 'mnist9'", "mnist4, mnist2, fashion4, fashion2, mnist10, fashion10"});
 }
 
 TEST(Tasks, SelectIndices) {
@@ -823,4 +827,22 @@ TEST(RealData, FashionCounts) {
   EXPECT_EQ(counts(t2.train), (V{6000, 6000}));
   EXPECT_EQ(counts(t2.test), (V{1000, 1000}));
   EXPECT_EQ(t2.train.class_names, (std::vector<std::string>{"Dress", "Shirt"}));
+}
+
+// All ten classes: at most 6,000 / 1,000 per class, first in file order (MNIST
+// has fewer for some digits: 5,421 fives in training, 892 in test).
+TEST(RealData, TenClassCounts) {
+  if (have_mnist()) {
+    TaskData t = load_task("mnist10", LoadOptions{});
+    EXPECT_EQ(counts(t.train), (V{5923, 6000, 5958, 6000, 5842, 5421, 5918, 6000, 5851, 5949}));
+    EXPECT_EQ(counts(t.test), (V{980, 1000, 1000, 1000, 982, 892, 958, 1000, 974, 1000}));
+    EXPECT_EQ(t.train.n_classes, 10);
+  }
+  if (have_fashion()) {
+    TaskData t = load_task("fashion10", LoadOptions{});
+    EXPECT_EQ(counts(t.train), V(10, 6000));
+    EXPECT_EQ(counts(t.test), V(10, 1000));
+    EXPECT_EQ(t.test.class_names[5], "Sandal");
+  }
+  if (!have_mnist() && !have_fashion()) GTEST_SKIP() << "neither MNIST nor Fashion-MNIST installed";
 }

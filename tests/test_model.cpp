@@ -297,15 +297,19 @@ TEST(Model, JsonIntegersAreCheckedBeforeConversion) {
 // Typed options: every spelling parses to its enum and back, the JSON keeps
 // the spellings of older checkpoints, and a wrong one names the valid ones.
 TEST(Model, OptionSpellingsRoundTrip) {
-  for (const char* s : {"qmoe", "qnn"}) EXPECT_STREQ(model::to_string(model::parse_model_kind(s)), s);
-  for (const char* s : {"full", "quadrant", "joint"})
+  for (const char* s : {"qmoe", "qnn", "sum"}) EXPECT_STREQ(model::to_string(model::parse_model_kind(s)), s);
+  for (const char* s : {"full", "quadrant", "joint", "grid"})
     EXPECT_STREQ(model::to_string(model::parse_routing_encoder(s)), s);
   for (const char* s : {"cnot", "none"}) EXPECT_STREQ(model::to_string(model::parse_aggregation(s)), s);
   for (const char* s : {"pairs", "qubits"}) EXPECT_STREQ(model::to_string(model::parse_readout(s)), s);
+  for (const char* s : {"soft", "sampled"}) EXPECT_STREQ(model::to_string(model::parse_routing(s)), s);
   for (const char* s : {"adjoint", "param-shift"})
     EXPECT_STREQ(train::to_string(train::parse_gradient_method(s)), s);
   EXPECT_EQ(model::parse_model_kind("qnn"), model::ModelKind::QNN);
   EXPECT_EQ(model::parse_routing_encoder("joint"), model::RoutingEncoder::Joint);
+  EXPECT_EQ(model::parse_model_kind("sum"), model::ModelKind::Sum);
+  EXPECT_EQ(model::parse_routing_encoder("grid"), model::RoutingEncoder::Grid);
+  EXPECT_EQ(model::parse_routing("sampled"), model::Routing::Sampled);
   EXPECT_EQ(model::parse_aggregation("none"), model::Aggregation::None);
   EXPECT_EQ(model::parse_readout("qubits"), model::Readout::Qubits);
   EXPECT_EQ(train::parse_gradient_method("param-shift"), train::GradientMethod::ParamShift);
@@ -313,7 +317,7 @@ TEST(Model, OptionSpellingsRoundTrip) {
     model::parse_routing_encoder("quadrants");
     ADD_FAILURE() << "no error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "routing_encoder must be full, quadrant or joint, got 'quadrants'");
+    EXPECT_STREQ(e.what(), "routing_encoder must be full, quadrant, joint or grid, got 'quadrants'");
   }
   EXPECT_THROW(train::parse_gradient_method("adjoint2"), std::invalid_argument);
   const nlohmann::json old = {{"model", "qnn"}, {"routing_encoder", "joint"}, {"aggregation", "none"},

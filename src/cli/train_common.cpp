@@ -166,8 +166,10 @@ void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std:
 
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {
   using MC = model::ModelConfig;  // its limits: the checkpoint and config readers check the same
-  cmd.add_option("--model", model_name, "qmoe (default), qnn, or qnn-matched (a QNN with as many parameters as the QMoE)")
-      ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched"}));
+  cmd.add_option("--model", model_name,
+                 "qmoe (default), qnn, qnn-matched (a QNN with as many parameters as the QMoE), "
+                 "or sum (the experts summed, no router)")
+      ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched", "sum"}));
   cmd.add_option("--ops", mc.ops, "trainable rotations: rx, ry, rxry, rxryrz")
       ->check(CLI::IsMember({"rx", "ry", "rxry", "rxryrz"}));
   cmd.add_option("--experts", mc.experts, "number of experts L (QMoE)")->check(CLI::Range(1, MC::kMaxExperts));
@@ -175,7 +177,8 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
   cmd.add_option("--qubits", mc.data_qubits, "data qubits")->check(CLI::Range(1, MC::kMaxDataQubits));
   cmd.add_option("--routing-depth", mc.routing_depth, "layers of the routing circuit G")->check(CLI::Range(0, MC::kMaxDepth));
   add_enum_option(cmd, "--routing-encoder", mc.routing_encoder, model::parse_routing_encoder,
-                  "full (U(z) on the routing register too), quadrant (4 quadrant means), joint (one U(z) across both registers)");
+                  "full (U(z) on the routing register too), quadrant (4 quadrant means), joint (one U(z) across both "
+                  "registers), grid (16 means of 2x2 blocks)");
   add_enum_option(cmd, "--aggregation", mc.aggregation, model::parse_aggregation, "cnot (default) or none");
   add_enum_option(cmd, "--readout", mc.readout, model::parse_readout, "2-class read-out: pairs (default) or qubits");
   cmd.add_option("--ring-every", mc.encoder_ring_every, "CNOT ring after every k encoder layers (0: none)")
@@ -184,6 +187,15 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
       ->check(CLI::Range(1e-6, MC::kMaxLogitScale));
   cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--routing-entropy", mc.routing_entropy,
+                 "weight of the per-sample routing entropy loss (confident choices; default 0: off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_flag("--expert-reupload", mc.expert_reupload, "the data encoder again between expert (or QNN) layers");
+  cmd.add_flag("--routing-reupload", mc.routing_reupload,
+               "the routing encoder (quadrant or grid) again before every layer of G");
+  add_enum_option(cmd, "--routing", mc.routing, model::parse_routing,
+                  "soft (default: the mixture) or sampled (top-k experts drawn per sample, score-function gradient)");
+  cmd.add_option("--top-k", mc.top_k, "sampled routing: experts drawn per sample")->check(CLI::Range(1, MC::kMaxTopK));
 }
 
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name) {
@@ -193,6 +205,10 @@ model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model
     const int target = model::build_model(q).n_params();
     mc.model = model::ModelKind::QNN;
     mc.depth = model::matched_depth(mc, target);
+    mc.routing = model::Routing::Soft;  // a QNN has no router
+  } else if (model_name == "qnn") {
+    mc.model = model::ModelKind::QNN;
+    mc.routing = model::Routing::Soft;  // a QNN has no router
   } else {
     mc.model = model::parse_model_kind(model_name);
   }

@@ -75,6 +75,11 @@ const std::vector<TaskInfo>& tasks() {
       {"fashion4", "fashion-mnist", {0, 1, 2, 3}, {"T-shirt/top", "Trouser", "Pullover", "Dress"},
        "Fashion-MNIST T-shirt/top, Trouser, Pullover, Dress"},
       {"fashion2", "fashion-mnist", {3, 6}, {"Dress", "Shirt"}, "Fashion-MNIST Dress, Shirt"},
+      {"mnist10", "mnist", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+       "MNIST digits 0-9"},
+      {"fashion10", "fashion-mnist", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+       {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"},
+       "Fashion-MNIST, all ten classes"},
   };
   return t;
 }

@@ -25,7 +25,7 @@ std::vector<GateKind> ops_gates(const std::string& ops) {
 }
 
 int routing_register_size(const ModelConfig& c) {
-  if (c.model != ModelKind::QMoE) return 0;
+  if (c.model == ModelKind::QNN) return 0;
   if (c.routing_qubits > 0) return c.routing_qubits;
   return std::max(1, int(std::bit_width(unsigned(c.experts - 1))));  // ceil(log2 L)
 }
@@ -54,6 +54,27 @@ void encoder(Circuit& c, const std::vector<int>& q, int first_feature, int n_fea
   }
 }
 
+// Block means of the 8x8 image uploaded to the routing register: 4 (quadrant:
+// 4x4 blocks) or 16 (grid: 2x2 blocks); 0 for the other encoders.
+int routing_block_features(const ModelConfig& c) {
+  if (routing_register_size(c) == 0 || c.model == ModelKind::Sum) return 0;
+  if (c.routing_encoder == RoutingEncoder::Quadrant) return 4;
+  if (c.routing_encoder == RoutingEncoder::Grid) return 16;
+  return 0;
+}
+
+// The block means on the routing register. quadrant (unchanged since round 1):
+// RY, RY, RX, RX on routing positions 0, 1, 0, 1 (cycling). grid: block j on
+// position j mod r, RY in even and RX in odd layers (layer j / r).
+void routing_upload(Circuit& c, const std::vector<int>& rq, const ModelConfig& cfg) {
+  const int r = int(rq.size()), nb = routing_block_features(cfg);
+  for (int k = 0; k < nb; ++k) {
+    const GateKind g = cfg.routing_encoder == RoutingEncoder::Quadrant ? (k < 2 ? GateKind::RY : GateKind::RX)
+                                                                       : ((k / r) % 2 == 0 ? GateKind::RY : GateKind::RX);
+    add_gate(c, make_gate(g, rq[std::size_t(k % r)], {}, {Angle::feature(cfg.n_features + k)}));
+  }
+}
+
 // One ansatz layer: the trainable rotations on every qubit, then a CNOT ring;
 // every gate carries `ctrl` (an expert's selection by the routing register).
 void ansatz_layer(Circuit& c, const std::vector<int>& q, const std::vector<GateKind>& ops,
@@ -73,10 +94,11 @@ Enum parse_option(std::string_view s, const char* const (&names)[N], const char*
   throw std::invalid_argument(std::string(what) + " must be " + valid + ", got '" + std::string(s) + "'");
 }
 
-constexpr const char* kModelKinds[] = {"qmoe", "qnn"};
-constexpr const char* kRoutingEncoders[] = {"full", "quadrant", "joint"};
+constexpr const char* kModelKinds[] = {"qmoe", "qnn", "sum"};
+constexpr const char* kRoutingEncoders[] = {"full", "quadrant", "joint", "grid"};
 constexpr const char* kAggregations[] = {"cnot", "none"};
 constexpr const char* kReadouts[] = {"pairs", "qubits"};
+constexpr const char* kRoutings[] = {"soft", "sampled"};
 
 }  // namespace
 
@@ -86,27 +108,38 @@ RoutingEncoder parse_routing_encoder(std::string_view s) {
 }
 Aggregation parse_aggregation(std::string_view s) { return parse_option<Aggregation>(s, kAggregations, "aggregation"); }
 Readout parse_readout(std::string_view s) { return parse_option<Readout>(s, kReadouts, "readout"); }
+Routing parse_routing(std::string_view s) { return parse_option<Routing>(s, kRoutings, "routing"); }
 const char* to_string(ModelKind v) { return kModelKinds[int(v)]; }
 const char* to_string(RoutingEncoder v) { return kRoutingEncoders[int(v)]; }
 const char* to_string(Aggregation v) { return kAggregations[int(v)]; }
 const char* to_string(Readout v) { return kReadouts[int(v)]; }
+const char* to_string(Routing v) { return kRoutings[int(v)]; }
 
 json ModelConfig::to_json() const {
-  return json{{"model", to_string(model)},
-              {"ops", ops},
-              {"n_classes", n_classes},
-              {"n_features", n_features},
-              {"data_qubits", data_qubits},
-              {"depth", depth},
-              {"experts", experts},
-              {"routing_qubits", routing_qubits},
-              {"routing_depth", routing_depth},
-              {"routing_encoder", to_string(routing_encoder)},
-              {"encoder_ring_every", encoder_ring_every},
-              {"aggregation", to_string(aggregation)},
-              {"readout", to_string(readout)},
-              {"load_balance", load_balance},
-              {"logit_scale", logit_scale}};
+  json j{{"model", to_string(model)},
+         {"ops", ops},
+         {"n_classes", n_classes},
+         {"n_features", n_features},
+         {"data_qubits", data_qubits},
+         {"depth", depth},
+         {"experts", experts},
+         {"routing_qubits", routing_qubits},
+         {"routing_depth", routing_depth},
+         {"routing_encoder", to_string(routing_encoder)},
+         {"encoder_ring_every", encoder_ring_every},
+         {"aggregation", to_string(aggregation)},
+         {"readout", to_string(readout)},
+         {"load_balance", load_balance},
+         {"logit_scale", logit_scale}};
+  // The specialisation options (issue 19) only when set, so configs written
+  // before them compare equal (qmoe reproduce reuses finished runs by config).
+  const ModelConfig d;
+  if (routing_entropy != d.routing_entropy) j["routing_entropy"] = routing_entropy;
+  if (expert_reupload) j["expert_reupload"] = true;
+  if (routing_reupload) j["routing_reupload"] = true;
+  if (routing != d.routing) j["routing"] = to_string(routing);
+  if (top_k != d.top_k) j["top_k"] = top_k;
+  return j;
 }
 
 ModelConfig ModelConfig::from_json(const json& j) {
@@ -131,6 +164,11 @@ ModelConfig ModelConfig::from_json(const json& j) {
       else if (k == "readout") c.readout = parse_readout(v.get<std::string>());
       else if (k == "load_balance") c.load_balance = v.get<double>();
       else if (k == "logit_scale") c.logit_scale = v.get<double>();
+      else if (k == "routing_entropy") c.routing_entropy = v.get<double>();
+      else if (k == "expert_reupload") c.expert_reupload = v.get<bool>();
+      else if (k == "routing_reupload") c.routing_reupload = v.get<bool>();
+      else if (k == "routing") c.routing = parse_routing(v.get<std::string>());
+      else if (k == "top_k") c.top_k = json_integer<int>(v, k);
       else throw std::invalid_argument("model config: unknown key '" + k + "'");
     } catch (const json::exception&) {
       throw std::invalid_argument("model config: '" + k + "' has the wrong type");
@@ -158,16 +196,32 @@ void ModelConfig::validate() const {
   if (n_classes == 2 && readout == Readout::Pairs)
     require(data_qubits >= 4, "the 'pairs' 2-class read-out needs 4 data qubits");
   else
-    require(n_classes <= data_qubits, "more classes than data qubits");
+    require(n_classes <= 2 * data_qubits - (data_qubits > 1 ? 1 : 0),
+            "too many classes for the data qubits (at most 2n - 1: n <Z_q> and n - 1 <Z_q Z_q+1>)");
   require(load_balance >= 0 && std::isfinite(load_balance), "load_balance must be >= 0");
   require(logit_scale > 0 && logit_scale <= kMaxLogitScale, "logit_scale must be in (0, 1000]");
+  require(routing_entropy >= 0 && std::isfinite(routing_entropy), "routing_entropy must be >= 0");
+  require(in(top_k, 1, kMaxTopK), range("top_k", 1, kMaxTopK));
+  require(routing == Routing::Soft || model == ModelKind::QMoE, "sampled routing needs the qmoe model");
+  if (model == ModelKind::Sum) {
+    require(in(experts, 1, kMaxExperts) && (experts & (experts - 1)) == 0,
+            "the sum of experts needs a power of two experts, 1.." + std::to_string(kMaxExperts) +
+                " (the routing register in uniform superposition)");
+    require(routing_qubits == 0 || (in(routing_qubits, 0, kMaxRoutingQubits) && (1 << routing_qubits) == experts),
+            "the sum of experts takes routing_qubits = log2 L");
+    require(data_qubits + routing_register_size(*this) <= kMaxQubits,
+            "too many qubits in total (at most " + std::to_string(kMaxQubits) + ")");
+  }
   if (model == ModelKind::QMoE) {
     require(in(experts, 1, kMaxExperts), range("experts", 1, kMaxExperts));
     require(in(routing_qubits, 0, kMaxRoutingQubits), range("routing_qubits", 0, kMaxRoutingQubits));
     require((1 << routing_register_size(*this)) >= experts, "routing register too small for the experts");
     require(in(routing_depth, 0, kMaxDepth), range("routing_depth", 0, kMaxDepth));
-    require(routing_encoder != RoutingEncoder::Quadrant || n_features == 64, "the quadrant routing encoder needs 8x8 images (64 features): "
-          "use --routing-encoder full or joint");
+    require((routing_encoder != RoutingEncoder::Quadrant && routing_encoder != RoutingEncoder::Grid) ||
+                n_features == 64,
+            "the quadrant and grid routing encoders need 8x8 images (64 features): use --routing-encoder full or joint");
+    require(!routing_reupload || routing_encoder == RoutingEncoder::Quadrant || routing_encoder == RoutingEncoder::Grid,
+            "routing re-uploading needs the quadrant or grid routing encoder");
     require(data_qubits + routing_register_size(*this) <= kMaxQubits,
             "too many qubits in total (at most " + std::to_string(kMaxQubits) + ")");
   }
@@ -181,7 +235,8 @@ Model build_model(const ModelConfig& cfg) {
   const std::vector<GateKind> ops = ops_gates(cfg.ops);
   Circuit& c = m.circuit;
   c.n_qubits = r + n;
-  c.n_features = cfg.n_features + (r > 0 && cfg.routing_encoder == RoutingEncoder::Quadrant ? 4 : 0);
+  c.n_features = cfg.n_features + routing_block_features(cfg);
+  const bool sum = cfg.model == ModelKind::Sum;
   // Circuit qubits: the data register first (0..n-1), then the routing
   // register (n..n+r-1). Every expert gate is controlled by the routing
   // qubits; as the highest index bits they select one contiguous block of
@@ -194,41 +249,80 @@ Model build_model(const ModelConfig& cfg) {
   for (int j = 0; j < r; ++j) rq[j] = n + j;
   for (int i = 0; i < r; ++i) m.routing_qubits.push_back(rq[std::size_t(r - 1 - i)]);
 
-  if (r > 0 && cfg.routing_encoder == RoutingEncoder::Joint) {
+  if (r > 0 && !sum && cfg.routing_encoder == RoutingEncoder::Joint) {
     std::vector<int> all = rq;  // the routing register, then the data register
     all.insert(all.end(), m.data_qubits.begin(), m.data_qubits.end());
     encoder(c, all, 0, cfg.n_features, cfg.encoder_ring_every);
   } else {
     encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
   }
-  if (r > 0) {
+  // Data re-uploading: U_d(z) again before every layer after the first.
+  const auto reupload = [&](int layer) {
+    if (cfg.expert_reupload && layer > 0) encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
+  };
+  if (sum) {
+    // The sum of experts (Tognini et al.): the routing register in uniform
+    // superposition, so <Z_q> = (1/L) sum_k <Z_q>_k; no router, no routing input.
+    for (int q : rq) add_gate(c, make_gate(GateKind::H, q));
+  } else if (r > 0) {
     if (cfg.routing_encoder == RoutingEncoder::Full)
       encoder(c, rq, 0, cfg.n_features, cfg.encoder_ring_every);
-    else if (cfg.routing_encoder == RoutingEncoder::Quadrant)  // RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
-      for (int k = 0; k < 4; ++k)
-        add_gate(c, make_gate(k < 2 ? GateKind::RY : GateKind::RX, rq[k % r], {},
-                              {Angle::feature(cfg.n_features + k)}));
-    for (int l = 0; l < cfg.routing_depth; ++l) ansatz_layer(c, rq, {GateKind::RX, GateKind::RY}, {});
-    for (int k = 0; k < cfg.experts; ++k) {
-      std::vector<Control> sel;
-      for (int i = 0; i < r; ++i) sel.push_back({m.routing_qubits[i], bool((k >> i) & 1)});
-      for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, sel);
+    else
+      routing_upload(c, rq, cfg);  // quadrant or grid (nothing for joint)
+    for (int l = 0; l < cfg.routing_depth; ++l) {
+      if (cfg.routing_reupload && l > 0) routing_upload(c, rq, cfg);
+      ansatz_layer(c, rq, {GateKind::RX, GateKind::RY}, {});
+    }
+  }
+  if (r > 0) {
+    std::vector<std::vector<Control>> sel(std::size_t(cfg.experts));
+    for (int k = 0; k < cfg.experts; ++k)
+      for (int i = 0; i < r; ++i) sel[std::size_t(k)].push_back({m.routing_qubits[i], bool((k >> i) & 1)});
+    if (cfg.expert_reupload) {
+      // Layer l of every expert, then U_d(z) once for all: it acts alike in
+      // every routing branch, so branch k sees A_k,depth-1 U ... U A_k,0 U,
+      // an expert with re-uploading, without controlling the encoder.
+      for (int l = 0; l < cfg.depth; ++l) {
+        reupload(l);
+        for (int k = 0; k < cfg.experts; ++k) ansatz_layer(c, m.data_qubits, ops, sel[std::size_t(k)]);
+      }
+    } else {  // expert by expert: each expert's parameters contiguous (as before re-uploading existed)
+      for (int k = 0; k < cfg.experts; ++k)
+        for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, sel[std::size_t(k)]);
     }
     if (cfg.aggregation == Aggregation::CNOT)
       for (int i = 0; i < std::min(r, n); ++i)
         add_gate(c, make_gate(GateKind::X, m.data_qubits[i], {{rq[std::size_t(i)], true}}));
   } else {
-    for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, {});
+    for (int l = 0; l < cfg.depth; ++l) {
+      reupload(l);
+      ansatz_layer(c, m.data_qubits, ops, {});
+    }
   }
 
+  // Read-out block: <Z_q>, then for classes beyond n, <Z_j Z_j+1>.
   for (int q : m.data_qubits) m.observables.push_back(PauliString::Z(q));
-  m.n_data_observables = n;
+  for (int j = 0; j + n < cfg.n_classes; ++j) {
+    PauliString p;
+    p.z = (std::uint64_t(1) << m.data_qubits[j]) | (std::uint64_t(1) << m.data_qubits[j + 1]);
+    m.observables.push_back(p);
+  }
+  m.n_data_observables = int(m.observables.size());
+  std::vector<PauliString> routing_strings;
   for (int s = 1; s < (1 << r); ++s) {  // Z strings of the routing subsets
     PauliString p;
     for (int i = 0; i < r; ++i)
       if ((s >> i) & 1) p.z |= std::uint64_t(1) << m.routing_qubits[i];
+    routing_strings.push_back(p);
     m.observables.push_back(p);
   }
+  if (cfg.routing == Routing::Sampled)  // read-out x routing string: each branch's read-out
+    for (const PauliString& zs : routing_strings)
+      for (int d = 0; d < m.n_data_observables; ++d) {
+        PauliString p = m.observables[std::size_t(d)];
+        p.z |= zs.z;
+        m.observables.push_back(p);
+      }
 
   const int C = cfg.n_classes, K = int(m.observables.size());
   m.readout.assign(std::size_t(C) * K, 0.0);
@@ -236,7 +330,7 @@ Model build_model(const ModelConfig& cfg) {
   if (C == 2 && cfg.readout == Readout::Pairs) {
     m.readout[0 * K + 0] = m.readout[0 * K + 1] = s;
     m.readout[1 * K + 2] = m.readout[1 * K + 3] = s;
-  } else {
+  } else {  // class c < n: <Z_c>; class n + j: <Z_j Z_j+1>
     for (int cl = 0; cl < C; ++cl) m.readout[std::size_t(cl) * K + cl] = s;
   }
   return m;
@@ -308,16 +402,19 @@ std::vector<double> circuit_inputs(const Model& m, const double* x, int batch) {
     const double* row = x + std::size_t(b) * F;
     double* o = out.data() + std::size_t(b) * Fc;
     std::copy(row, row + F, o);
-    if (Fc == F + 4)  // quadrant means of the 8x8 image: TL, TR, BL, BR
-      for (int qd = 0; qd < 4; ++qd) {
-        // Each term divided first: the sum of 16 finite values / 16 cannot
-        // overflow (16 x 1e308 would), and dividing by a power of two is
-        // exact, so the mean is bit for bit the sum / 16 wherever that is finite.
-        double s = 0;
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j] / 16.0;
-        o[F + qd] = s;
-      }
+    // Block means of the 8x8 image, row-major over a g x g grid of blocks:
+    // g = 2 (quadrant: TL, TR, BL, BR) or 4 (grid: 2x2-pixel blocks).
+    const int nb = Fc - F, g = nb == 16 ? 4 : 2, w = 8 / g;
+    const double n = double(w * w);  // 16 or 4: a power of two
+    for (int blk = 0; blk < nb; ++blk) {
+      // Each term divided first: the sum of w*w finite values / (w*w) cannot
+      // overflow (16 x 1e308 would), and dividing by a power of two is exact,
+      // so the mean is bit for bit the sum / (w*w) wherever that is finite.
+      double s = 0;
+      for (int i = 0; i < w; ++i)
+        for (int j = 0; j < w; ++j) s += row[(w * (blk / g) + i) * 8 + w * (blk % g) + j] / n;
+      o[F + blk] = s;
+    }
   }
   return out;
 }

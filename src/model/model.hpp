@@ -30,28 +30,42 @@ namespace qmoe::model {
 // pair, used at the edges (CLI flags, JSON); the spellings are the JSON and
 // CLI ones ("qmoe", "quadrant", "cnot", "pairs", ...). parse_* throws
 // std::invalid_argument naming the valid spellings.
-enum class ModelKind { QMoE, QNN };
+enum class ModelKind {
+  QMoE,
+  QNN,
+  Sum,  // "sum": the experts summed, no router (Tognini et al.): routing register in uniform superposition
+};
 enum class RoutingEncoder {
   Full,      // U(z) on the routing register too
   Quadrant,  // the 4 quadrant means of an 8x8 image
   Joint,     // one U(z) across both registers
+  Grid,      // the 16 means of the 2x2 blocks of an 8x8 image
 };
 enum class Aggregation { CNOT, None };  // CNOT routing qubit j -> data qubit j, or nothing
 enum class Readout {
   Pairs,   // 2 classes: Z0+Z1, Z2+Z3 (TorchQuantum)
   Qubits,  // class c: Z_c
 };
+// How the routing register is used in training and evaluation (docs/models.md,
+// "Hard routing").
+enum class Routing {
+  Soft,     // "soft": <Z_q> = sum_k p_k <Z_q>_k, the paper's model
+  Sampled,  // "sampled": top_k experts drawn from p per sample (the routing register measured);
+            // the router learns by the score function with a leave-one-out baseline
+};
 ModelKind parse_model_kind(std::string_view s);
 RoutingEncoder parse_routing_encoder(std::string_view s);
 Aggregation parse_aggregation(std::string_view s);
 Readout parse_readout(std::string_view s);
+Routing parse_routing(std::string_view s);
 const char* to_string(ModelKind v);
 const char* to_string(RoutingEncoder v);
 const char* to_string(Aggregation v);
 const char* to_string(Readout v);
+const char* to_string(Routing v);
 
 struct ModelConfig {
-  ModelKind model = ModelKind::QMoE;
+  ModelKind model = ModelKind::QMoE;  // qmoe | qnn | sum
   std::string ops = "rxry";       // trainable rotations per qubit: rx | ry | rxry | rxryrz
   int n_classes = 4;
   int n_features = 64;            // input angles per sample
@@ -63,13 +77,18 @@ struct ModelConfig {
   RoutingEncoder routing_encoder = RoutingEncoder::Quadrant;
   int encoder_ring_every = 3;     // CNOT ring on a register after every k rotation layers (0: none)
   Aggregation aggregation = Aggregation::CNOT;
-  Readout readout = Readout::Pairs;  // matters for 2 classes only (more classes: one qubit each)
+  Readout readout = Readout::Pairs;  // matters for 2 classes only (more classes: <Z_c>, then <Z_j Z_j+1>)
   double load_balance = 0.0;      // weight of the load-balancing loss (0: off)
   double logit_scale = 40.0;      // logits = scale * (read-out sum of <Z_q>); 40 chosen on validation (docs/models.md)
+  double routing_entropy = 0.0;   // weight of the mean per-sample routing entropy (0: off)
+  bool expert_reupload = false;   // the data encoder U_d(z) again between expert (or QNN) layers
+  bool routing_reupload = false;  // the routing encoder (quadrant/grid) again before every layer of G
+  Routing routing = Routing::Soft;
+  int top_k = 1;                  // Sampled: experts drawn per sample (with replacement), outputs averaged (1..kMaxTopK)
 
   // Limits of validate(), which every path calls (the CLI's flag ranges use them too).
   static constexpr int kMaxDataQubits = 24, kMaxQubits = 26, kMaxDepth = 1000, kMaxExperts = 64,
-                       kMaxRoutingQubits = 6, kMaxFeatures = 100000;
+                       kMaxRoutingQubits = 6, kMaxFeatures = 100000, kMaxTopK = 8;
   static constexpr double kMaxLogitScale = 1000;
 
   nlohmann::json to_json() const;
@@ -82,6 +101,11 @@ struct Model {
   Circuit circuit;
   // <Z_q> of each data qubit in order, then (QMoE) the Z strings of every
   // non-empty subset S of routing bits, from which p_k follows exactly.
+  // With Routing::Sampled, after those: every read-out observable times every
+  // routing Z string, index n_data_observables + (2^r - 1) + (S - 1) * n_data_observables + d,
+  // from which each branch's read-out follows (train/hard_routing.hpp).
+  // n_data_observables counts the read-out block: <Z_q> of the data qubits,
+  // then (more classes than data qubits) <Z_j Z_j+1> (docs/models.md).
   std::vector<PauliString> observables;
   int n_data_observables = 0;
   std::vector<int> data_qubits;          // circuit qubit of data qubit 0..n-1
@@ -115,8 +139,9 @@ std::vector<double> routing_probabilities(const Model& m, const double* expvals,
 void routing_probabilities_backward(const Model& m, const double* dprobs, int batch,
                                     double* dexpvals);
 
-// The circuit's per-sample inputs from a data set row (appends the quadrant
-// means with the quadrant routing encoder): out[b * circuit.n_features + f].
+// The circuit's per-sample inputs from a data set row (appends the block means
+// of the 8x8 image that the quadrant and grid routing encoders upload):
+// out[b * circuit.n_features + f].
 std::vector<double> circuit_inputs(const Model& m, const double* x, int batch);
 
 }  // namespace qmoe::model

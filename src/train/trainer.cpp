@@ -12,6 +12,9 @@
 
 #include "grad/param_shift.hpp"
 #include "model/json_integer.hpp"
+#include "model/routing_loss.hpp"
+#include "sim/rng.hpp"
+#include "train/hard_routing.hpp"
 
 namespace qmoe::train {
 
@@ -116,11 +119,15 @@ std::vector<double> gather_all(const DataParallel& dp, std::vector<double> mine,
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       GradientMethod method, std::vector<double>& grad,
-                                      Workspace<double>& ws, const DataParallel& dp) {
+                                      Workspace<double>& ws, const DataParallel& dp, std::uint64_t route_seed) {
   const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
+  const bool routed = !m.routing_qubits.empty();
+  const int L = m.config.experts;
+  const model::RoutingLossWeights rw{routed ? m.config.load_balance : 0.0, routed ? m.config.routing_entropy : 0.0};
+  const bool sampled = m.config.routing == model::Routing::Sampled;
   std::vector<int> labels;
   ws.saved_layers = method == GradientMethod::ParamShift ? 0 : kTrainingSavedLayers;
-  if (method == GradientMethod::Adjoint && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
+  if (method == GradientMethod::Adjoint && !(rw.load_balance > 0) && !sampled) {
     // A sample's loss needs only its own expectations: each chunk runs forward
     // and back while its states are in cache (forward_backward). This worker
     // runs chunks [c0, c1) of the batch; the per-chunk partials of all workers
@@ -141,6 +148,12 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
         chunk_loss[std::size_t(begin)] = nll_log_softmax(z.data(), labels.data() + begin, count, C, dz.data(),
                                                          &chunk_hits[std::size_t(begin)], B);
         model::logits_backward(m, dz.data(), count, dz_out);
+        if (rw.entropy > 0) {  // per sample, so it fits a chunk
+          const std::vector<double> p = model::routing_probabilities(m, e, count);
+          std::vector<double> dpk(p.size(), 0.0);
+          chunk_loss[std::size_t(begin)] += model::routing_loss(p.data(), count, L, rw, dpk.data(), B);
+          model::routing_probabilities_backward(m, dpk.data(), count, dz_out);
+        }
       };
       forward_backward(m.circuit, theta, x.data(), nb, m.observables, loss_gradient, ev.data(), dtheta.data(),
                        nullptr, ws);
@@ -170,26 +183,31 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
   const std::vector<double> x = gather(m, d, rows.data(), B, labels);
   std::vector<double> ev(std::size_t(B) * K);
   grad.assign(theta.size(), 0.0);
-  // The load-balance term couples the batch (its mean routing), and parameter shift takes the
-  // whole batch's dL/d<O>: forward(), the loss, then the gradient.
-  std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C), dev(std::size_t(B) * K);
+  // The load-balance term couples the batch (its mean routing), sampled routing's baseline
+  // too, and parameter shift takes the whole batch's dL/d<O>: forward(), the loss, then the gradient.
+  std::vector<double> dev(std::size_t(B) * K, 0.0);
   ws.keep_states = true;
   forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
-  model::logits(m, ev.data(), B, lg.data());
   int correct = 0;
-  double loss = nll_log_softmax(lg.data(), labels.data(), B, C, dlg.data(), &correct);
-  model::logits_backward(m, dlg.data(), B, dev.data());
-  if (m.config.load_balance > 0 && !m.routing_qubits.empty()) {
-    // Switch-Transformer-style balance on soft routing: lambda * L * sum_k pbar_k^2,
-    // smallest when the batch's mean routing distribution is uniform.
-    const int L = m.config.experts;
+  double loss = 0;
+  if (sampled) {  // the measured routing register: score-function estimate (hard_routing.hpp)
+    const Branches br = branches(m, ev.data(), B);
+    std::vector<double> dpr, da;
+    const HardLoss hl = sampled_routing_loss(m, br, labels.data(), B, draw_routes(br, B, m.config.top_k, route_seed),
+                                             dpr, da);
+    loss = hl.loss;
+    correct = hl.correct;
+    branches_backward(m, br, dpr.data(), da.data(), B, dev.data());
+  } else {
+    std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C);
+    model::logits(m, ev.data(), B, lg.data());
+    loss = nll_log_softmax(lg.data(), labels.data(), B, C, dlg.data(), &correct);
+    model::logits_backward(m, dlg.data(), B, dev.data());
+  }
+  if (rw.any()) {  // load balance and entropy on the soft routing distribution (model/routing_loss.hpp)
     const std::vector<double> p = model::routing_probabilities(m, ev.data(), B);
-    std::vector<double> pbar(std::size_t(L), 0.0), dpk(std::size_t(B) * L);
-    for (int b = 0; b < B; ++b)
-      for (int k = 0; k < L; ++k) pbar[k] += p[std::size_t(b) * L + k] / B;
-    for (int k = 0; k < L; ++k) loss += m.config.load_balance * L * pbar[k] * pbar[k];
-    for (int b = 0; b < B; ++b)
-      for (int k = 0; k < L; ++k) dpk[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
+    std::vector<double> dpk(p.size(), 0.0);
+    loss += model::routing_loss(p.data(), B, L, rw, dpk.data(), B);
     model::routing_probabilities_backward(m, dpk.data(), B, dev.data());
   }
   if (method == GradientMethod::ParamShift)
@@ -211,6 +229,11 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
   e.routing.resize(n * L);
   e.confusion.assign(std::size_t(C), std::vector<int>(std::size_t(C), 0));
   e.routing_by_class.assign(std::size_t(C), std::vector<double>(std::size_t(L), 0.0));
+  const bool sampled = m.config.routing == model::Routing::Sampled;
+  if (sampled) {
+    e.choices.resize(n);
+    e.choice_counts.assign(std::size_t(C), std::vector<double>(std::size_t(1) << m.routing_qubits.size(), 0.0));
+  }
   std::vector<std::size_t> rows(n);
   std::iota(rows.begin(), rows.end(), std::size_t(0));
   // The expectation values, in steps of whole chunks: this worker's run of
@@ -253,7 +276,12 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     for (int b = 0; b < B; ++b) labels[std::size_t(b)] = d.y[s + std::size_t(b)];
     const double* ev = e.expvals.data() + s * K;
     std::vector<double> lg(std::size_t(B) * C);
-    model::logits(m, ev, B, lg.data());
+    if (sampled) {  // the most likely top_k routing states' read-out (hard_routing.hpp)
+      routed_logits(m, branches(m, ev, B), B, lg.data(), e.choices.data() + s);
+      for (int b = 0; b < B; ++b) e.choice_counts[std::size_t(labels[b])][std::size_t(e.choices[s + b])] += 1;
+    } else {
+      model::logits(m, ev, B, lg.data());
+    }
     int correct = 0;
     loss_sum += nll_log_softmax(lg.data(), labels.data(), B, C, nullptr, &correct) * B;
     correct_sum += correct;
@@ -320,7 +348,8 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
       const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
       const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
-      const auto [loss, hits] = batch_gradient(m, work.theta, train_set, rows, tc.gradient, grad, ws, dp);
+      const auto [loss, hits] = batch_gradient(m, work.theta, train_set, rows, tc.gradient, grad, ws, dp,
+                                               sim::mix64(tc.seed, std::uint64_t(work.adam.step_count)));
       const auto where = [&] { return "epoch " + std::to_string(epoch) + ", batch " + std::to_string(s / tc.batch + 1); };
       if (!std::isfinite(loss) || !all_finite(grad))
         throw NonFiniteError("training turned non-finite in " + where() + " (loss " + std::to_string(loss) +

@@ -68,6 +68,10 @@ struct Evaluation {
   std::vector<double> routing;        // [n][L] (QMoE)
   std::vector<std::vector<int>> confusion;        // [true][predicted]
   std::vector<std::vector<double>> routing_by_class;  // [class][expert] mean p_k
+  // Routing::Sampled: each sample's measured choice (the most likely routing
+  // state) and their counts [class][routing state] (train/hard_routing.hpp).
+  std::vector<int> choices;
+  std::vector<std::vector<double>> choice_counts;
 };
 
 // Simulated hardware noise for evaluate() (grad/noise.hpp).
@@ -86,8 +90,9 @@ struct EvalNoise {
 // them in chunk order exactly as one worker alone does. So K workers give the
 // numbers of one, bit for bit, whatever K and the threads inside each. The
 // adjoint gradient without --load-balance is split (the default); the paths
-// whose loss couples the batch (--load-balance, param-shift) run the whole
-// batch on every worker (the same numbers, no speed-up). Default: one worker.
+// whose loss couples the batch (--load-balance, --routing sampled, param-shift)
+// run the whole batch on every worker (the same numbers, no speed-up). Default:
+// one worker.
 struct DataParallel {
   int rank = 0, size = 1;
   // mine: this worker's doubles; counts[w]: how many worker w gives (all
@@ -109,10 +114,13 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.
 // Returns {loss, correct}. The batch's chunks are shared out over dp's workers.
+// route_seed: the draws of sampled routing (train/hard_routing.hpp; the trainer
+// passes a hash of the seed and the optimiser step).
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       GradientMethod method, std::vector<double>& grad,
-                                      Workspace<double>& ws, const DataParallel& dp = {});
+                                      Workspace<double>& ws, const DataParallel& dp = {},
+                                      std::uint64_t route_seed = 0);
 
 struct Callbacks {
   // after each mini-batch: samples done this epoch, of total; running loss and accuracy
