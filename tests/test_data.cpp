@@ -833,13 +833,13 @@ TEST(RealData, FashionCounts) {
 // has fewer for some digits: 5,421 fives in training, 892 in test).
 TEST(RealData, TenClassCounts) {
   if (have_mnist()) {
-    TaskData t = load_task("mnist10", LoadOptions{});
+    TaskData t = load_task("mnist10", real_options());
     EXPECT_EQ(counts(t.train), (V{5923, 6000, 5958, 6000, 5842, 5421, 5918, 6000, 5851, 5949}));
     EXPECT_EQ(counts(t.test), (V{980, 1000, 1000, 1000, 982, 892, 958, 1000, 974, 1000}));
     EXPECT_EQ(t.train.n_classes, 10);
   }
   if (have_fashion()) {
-    TaskData t = load_task("fashion10", LoadOptions{});
+    TaskData t = load_task("fashion10", real_options());
     EXPECT_EQ(counts(t.train), V(10, 6000));
     EXPECT_EQ(counts(t.test), V(10, 1000));
     EXPECT_EQ(t.test.class_names[5], "Sandal");
