@@ -193,7 +193,9 @@ TEST(Model, ConfigValidationAndJson) {
   };
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.ops = "rq"; })), std::invalid_argument);
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.experts = 5, c.routing_qubits = 2; })), std::invalid_argument);
-  EXPECT_THROW(model::build_model(bad([](auto& c) { c.n_classes = 9; })), std::invalid_argument);
+  // More classes than data qubits read <Z_j Z_j+1> (issue 19): at most 2n - 1 = 15 on the default 8 qubits.
+  EXPECT_NO_THROW(model::build_model(bad([](auto& c) { c.n_classes = 15; })));
+  EXPECT_THROW(model::build_model(bad([](auto& c) { c.n_classes = 16; })), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"model", "moe"}}), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"bogus", 1}}), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"routing_encoder", "Full"}}), std::invalid_argument);
