@@ -367,7 +367,9 @@ TEST(HardRouting, BranchesAgainstDenseProjection) {
         }
       }
       EXPECT_NEAR(br.p[std::size_t(k)], pk, 1e-12);
-      if (k < L) EXPECT_NEAR(br.p[std::size_t(k)], soft[std::size_t(k)], 1e-12);
+      if (k < L) {
+        EXPECT_NEAR(br.p[std::size_t(k)], soft[std::size_t(k)], 1e-12);
+      }
       for (int d = 0; d < br.D; ++d) EXPECT_NEAR(br.a[std::size_t(k * br.D + d)], ak[std::size_t(d)], 1e-12);
     }
   }
