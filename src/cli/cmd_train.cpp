@@ -53,8 +53,24 @@ constexpr SettingFlag kSettingFlags[] = {
     {"--routing-encoder", "model", "routing_encoder"}, {"--aggregation", "model", "aggregation"},
     {"--readout", "model", "readout"}, {"--ring-every", "model", "encoder_ring_every"},
     {"--logit-scale", "model", "logit_scale"}, {"--load-balance", "model", "load_balance"},
+    {"--routing-entropy", "model", "routing_entropy"}, {"--expert-reupload", "model", "expert_reupload"},
+    {"--routing-reupload", "model", "routing_reupload"}, {"--routing", "model", "routing"},
+    {"--top-k", "model", "top_k"},
     {"--epochs", "train", "epochs"}, {"--batch", "train", "batch"}, {"--lr", "train", "lr"},
     {"--seed", "train", "seed"}, {"--gradient", "train", "gradient"}, {"--chunk", "train", "chunk"}};
+
+// A model config's JSON with every field a flag sets: ModelConfig::to_json()
+// leaves issue 19's fields out at their defaults (older configs compare equal),
+// so they are filled in here for overlaying and comparing flags.
+json model_settings(const model::ModelConfig& mc) {
+  json j = mc.to_json();
+  j["routing_entropy"] = mc.routing_entropy;
+  j["expert_reupload"] = mc.expert_reupload;
+  j["routing_reupload"] = mc.routing_reupload;
+  j["routing"] = model::to_string(mc.routing);
+  j["top_k"] = mc.top_k;
+  return j;
+}
 
 bool given(const TrainArgs& a, const std::string& flag) {
   return std::find(a.given.begin(), a.given.end(), flag) != a.given.end();
@@ -64,7 +80,7 @@ bool given(const TrainArgs& a, const std::string& flag) {
 json flag_settings(const TrainArgs& a) {
   json task = a.data.to_json();
   task["val"] = a.val;
-  json model = a.model.to_json();
+  json model = model_settings(a.model);
   model["model"] = a.model_name;
   return {{"task", task}, {"model", model}, {"train", a.train.to_json()}};
 }
@@ -82,7 +98,7 @@ json overlay_given(json base, const TrainArgs& a) {
 // --model qnn-matched is compared through the depth it resolves to.
 std::string differing_flags(const TrainArgs& a, const train::Checkpoint& ck, bool model_only) {
   const std::string scaling = DataOptions::from_json(ck.task).scaling_name();  // checks the task entry first
-  json have = {{"task", ck.task}, {"model", ck.model.to_json()}, {"train", ck.train.to_json()}};
+  json have = {{"task", ck.task}, {"model", model_settings(ck.model)}, {"train", ck.train.to_json()}};
   have["task"]["val"] = ck.task.value("val", 0.0);
   have["task"]["scaling"] = scaling;
   json want = overlay_given(have, a);
