@@ -1,5 +1,6 @@
 #include "model/specialisation.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
