@@ -693,11 +693,15 @@ bool near(const Mat2& a, const Mat2& b) {
 class Writer {
  public:
   std::ostringstream os;
+  bool v3 = false;           // OpenQASM 3 (stdgates.inc names: cp for cu1, cu(t,p,l,0) for cu3)
+  std::string indent;        // before every line
 
   std::string q(int i) const { return "q[" + std::to_string(i) + "]"; }
 
-  void line(const std::string& g, const std::vector<double>& args, std::vector<int> qs) {
-    os << g;
+  void line(std::string g, std::vector<double> args, std::vector<int> qs) {
+    if (v3 && g == "cu1") g = "cp";
+    if (v3 && g == "cu3") g = "cu", args.push_back(0.0);
+    os << indent << g;
     if (!args.empty()) {
       os << '(';
       for (std::size_t k = 0; k < args.size(); ++k) os << (k ? "," : "") << num(args[k]);
@@ -801,21 +805,18 @@ class Writer {
 
 }  // namespace
 
-std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const double* x,
-                       const QasmWriteOptions& opt) {
+namespace {
+
+void check_writable(const Circuit& c, const std::vector<double>& theta, const double* x) {
   if (theta.size() < std::size_t(c.n_params))
     throw std::invalid_argument("write_qasm: circuit needs " + std::to_string(c.n_params) +
                                 " parameters, got " + std::to_string(theta.size()));
   if (c.n_features > 0 && !x)
     throw std::invalid_argument("write_qasm: the circuit reads input features; pass one sample");
   if (c.n_qubits < 1) throw std::invalid_argument("write_qasm: circuit has no qubits");
-  Writer w;
-  if (!opt.comment.empty()) {
-    std::istringstream in(opt.comment);
-    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
-  }
-  w.os << "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[" << c.n_qubits << "];\n";
-  if (opt.measure) w.os << "creg c[" << c.n_qubits << "];\n";
+}
+
+void write_gates(Writer& w, const Circuit& c, const std::vector<double>& theta, const double* x) {
   for (const Gate& g : c.gates) {
     const std::array<double, 3> a = resolve_angles(g, theta.data(), x);
     for (int j = 0; j < angle_count(g.kind); ++j)
@@ -823,6 +824,52 @@ std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const
         throw std::invalid_argument("write_qasm: gate '" + describe(g) + "' has a non-finite angle");
     w.gate(g, a);
   }
+}
+
+}  // namespace
+
+std::string write_qasm3_dynamic(const Circuit& pre, const std::vector<int>& measured,
+                                const std::vector<Circuit>& branches, const std::vector<double>& theta,
+                                const double* x, const std::string& comment) {
+  check_writable(pre, theta, x);
+  const int n = pre.n_qubits, r = int(measured.size());
+  if (r < 1 || r > 30 || branches.size() != (std::size_t(1) << r))
+    throw std::invalid_argument("write_qasm3_dynamic: need 2^r branches for r measured qubits");
+  Writer w;
+  w.v3 = true;
+  if (!comment.empty()) {
+    std::istringstream in(comment);
+    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
+  }
+  w.os << "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[" << n << "] q;\nbit[" << r << "] route;\nbit[" << n
+       << "] c;\n";
+  write_gates(w, pre, theta, x);
+  for (int i = 0; i < r; ++i) w.os << "route[" << i << "] = measure q[" << measured[std::size_t(i)] << "];\n";
+  w.indent = "  ";
+  for (std::size_t k = 0; k < branches.size(); ++k) {
+    check_writable(branches[k], theta, x);
+    if (branches[k].n_qubits != n) throw std::invalid_argument("write_qasm3_dynamic: a branch has another register size");
+    if (branches[k].gates.empty()) continue;
+    w.os << "if (route == " << k << ") {\n";
+    write_gates(w, branches[k], theta, x);
+    w.os << "}\n";
+  }
+  w.indent.clear();
+  w.os << "c = measure q;\n";
+  return w.os.str();
+}
+
+std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const double* x,
+                       const QasmWriteOptions& opt) {
+  check_writable(c, theta, x);
+  Writer w;
+  if (!opt.comment.empty()) {
+    std::istringstream in(opt.comment);
+    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
+  }
+  w.os << "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[" << c.n_qubits << "];\n";
+  if (opt.measure) w.os << "creg c[" << c.n_qubits << "];\n";
+  write_gates(w, c, theta, x);
   if (opt.measure) w.os << "measure q -> c;\n";
   return w.os.str();
 }

@@ -66,6 +66,16 @@ struct QasmWriteOptions {
 std::string write_qasm(const Circuit& c, const std::vector<double>& theta,
                        const double* x = nullptr, const QasmWriteOptions& opt = {});
 
+// An OpenQASM 3 dynamic circuit (stdgates.inc names; cu1 is written cp and
+// cu3(t,p,l) as cu(t,p,l,0)): `pre` runs on qubit[n] q, the qubits `measured`
+// are read into bit[r] route (route[i] = qubit measured[i]), then for each
+// outcome k the gates of branches[k] run under `if (route == k) { ... }`
+// (branches without gates are left out), and every qubit is measured into
+// bit[n] c. All circuits on the same n qubits; 2^r branches.
+std::string write_qasm3_dynamic(const Circuit& pre, const std::vector<int>& measured,
+                                const std::vector<Circuit>& branches, const std::vector<double>& theta,
+                                const double* x = nullptr, const std::string& comment = {});
+
 // Exposed for tests: U = e^{i alpha} U3(theta, phi, lambda) exactly.
 struct U3Decomposition {
   double alpha = 0, theta = 0, phi = 0, lambda = 0;

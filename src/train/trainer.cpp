@@ -129,7 +129,7 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
 }
 
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise) {
+                    Workspace<double>& ws, const EvalNoise* noise, const BatchExpectations* run) {
   check_data(m, d);
   Evaluation e;
   const int C = m.n_classes(), K = int(m.observables.size()), L = m.routing_qubits.empty() ? 0 : m.config.experts;
@@ -152,7 +152,9 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     double* ev = e.expvals.data() + s * K;
     ws.saved_layers = 0;  // no backward follows
     ws.keep_states = false;
-    if (noise)
+    if (run)
+      (*run)(x.data(), B, ev);
+    else if (noise)
       noisy_forward<double>(m.circuit, theta, x.data(), B, m.observables, noise->model, noise->trajectories,
                             noise->seed, ev);
     else

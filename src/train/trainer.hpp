@@ -65,10 +65,17 @@ struct EvalNoise {
   std::uint64_t seed = 0;
 };
 
+// How evaluate() gets the model's expectations of a batch of circuit inputs
+// (model::circuit_inputs rows): ev[b * K + k] for the model's K observables.
+// E.g. routed execution or shot estimates (model/routed.hpp, grad/shots.hpp).
+using BatchExpectations = std::function<void(const double* x, int batch, double* ev)>;
+
 // Runs the model on every sample of d (inference only); with noise, each
-// sample's expectation values are trajectory means under that noise model.
+// sample's expectation values are trajectory means under that noise model;
+// with `run`, they come from it (noise is then ignored).
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise = nullptr);
+                    Workspace<double>& ws, const EvalNoise* noise = nullptr,
+                    const BatchExpectations* run = nullptr);
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.
 // Returns {loss, correct}.
