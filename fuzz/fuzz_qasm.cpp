@@ -2,10 +2,7 @@
 // accepts): any input must either parse or throw QasmError, never crash, hang
 // or allocate without bound; an accepted circuit must survive write -> parse
 // with the same gate count structure (same qubits, parameters as numbers).
-//   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DQMOE_FUZZ=ON \
-//         -DQMOE_BUILD_TESTS=OFF -DQMOE_BUILD_BENCH=OFF
-//   cmake --build build-fuzz --target fuzz_qasm
-//   build-fuzz/fuzz_qasm -max_len=4096 -dict=tests/data/qasm/qasm.dict fuzz/corpus-qasm tests/data/qasm
+//   scripts/run-fuzz.sh 600 qasm   (seeds fuzz/corpus/qasm/, dictionary fuzz/qasm.dict)
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

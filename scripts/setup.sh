@@ -10,6 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(g++ cmake make git ca-certificates curl
           libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
           libgtest-dev libbenchmark-dev
+          clang libomp-dev libclang-rt-dev  # sanitizer build and libFuzzer targets (.ci/run)
+          libopenmpi-dev openmpi-bin
           python3-numpy python3-matplotlib
           dataset-fashion-mnist)
 missing=()

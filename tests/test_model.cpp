@@ -2,7 +2,9 @@
 // determinism, resume, checkpoints.
 #include <gtest/gtest.h>
 
+#include <barrier>
 #include <numeric>
+#include <thread>
 
 #include <cstdio>
 #include <filesystem>
@@ -287,4 +289,127 @@ TEST(Train, AdamAndLossAgainstHandComputedValues) {
   EXPECT_EQ(correct, 2);
   EXPECT_NEAR(d[0], (std::exp(0.2) / (std::exp(0.2) + std::exp(-0.1)) - 1) / 2, 1e-14);
   EXPECT_NEAR(d[0] + d[1], 0.0, 1e-15);
+}
+
+// In-process workers for train::DataParallel (what src/cli/mpi.cpp does with
+// MPI_Allgatherv): K threads, each worker's partials in a shared slot.
+struct ThreadWorkers {
+  int size;
+  std::barrier<> sync;
+  std::vector<std::vector<double>> parts;
+  explicit ThreadWorkers(int k) : size(k), sync(k), parts(std::size_t(k)) {}
+  train::DataParallel worker(int rank) {
+    return {rank, size, [this, rank](const std::vector<double>& mine, const std::vector<int>& counts) {
+              EXPECT_EQ(int(mine.size()), counts[std::size_t(rank)]);
+              parts[std::size_t(rank)] = mine;
+              sync.arrive_and_wait();
+              std::vector<double> all;
+              for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+              sync.arrive_and_wait();  // nobody refills a slot before all have read
+              return all;
+            }};
+  }
+  // Runs f(dp) on every worker at once; returns each worker's result.
+  template <class F>
+  auto run(F f) {
+    std::vector<decltype(f(worker(0)))> out(std::size_t(size));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < size; ++r) threads.emplace_back([&, r] { out[std::size_t(r)] = f(worker(r)); });
+    for (auto& t : threads) t.join();
+    return out;
+  }
+};
+
+TEST(DataParallel, ShareIsContiguousAndBalanced) {
+  for (int n : {0, 1, 5, 16}) {
+    for (int k : {1, 2, 3, 7}) {
+      int next = 0;
+      for (int r = 0; r < k; ++r) {
+        const auto [f, l] = train::share(n, r, k);
+        EXPECT_EQ(f, next);
+        EXPECT_LE(l - f, (n + k - 1) / k);
+        EXPECT_GE(l - f, n / k);
+        next = l;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+  EXPECT_THROW(train::share(4, 2, 2), std::invalid_argument);
+}
+
+// K workers, each with its run of a batch's chunks, give the loss, hits and
+// gradient of one worker bit for bit (5 chunks of 8 over 3 workers; 2 chunks
+// over 3 workers, one idle), and the evaluation likewise.
+TEST(DataParallel, WorkersGiveTheNumbersOfOne) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
+  const data::Dataset d = synthetic(50, 16, 4, 7);
+  std::mt19937_64 rng(13);
+  const auto theta = random_vector(rng, std::size_t(m.n_params()));
+  for (int B : {40, 12}) {
+    std::vector<std::size_t> rows(std::size_t(B));
+    for (int i = 0; i < B; ++i) rows[std::size_t(i)] = std::size_t((7 * i + 3) % 50);
+    Workspace<double> ws;
+    ws.chunk_size = 8;
+    std::vector<double> grad;
+    const auto one = train::batch_gradient(m, theta, d, rows, "adjoint", grad, ws);
+    ThreadWorkers w(3);
+    const auto got = w.run([&](const train::DataParallel& dp) {
+      Workspace<double> wws;
+      wws.chunk_size = 8;
+      std::vector<double> g;
+      const auto lh = train::batch_gradient(m, theta, d, rows, "adjoint", g, wws, dp);
+      return std::make_tuple(lh.first, lh.second, g);
+    });
+    for (const auto& [loss, hits, g] : got) {
+      EXPECT_EQ(loss, one.first) << "batch " << B;
+      EXPECT_EQ(hits, one.second);
+      EXPECT_EQ(g, grad);
+    }
+  }
+  Workspace<double> ws;
+  ws.chunk_size = 8;
+  const train::Evaluation one = train::evaluate(m, theta, d, ws);
+  ThreadWorkers w(3);
+  const auto got = w.run([&](const train::DataParallel& dp) {
+    Workspace<double> wws;
+    wws.chunk_size = 8;
+    return train::evaluate(m, theta, d, wws, nullptr, dp);
+  });
+  for (const train::Evaluation& e : got) {
+    EXPECT_EQ(e.expvals, one.expvals);
+    EXPECT_EQ(e.loss, one.loss);
+    EXPECT_EQ(e.accuracy, one.accuracy);
+    EXPECT_EQ(e.confusion, one.confusion);
+    EXPECT_EQ(e.routing_by_class, one.routing_by_class);
+  }
+}
+
+// Training with 2 workers ends in the state of 1 worker, bit for bit.
+TEST(DataParallel, TrainingWithTwoWorkersEqualsOne) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
+  const data::Dataset tr = synthetic(44, 16, 4, 1), te = synthetic(12, 16, 4, 2);
+  train::TrainConfig tc;
+  tc.epochs = 2;
+  tc.batch = 12;
+  tc.chunk = 4;
+  tc.lr = 0.05;
+  tc.seed = 3;
+  auto one = train::initial_state(m, tc);
+  train::train(m, tc, tr, te, one, {});
+  ThreadWorkers w(2);
+  const auto got = w.run([&](const train::DataParallel& dp) {
+    auto st = train::initial_state(m, tc);
+    train::train(m, tc, tr, te, st, {}, dp);
+    return st;
+  });
+  for (const train::TrainState& st : got) {
+    EXPECT_EQ(st.theta, one.theta);
+    EXPECT_EQ(st.adam.m, one.adam.m);
+    ASSERT_EQ(st.history.size(), one.history.size());
+    for (std::size_t e = 0; e < st.history.size(); ++e) {
+      EXPECT_EQ(st.history[e].train_loss, one.history[e].train_loss);
+      EXPECT_EQ(st.history[e].test_loss, one.history[e].test_loss);
+      EXPECT_EQ(st.history[e].train_acc, one.history[e].train_acc);
+    }
+  }
 }

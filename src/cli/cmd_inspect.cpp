@@ -267,7 +267,7 @@ void run_eval(const InspectArgs& a) {
   const data::Dataset& d = *l.set;
   Workspace<double> ws;
   const auto runner = make_runner(a, l.model, l.ck.state.theta);
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np, runner.get());
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np, {}, runner.get());
   const int C = l.model.n_classes(), L = experts(l.model);
   const std::vector<std::size_t> counts = d.class_counts();
 
@@ -345,7 +345,7 @@ void run_predict(const InspectArgs& a) {
   train::EvalNoise noise;
   const train::EvalNoise* np = eval_noise(a, noise);
   const auto runner = make_runner(a, l.model, l.ck.state.theta);
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, one, ws, np, runner.get());
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, one, ws, np, {}, runner.get());
   const int C = l.model.n_classes(), L = experts(l.model), n = l.model.n_data_observables;
   const std::vector<double> probs(e.probabilities.begin(), e.probabilities.begin() + C);
   const std::vector<double> z(e.expvals.begin(), e.expvals.begin() + n);

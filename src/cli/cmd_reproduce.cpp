@@ -3,21 +3,18 @@
 // results/table{1,2}.json and results/README.md (our table beside the paper's).
 // Resumable: a finished run (runs/<cell>-s<seed>/result.json) is not run again,
 // an interrupted one continues from its checkpoint. Runs go two at a time, one
-// thread each (threads inside one small batch would mostly wait).
+// thread each (threads inside one small batch would mostly wait); under
+// mpirun every rank takes runs, one at a time, as rank 0 hands them out.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <sstream>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "cli/cli.hpp"
+#include "cli/mpi.hpp"
 #include "cli/train_common.hpp"
 
 namespace qmoe::cli {
@@ -33,6 +30,7 @@ struct Args {
   std::string experiments = "experiments";
   std::string data_dir;
   int jobs = 2;
+  bool jobs_given = false;  // under mpirun the default is 1 run at a time per rank
   int epochs = -1;        // override experiments/common.json
   long train_limit = -1;  // override (smoke tests)
   long test_limit = -1;
@@ -189,32 +187,48 @@ void run_reproduce(const Args& a) {
   std::vector<std::pair<int, int>> jobs;  // (cell, seed)
   for (int ci = 0; ci < int(cells.size()); ++ci)
     for (int s = 0; s < a.seeds; ++s) jobs.push_back({ci, s});
-  std::vector<json> results(jobs.size());
-  std::mutex io;
-  std::string first_error;
+  // Runs go out over the threads (--jobs) of every MPI rank, the next to
+  // whichever is free (cli/mpi.hpp); a failed run is reported by name and the
+  // others go on.
+  const auto run_name = [&](int i) {
+    return cells[std::size_t(jobs[std::size_t(i)].first)].name() + " seed " + std::to_string(jobs[std::size_t(i)].second);
+  };
   const auto t0 = std::chrono::steady_clock::now();
   int done = 0;
-#ifdef _OPENMP
-  omp_set_max_active_levels(1);  // each run single-threaded inside
-#endif
-#pragma omp parallel for schedule(dynamic, 1) num_threads(a.jobs)
-  for (int i = 0; i < int(jobs.size()); ++i) {
-    const Cell& c = cells[std::size_t(jobs[std::size_t(i)].first)];
-    const int seed = jobs[std::size_t(i)].second;
-    try {
-      results[std::size_t(i)] = run_one(c, seed, common, task_opts.at(c.task), tasks.at(c.task),
-                                        fs::path(a.out) / "runs" / (c.name() + "-s" + std::to_string(seed)));
-      std::lock_guard<std::mutex> lk(io);
-      ++done;
-      std::fprintf(stderr, "[%d/%zu] %s seed %d: %.2f%%%s (%.0f s elapsed)\n", done, jobs.size(), c.name().c_str(),
-                   seed, results[std::size_t(i)]["test_acc"].get<double>(),
-                   results[std::size_t(i)].value("reused", false) ? " (finished before: reused)" : "",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    } catch (const std::exception& e) {
-      std::lock_guard<std::mutex> lk(io);
-      if (first_error.empty()) first_error = c.name() + " seed " + std::to_string(seed) + ": " + e.what();
+  const int per_rank = mpi::size() > 1 && !a.jobs_given ? 1 : a.jobs;
+  const std::vector<mpi::JobResult> outcomes = mpi::run_jobs(
+      int(jobs.size()), per_rank,
+      [&](int i) {
+        const Cell& c = cells[std::size_t(jobs[std::size_t(i)].first)];
+        const int seed = jobs[std::size_t(i)].second;
+        return run_one(c, seed, common, task_opts.at(c.task), tasks.at(c.task),
+                       fs::path(a.out) / "runs" / (c.name() + "-s" + std::to_string(seed)))
+            .dump();
+      },
+      [&](int i, const mpi::JobResult& r) {  // on rank 0, one at a time
+        ++done;
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!r.ok) {
+          std::fprintf(stderr, "[%d/%zu] %s failed: %s (%.0f s elapsed)\n", done, jobs.size(), run_name(i).c_str(),
+                       r.text.c_str(), secs);
+          return;
+        }
+        const json j = json::parse(r.text);
+        std::fprintf(stderr, "[%d/%zu] %s: %.2f%%%s (%.0f s elapsed)\n", done, jobs.size(), run_name(i).c_str(),
+                     j["test_acc"].get<double>(), j.value("reused", false) ? " (finished before: reused)" : "", secs);
+      });
+  std::vector<json> results(jobs.size());
+  std::string first_error;
+  int n_failed = 0;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (outcomes[i].ok) {
+      results[i] = json::parse(outcomes[i].text);
+    } else {
+      if (first_error.empty()) first_error = run_name(int(i)) + ": " + outcomes[i].text;
+      ++n_failed;
     }
   }
+  if (n_failed > 1) first_error = std::to_string(n_failed) + " runs failed, the first " + first_error;
   if (!first_error.empty()) throw std::runtime_error(first_error);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -238,14 +252,17 @@ void run_reproduce(const Args& a) {
                      {"params", first["params"]}, {"qubits", first["qubits"]}, {"epochs", first["epochs"]},
                      {"seconds", secs}, {"paper", std::isnan(paper_value(c)) ? json() : json(paper_value(c))}});
   }
-  fs::create_directories(a.out);
-  train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).string(),
-                           table.dump(1) + "\n");
+  const bool writer = mpi::rank() == 0;  // every rank has every result; rank 0 writes
+  if (writer) fs::create_directories(a.out);
+  if (writer)
+    train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).string(),
+                             table.dump(1) + "\n");
   int reused = 0;
   for (const json& r : results) reused += r.value("reused", false) ? 1 : 0;
   json timing = {{"table", a.table}, {"seeds", a.seeds}, {"runs", jobs.size()}, {"runs_trained", int(jobs.size()) - reused},
-                 {"runs_reused", reused}, {"wall_seconds", wall}, {"jobs", a.jobs}};
-  train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + "-timing.json")).string(),
+                 {"runs_reused", reused}, {"wall_seconds", wall}, {"jobs", per_rank}, {"ranks", mpi::size()}};
+  if (writer)
+    train::write_file_atomic((fs::path(a.out) / ("table" + std::to_string(a.table) + "-timing.json")).string(),
                            timing.dump(1) + "\n");
   std::printf("table %d: %zu cells x %d seeds in %.0f s; wrote %s\n", a.table, cells.size(), a.seeds, wall,
               (fs::path(a.out) / ("table" + std::to_string(a.table) + ".json")).c_str());
@@ -268,12 +285,15 @@ void add_reproduce_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "results directory (default results)");
   cmd->add_option("--experiments", a->experiments, "experiment configs (default experiments)");
   cmd->add_option("--data-dir", a->data_dir, "data directory");
-  cmd->add_option("--jobs", a->jobs, "runs in parallel (default 2)")->check(CLI::Range(1, 64));
+  cmd->add_option("--jobs", a->jobs, "runs in parallel (default 2; under mpirun: per rank, default 1)")->check(CLI::Range(1, 64));
   cmd->add_option("--epochs", a->epochs, "override the epochs of experiments/common.json")->check(CLI::Range(0, 10000));
   cmd->add_option("--train-limit", a->train_limit, "use only the first N training samples (smoke tests)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--test-limit", a->test_limit, "use only the first N test samples")->check(CLI::NonNegativeNumber);
-  cmd->callback([a] { run_reproduce(*a); });
+  cmd->callback([a, cmd] {
+    a->jobs_given = cmd->count("--jobs") > 0;
+    run_reproduce(*a);
+  });
 }
 
 }  // namespace qmoe::cli

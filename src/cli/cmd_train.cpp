@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli/cli.hpp"
+#include "cli/mpi.hpp"
 #include "cli/train_common.hpp"
 
 namespace qmoe::cli {
@@ -73,11 +74,14 @@ void run_train(TrainArgs& a) {
   if (td.test.size() == 0)
     throw std::runtime_error(a.val > 0 ? "the validation split is empty: raise --val or the training samples"
                                        : "the task has no test split: give one with --test-csv or hold one out with --val");
-  fs::create_directories(a.out);
+  // Under mpirun every rank trains (its share of each batch, the same state
+  // after each step); rank 0 alone writes (cli/mpi.hpp).
+  const bool writer = mpi::rank() == 0;
+  if (writer) fs::create_directories(a.out);
   nlohmann::json cfg = {{"model", ck.model.to_json()}, {"train", ck.train.to_json()}, {"task", ck.task},
                         {"params", m.n_params()}, {"qubits", m.circuit.n_qubits}, {"gates", m.circuit.gates.size()},
                         {"train_samples", td.train.size()}, {"test_samples", td.test.size()}};
-  train::write_file_atomic((fs::path(a.out) / "config.json").string(), cfg.dump(2) + "\n");
+  if (writer) train::write_file_atomic((fs::path(a.out) / "config.json").string(), cfg.dump(2) + "\n");
 
   const bool tty = isatty(fileno(stderr));
   std::fprintf(stderr, "%s %s on %s: %d qubits, %d parameters, %zu train / %zu %s samples%s\n",
@@ -99,16 +103,23 @@ void run_train(TrainArgs& a) {
   };
   cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics& e, bool best) {
     ck.state = st;
-    train::save_checkpoint(ckpt_path, ck);
-    if (best) train::save_checkpoint(ckpt_path + ".best", ck);
-    train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), train::metrics_csv(st.history, a.val > 0));
+    if (writer) {
+      train::save_checkpoint(ckpt_path, ck);
+      if (best) train::save_checkpoint(ckpt_path + ".best", ck);
+      train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), train::metrics_csv(st.history, a.val > 0));
+    }
     std::fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%%, %s loss %.4f acc %.2f%%, %.1f s\n",
                  tty ? "\r\033[K" : "", e.epoch, ck.train.epochs, e.train_loss, 100 * e.train_acc,
                  a.val > 0 ? "validation" : "test", e.test_loss,
                  100 * e.test_acc, e.seconds);
   };
-  train::train(m, ck.train, td.train, td.test, ck.state, cb);
-  train::save_checkpoint(ckpt_path, ck);
+  train::train(m, ck.train, td.train, td.test, ck.state, cb, mpi::data_parallel());
+  if (writer) train::save_checkpoint(ckpt_path, ck);
+  if (mpi::size() > 1) {
+    const mpi::CommStats c = mpi::comm_stats();
+    std::fprintf(stderr, "%d ranks: %ld gathers, %.3g MB, %.3g s in MPI_Allgatherv on rank 0\n", mpi::size(), c.calls,
+                 c.bytes / 1e6, c.seconds);
+  }
   const double acc = ck.state.history.empty() ? 0.0 : ck.state.history.back().test_acc;
   std::printf("%s accuracy: %.2f%%\n", a.val > 0 ? "validation" : "test", 100 * acc);
 }
@@ -126,6 +137,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--seed", a->train.seed, "seed (initial parameters and shuffling)");
   cmd->add_option("--gradient", a->train.gradient, "adjoint (default) or param-shift")
       ->check(CLI::IsMember({"adjoint", "param-shift"}));
+  cmd->add_option("--chunk", a->train.chunk,
+                 "samples per work item of the threads and MPI ranks (default 16; the sums go chunk by chunk, so it is "
+                 "part of the run's numbers)")
+      ->check(CLI::Range(1, 1000000));
   cmd->add_option("--out", a->out, "output directory");
   cmd->add_flag("--resume", a->resume, "continue the checkpoint in --out");
   cmd->add_option("--val", a->val, "hold out this fraction of the training data and evaluate on it instead of the test split")

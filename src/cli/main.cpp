@@ -6,8 +6,9 @@
 #include <string>
 
 #include "cli/cli.hpp"
+#include "cli/mpi.hpp"
 
-int main(int argc, char** argv) {
+static int run_cli(int argc, char** argv) {
   CLI::App app{"qmoe: quantum mixture of experts and quantum neural networks on a CPU"};
   app.require_subcommand(1);
   qmoe::cli::add_qasm_command(app);
@@ -52,3 +53,6 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+// Under mpirun every rank runs the command (cli/mpi.hpp).
+int main(int argc, char** argv) { return qmoe::cli::mpi::run(argc, argv, run_cli); }

@@ -583,7 +583,8 @@ void forward_backward(const Circuit& c, const std::vector<double>& theta, const 
   const Plan& plan = forward_plan(c, true, ws);
   const Sweep sw = sweep_plan(c, dx != nullptr, ws);
   if (dx) std::fill(dx, dx + std::size_t(batch) * c.n_features, 0.0);
-  std::vector<double> grads(std::size_t(n_chunks) * P);  // per chunk, summed in chunk order below
+  std::vector<double>& grads = ws.chunk_grads;  // per chunk, summed in chunk order below
+  grads.assign(std::size_t(n_chunks) * P, 0.0);
   FirstError err;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int ci = 0; ci < n_chunks; ++ci) {

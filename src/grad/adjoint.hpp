@@ -74,6 +74,9 @@ struct Workspace {
     bool saved_fresh = false;          // saved as forward() left it (backward() swaps it away)
   };
   std::vector<Chunk> chunks;
+  // forward_backward(): chunk c's share of dL/dtheta at [c * n_params], the
+  // partials it sums in chunk order (data parallelism sums them across workers).
+  std::vector<double> chunk_grads;
   int batch = 0;  // batch of the last forward() that kept its states (0: none)
   std::vector<int> saved_gates;  // the layer starts (gate indices) saved by the last forward()
   std::vector<sim::Controls> saved_rows;  // the amplitudes each save holds (the layer's controls)

@@ -26,8 +26,9 @@
 
 #include "sim/state.hpp"
 
-#if defined(__clang__)
+#if defined(__clang__) || defined(QMOE_NO_CLONES)
 // clang 14 rejects target_clones on templates; clang builds (the fuzzers) run baseline code.
+// QMOE_NO_CLONES (cmake -DQMOE_TARGET_CLONES=OFF): the sanitizer build, a third of the compile.
 #define QMOE_CLONES
 #else
 #define QMOE_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
@@ -978,7 +979,8 @@ void adjoint_step(State<T>& phi, State<T>& lam, int target, Controls c,
                               const BatchMat<T>& m_inv, int n_deriv, const BatchMat<T>* deriv,
                               double* const* grad) {
   PerSampleM<T> d[3];
-  for (int j = 0; j < n_deriv && j < 3; ++j) d[j] = per_sample(deriv[j]);
+  // Constructed in place: clang 14 cannot compile PerSampleM's implicit assignment (__restrict arrays).
+  for (int j = 0; j < n_deriv && j < 3; ++j) new (&d[j]) PerSampleM<T>(per_sample(deriv[j]));
   adjoint_dispatch(phi, lam, target, c, per_sample(m_inv), n_deriv, d, grad);
 }
 

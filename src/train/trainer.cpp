@@ -70,35 +70,84 @@ std::vector<double> gather(const model::Model& m, const data::Dataset& d, const 
 
 }  // namespace
 
+std::pair<int, int> share(int n, int rank, int size) {
+  if (size < 1 || rank < 0 || rank >= size) throw std::invalid_argument("share: bad worker rank or count");
+  const auto at = [&](int w) { return int(std::int64_t(n) * w / size); };
+  return {at(rank), at(rank + 1)};
+}
+
+namespace {
+
+// All workers' partials in worker (= chunk) order: mine alone for one worker.
+std::vector<double> gather_all(const DataParallel& dp, std::vector<double> mine, const std::vector<int>& counts) {
+  if (dp.size == 1) return mine;
+  if (!dp.gather) throw std::invalid_argument("data parallelism over several workers needs a gather function");
+  std::vector<double> all = dp.gather(mine, counts);
+  std::size_t total = 0;
+  for (int c : counts) total += std::size_t(c);
+  if (all.size() != total) throw std::runtime_error("data parallelism: the workers' partials came back incomplete");
+  return all;
+}
+
+}  // namespace
+
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       const std::string& method, std::vector<double>& grad,
-                                      Workspace<double>& ws) {
+                                      Workspace<double>& ws, const DataParallel& dp) {
   const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
   std::vector<int> labels;
-  const std::vector<double> x = gather(m, d, rows.data(), B, labels);
-  std::vector<double> ev(std::size_t(B) * K);
   ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
-  grad.assign(theta.size(), 0.0);
   if (method != "param-shift" && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
     // A sample's loss needs only its own expectations: each chunk runs forward
-    // and back while its states are in cache (forward_backward).
-    std::vector<double> chunk_loss(std::size_t(B), 0.0);  // at each chunk's first sample
-    std::vector<int> chunk_hits(std::size_t(B), 0);
-    const LossGradient loss_gradient = [&](int begin, int count, const double* e, double* d) {
-      std::vector<double> z(std::size_t(count) * C), dz(z.size());
-      model::logits(m, e, count, z.data());
-      chunk_loss[std::size_t(begin)] = nll_log_softmax(z.data(), labels.data() + begin, count, C, dz.data(),
-                                                       &chunk_hits[std::size_t(begin)], B);
-      model::logits_backward(m, dz.data(), count, d);
-    };
-    forward_backward(m.circuit, theta, x.data(), B, m.observables, loss_gradient, ev.data(), grad.data(),
-                     nullptr, ws);
+    // and back while its states are in cache (forward_backward). This worker
+    // runs chunks [c0, c1) of the batch; the per-chunk partials of all workers
+    // (dL/dtheta, loss, hits: W doubles) are summed in chunk order.
+    const int cs = ws.chunk_size, n_chunks = (B + cs - 1) / cs;
+    const std::size_t P = theta.size(), W = P + 2;
+    const auto [c0, c1] = share(n_chunks, dp.rank, dp.size);
+    const int b0 = c0 * cs, nb = std::min(B, c1 * cs) - b0;
+    std::vector<double> mine(std::size_t(c1 - c0) * W);
+    if (nb > 0) {
+      const std::vector<double> x = gather(m, d, rows.data() + b0, nb, labels);
+      std::vector<double> ev(std::size_t(nb) * K), dtheta(P, 0.0);
+      std::vector<double> chunk_loss(std::size_t(nb), 0.0);  // at each chunk's first sample
+      std::vector<int> chunk_hits(std::size_t(nb), 0);
+      const LossGradient loss_gradient = [&](int begin, int count, const double* e, double* dz_out) {
+        std::vector<double> z(std::size_t(count) * C), dz(z.size());
+        model::logits(m, e, count, z.data());
+        chunk_loss[std::size_t(begin)] = nll_log_softmax(z.data(), labels.data() + begin, count, C, dz.data(),
+                                                         &chunk_hits[std::size_t(begin)], B);
+        model::logits_backward(m, dz.data(), count, dz_out);
+      };
+      forward_backward(m.circuit, theta, x.data(), nb, m.observables, loss_gradient, ev.data(), dtheta.data(),
+                       nullptr, ws);
+      for (int k = 0; k < c1 - c0; ++k) {
+        std::copy_n(ws.chunk_grads.begin() + std::ptrdiff_t(std::size_t(k) * P), P, mine.begin() + std::ptrdiff_t(k * W));
+        mine[std::size_t(k) * W + P] = chunk_loss[std::size_t(k) * cs];
+        mine[std::size_t(k) * W + P + 1] = chunk_hits[std::size_t(k) * cs];
+      }
+    }
+    std::vector<int> counts(std::size_t(dp.size));
+    for (int w = 0; w < dp.size; ++w) {
+      const auto [f, l] = share(n_chunks, w, dp.size);
+      counts[std::size_t(w)] = int(std::size_t(l - f) * W);
+    }
+    const std::vector<double> all = gather_all(dp, std::move(mine), counts);
+    grad.assign(P, 0.0);
     double loss = 0;
     int correct = 0;
-    for (int b = 0; b < B; ++b) loss += chunk_loss[std::size_t(b)], correct += chunk_hits[std::size_t(b)];
+    for (int c = 0; c < n_chunks; ++c) {  // chunk order, as forward_backward() sums them
+      const double* part = all.data() + std::size_t(c) * W;
+      for (std::size_t j = 0; j < P; ++j) grad[j] += part[j];
+      loss += part[P];
+      correct += int(part[P + 1]);
+    }
     return {loss, correct};
   }
+  const std::vector<double> x = gather(m, d, rows.data(), B, labels);
+  std::vector<double> ev(std::size_t(B) * K);
+  grad.assign(theta.size(), 0.0);
   // The load-balance term couples the batch (its mean routing), and parameter shift takes the
   // whole batch's dL/d<O>: forward(), the loss, then the gradient.
   std::vector<double> lg(std::size_t(B) * C), dlg(std::size_t(B) * C), dev(std::size_t(B) * K);
@@ -113,13 +162,13 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
     // smallest when the batch's mean routing distribution is uniform.
     const int L = m.config.experts;
     const std::vector<double> p = model::routing_probabilities(m, ev.data(), B);
-    std::vector<double> pbar(std::size_t(L), 0.0), dp(std::size_t(B) * L);
+    std::vector<double> pbar(std::size_t(L), 0.0), dpk(std::size_t(B) * L);
     for (int b = 0; b < B; ++b)
       for (int k = 0; k < L; ++k) pbar[k] += p[std::size_t(b) * L + k] / B;
     for (int k = 0; k < L; ++k) loss += m.config.load_balance * L * pbar[k] * pbar[k];
     for (int b = 0; b < B; ++b)
-      for (int k = 0; k < L; ++k) dp[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
-    model::routing_probabilities_backward(m, dp.data(), B, dev.data());
+      for (int k = 0; k < L; ++k) dpk[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
+    model::routing_probabilities_backward(m, dpk.data(), B, dev.data());
   }
   if (method == "param-shift")
     param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data());
@@ -129,27 +178,34 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
 }
 
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise, const BatchExpectations* run) {
+                    Workspace<double>& ws, const EvalNoise* noise, const DataParallel& dp,
+                    const BatchExpectations* run) {
   check_data(m, d);
   Evaluation e;
   const int C = m.n_classes(), K = int(m.observables.size()), L = m.routing_qubits.empty() ? 0 : m.config.experts;
   const std::size_t n = d.size();
   e.predictions.resize(n);
   e.probabilities.resize(n * C);
-  e.expvals.resize(n * K);
   e.routing.resize(n * L);
   e.confusion.assign(std::size_t(C), std::vector<int>(std::size_t(C), 0));
   e.routing_by_class.assign(std::size_t(C), std::vector<double>(std::size_t(L), 0.0));
-  const int step = 1024;
   std::vector<std::size_t> rows(n);
   std::iota(rows.begin(), rows.end(), std::size_t(0));
-  double loss_sum = 0;
-  int correct_sum = 0;
-  for (std::size_t s = 0; s < n; s += step) {
-    const int B = int(std::min<std::size_t>(step, n - s));
-    std::vector<int> labels;
+  // The expectation values, in steps of whole chunks: this worker's run of
+  // chunks (all of them with one worker or with noise, whose trajectories
+  // depend on the step), then every worker's, in sample order.
+  const DataParallel one;
+  const DataParallel& w = noise || run ? one : dp;
+  const int cs = ws.chunk_size, n_chunks = int((n + std::size_t(cs) - 1) / std::size_t(cs));
+  const int step = cs * std::max(1, 1024 / cs);
+  const auto [c0, c1] = share(n_chunks, w.rank, w.size);
+  const std::size_t s0 = std::size_t(c0) * cs, s1 = std::min(n, std::size_t(c1) * cs);
+  std::vector<double> mine((s1 - s0) * K);
+  std::vector<int> labels;
+  for (std::size_t s = s0; s < s1; s += step) {
+    const int B = int(std::min<std::size_t>(step, s1 - s));
     const std::vector<double> x = gather(m, d, rows.data() + s, B, labels);
-    double* ev = e.expvals.data() + s * K;
+    double* ev = mine.data() + (s - s0) * K;
     ws.saved_layers = 0;  // no backward follows
     ws.keep_states = false;
     if (run)
@@ -159,6 +215,22 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
                             noise->seed, ev);
     else
       forward(m.circuit, theta, x.data(), B, m.observables, ev, ws);
+  }
+  std::vector<int> ev_counts(std::size_t(w.size));
+  for (int r = 0; r < w.size; ++r) {
+    const auto [f, l] = share(n_chunks, r, w.size);
+    ev_counts[std::size_t(r)] = int((std::min(n, std::size_t(l) * cs) - std::min(n, std::size_t(f) * cs)) * K);
+  }
+  e.expvals = gather_all(w, std::move(mine), ev_counts);
+  // Loss, predictions and routing from the expectation values.
+  const int summary_step = 1024;
+  double loss_sum = 0;
+  int correct_sum = 0;
+  for (std::size_t s = 0; s < n; s += summary_step) {
+    const int B = int(std::min<std::size_t>(summary_step, n - s));
+    labels.resize(std::size_t(B));
+    for (int b = 0; b < B; ++b) labels[std::size_t(b)] = d.y[s + std::size_t(b)];
+    const double* ev = e.expvals.data() + s * K;
     std::vector<double> lg(std::size_t(B) * C);
     model::logits(m, ev, B, lg.data());
     int correct = 0;
@@ -198,7 +270,7 @@ TrainState initial_state(const model::Model& m, const TrainConfig& tc) {
 }
 
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
-           const data::Dataset& test_set, TrainState& st, const Callbacks& cb) {
+           const data::Dataset& test_set, TrainState& st, const Callbacks& cb, const DataParallel& dp) {
   tc.validate();
   check_data(m, train_set);
   check_data(m, test_set);
@@ -227,7 +299,7 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
       const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
       const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
-      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws);
+      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws, dp);
       st.adam.step(st.theta, grad);
       loss_sum += loss * double(rows.size());
       correct += std::size_t(hits);
@@ -237,7 +309,7 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     em.epoch = epoch;
     em.train_loss = loss_sum / double(order.size());
     em.train_acc = double(correct) / double(order.size());
-    const Evaluation ev = evaluate(m, st.theta, test_set, ws);
+    const Evaluation ev = evaluate(m, st.theta, test_set, ws, nullptr, dp);
     em.test_loss = ev.loss;
     em.test_acc = ev.accuracy;
     em.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -65,6 +65,28 @@ struct EvalNoise {
   std::uint64_t seed = 0;
 };
 
+// Data parallelism over workers (MPI ranks: src/cli/mpi.cpp; this layer knows
+// no MPI). Work is cut into chunks of ws.chunk_size samples (a mini-batch, the
+// evaluation set); worker `rank` of `size` takes the contiguous run of chunks
+// share() gives it and computes their partials (a chunk's dL/dtheta, loss and
+// hits; its samples' expectation values); `gather` returns every worker's
+// partials, worker after worker, hence in chunk order; each worker then sums
+// them in chunk order exactly as one worker alone does. So K workers give the
+// numbers of one, bit for bit, whatever K and the threads inside each. The
+// adjoint gradient without --load-balance is split (the default); the paths
+// whose loss couples the batch (--load-balance, param-shift) run the whole
+// batch on every worker (the same numbers, no speed-up). Default: one worker.
+struct DataParallel {
+  int rank = 0, size = 1;
+  // mine: this worker's doubles; counts[w]: how many worker w gives (all
+  // workers pass the same counts). Returns all of them, worker by worker.
+  std::function<std::vector<double>(const std::vector<double>& mine, const std::vector<int>& counts)> gather;
+};
+
+// Worker `rank`'s run [first, last) of n chunks shared out over `size` workers
+// (contiguous, sizes differing by at most one).
+std::pair<int, int> share(int n, int rank, int size);
+
 // How evaluate() gets the model's expectations of a batch of circuit inputs
 // (model::circuit_inputs rows): ev[b * K + k] for the model's K observables.
 // E.g. routed execution or shot estimates (model/routed.hpp, grad/shots.hpp).
@@ -72,17 +94,18 @@ using BatchExpectations = std::function<void(const double* x, int batch, double*
 
 // Runs the model on every sample of d (inference only); with noise, each
 // sample's expectation values are trajectory means under that noise model;
-// with `run`, they come from it (noise is then ignored).
+// with `run`, they come from it (noise is then ignored). Without noise or
+// `run` the samples are shared out over dp's workers.
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
-                    Workspace<double>& ws, const EvalNoise* noise = nullptr,
+                    Workspace<double>& ws, const EvalNoise* noise = nullptr, const DataParallel& dp = {},
                     const BatchExpectations* run = nullptr);
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.
-// Returns {loss, correct}.
+// Returns {loss, correct}. The batch's chunks are shared out over dp's workers.
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       const std::string& method, std::vector<double>& grad,
-                                      Workspace<double>& ws);
+                                      Workspace<double>& ws, const DataParallel& dp = {});
 
 struct Callbacks {
   // after each mini-batch: samples done this epoch, of total; running loss and accuracy
@@ -94,9 +117,10 @@ struct Callbacks {
 // A fresh state: initial parameters from the seed.
 TrainState initial_state(const model::Model& m, const TrainConfig& tc);
 
-// Trains from `state` (fresh or resumed) up to tc.epochs.
+// Trains from `state` (fresh or resumed) up to tc.epochs; every worker of dp
+// runs this with the same arguments and ends with the same state.
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
-           const data::Dataset& test_set, TrainState& state, const Callbacks& cb);
+           const data::Dataset& test_set, TrainState& state, const Callbacks& cb, const DataParallel& dp = {});
 
 // ---- checkpoints -------------------------------------------------------------
 // One JSON file: format tag, model + train config, task info, the TrainState.
