@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <cstdint>
 #include <vector>
 
 #include "circuit/circuit.hpp"
@@ -46,8 +48,16 @@ struct ParsedQasm {
   Circuit circuit;                  // n_params == theta.size(), no features
   std::vector<double> theta;        // initial value of each parameter p_j
   std::vector<QasmRegister> qregs;  // in declaration order
-  std::vector<QasmRegister> cregs;
+  std::vector<QasmRegister> cregs;  // offset: global index of bit 0 (classical bits numbered across registers)
+  // Every `measure`: (qubit, global classical bit), in order. Measurements are
+  // taken as of the end of the circuit (mid-circuit measurement is not simulated).
+  std::vector<std::pair<int, long>> measured;
 };
+
+// The classical registers' value for a sampled basis state (bit q of `state`
+// is qubit q), Qiskit's way: registers last-declared first, separated by
+// spaces, each with its bit 0 on the right; unmeasured bits read 0.
+std::string classical_bits(const ParsedQasm& p, std::uint64_t state);
 
 // Limits that keep hostile input cheap.
 inline constexpr int kQasmMaxQubits = 30;

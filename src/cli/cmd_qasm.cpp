@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -122,6 +123,25 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
     if (o.grad) jac = adjoint_jacobian<T>(c, p.theta, nullptr, obs);
   }
   out["expval_z"] = ev;
+  if (o.shots > 0 && !p.measured.empty()) {
+    // the same shots again (same seeds), now as the classical registers' values
+    if (o.shots > 10000000) throw std::runtime_error("counts of more than 10^7 shots are not kept: use fewer --shots");
+    std::map<std::string, long> counts;
+    if (o.noise.active()) {
+      for (std::uint64_t v : noisy_shots<T>(c, p.theta, o.noise.model, o.noise.n_trajectories(), o.shots, o.seed))
+        ++counts[classical_bits(p, v)];
+    } else {
+      sim::State<T> s = sim::make_state<T>(c.n_qubits, 1);
+      GateScratch<T> scratch;
+      scratch.reserve(1);
+      run_circuit(c, p.theta.data(), nullptr, s, scratch);
+      sim::BasisSampler smp = sim::make_sampler(s, 0, o.seed);
+      for (long k = 0; k < o.shots; ++k) ++counts[classical_bits(p, smp.next())];
+    }
+    nlohmann::ordered_json cj = nlohmann::ordered_json::object();
+    for (const auto& [bits, n] : counts) cj[bits] = n;
+    out["counts"] = cj;
+  }
   if (o.shots > 0 && se.empty()) {
     // each shot's bit is +-1: the binomial standard error (with noise, exact
     // when every shot has its own trajectory, i.e. --trajectories >= --shots)
