@@ -23,7 +23,7 @@ launcher=()
 if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DQMOE_FUZZ=ON \
-      -DQMOE_TARGET_CLONES=OFF -DQMOE_BUILD_TESTS=OFF -DQMOE_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+      -DQMOE_TARGET_CLONES=OFF -DQMOE_BUILD_TESTS=OFF -DQMOE_BUILD_BENCH=OFF -DQMOE_MPI=OFF "${launcher[@]}" >/dev/null
 cmake --build build-fuzz -j2 --target "${names[@]/#/fuzz_}"
 
 export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"

@@ -1,5 +1,5 @@
-// Models and training: QMoE structure (Eq. 1), gradients through the loss,
-// determinism, resume, checkpoints.
+// Models: QMoE structure (Eq. 1), gradients through the loss, configurations
+// (typed options, limits, JSON). Training and checkpoints: test_train.cpp.
 #include <gtest/gtest.h>
 
 #include <barrier>
@@ -11,7 +11,9 @@
 #include <fstream>
 
 #include "circuit/execute.hpp"
+#include "model/json_integer.hpp"
 #include "model/model.hpp"
+#include "model_helpers.hpp"
 #include "test_helpers.hpp"
 #include "train/trainer.hpp"
 
@@ -19,38 +21,6 @@ using namespace qmoe;
 using namespace qmoe::testing;
 
 namespace {
-
-model::ModelConfig small_qmoe(int experts, const std::string& ops = "rxryrz",
-                              const std::string& routing_encoder = "full") {
-  model::ModelConfig c;
-  c.routing_encoder = routing_encoder;
-  c.logit_scale = 1.0;
-  c.model = "qmoe";
-  c.ops = ops;
-  c.n_classes = 4;
-  c.n_features = routing_encoder == "quadrant" ? 64 : 16;
-  c.data_qubits = 4;
-  c.depth = 2;
-  c.experts = experts;
-  c.routing_depth = 2;
-  c.encoder_ring_every = 2;
-  return c;
-}
-
-data::Dataset synthetic(int n, int features, int classes, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  data::Dataset d;
-  d.n_features = features;
-  d.n_classes = classes;
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
-  d.x = random_vector(rng, std::size_t(n) * features, -1.5, 1.5);
-  for (int i = 0; i < n; ++i) {
-    d.y.push_back(i % classes);
-    d.x[std::size_t(i) * features + (i % classes)] += 2.0;  // a learnable signal
-    d.source_index.push_back(i);
-  }
-  return d;
-}
 
 // Simulate a sub-list of the model's gates on a fresh register of `n` qubits,
 // mapping model qubit q -> q - offset, dropping the listed control qubits.
@@ -82,7 +52,7 @@ std::vector<cplx> run_subcircuit(const Circuit& full, const std::vector<int>& qu
 // and <Z_q>_k from expert k alone on the data register (the paper's Eq. 1),
 // computed with independent small simulations.
 TEST(Model, QmoeIsMixtureOfExperts) {
-  for (int L : {2, 3, 4}) for (const char* enc : {"full", "quadrant"}) {
+  for (int L : {2, 3, 4}) for (model::RoutingEncoder enc : {model::RoutingEncoder::Full, model::RoutingEncoder::Quadrant}) {
     const model::Model m = model::build_model(small_qmoe(L, "rxryrz", enc));
     const int r = int(m.routing_qubits.size()), n = m.config.data_qubits;
     ASSERT_EQ(r, L <= 2 ? 1 : 2);
@@ -144,10 +114,10 @@ TEST(Model, QmoeIsMixtureOfExperts) {
 
 // dLoss/dtheta of a mini-batch (NLL + load balancing) == central finite differences.
 TEST(Model, BatchGradientMatchesFiniteDifferences) {
-  for (const char* kind : {"qmoe", "qnn"}) {
+  for (model::ModelKind kind : {model::ModelKind::QMoE, model::ModelKind::QNN}) {
     model::ModelConfig cfg = small_qmoe(3, "rxry");
     cfg.model = kind;
-    cfg.load_balance = std::string(kind) == "qmoe" ? 0.3 : 0.0;
+    cfg.load_balance = kind == model::ModelKind::QMoE ? 0.3 : 0.0;
     cfg.n_classes = 2;  // the 'pairs' read-out
     cfg.depth = 1;
     const model::Model m = model::build_model(cfg);
@@ -157,16 +127,16 @@ TEST(Model, BatchGradientMatchesFiniteDifferences) {
     auto theta = random_vector(rng, std::size_t(m.n_params()));
     Workspace<double> ws;
     std::vector<double> grad, ps_grad, g2;
-    train::batch_gradient(m, theta, d, rows, "adjoint", grad, ws);
-    train::batch_gradient(m, theta, d, rows, "param-shift", ps_grad, ws);
+    train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
+    train::batch_gradient(m, theta, d, rows, train::GradientMethod::ParamShift, ps_grad, ws);
     const double h = 1e-5;
     for (int j = 0; j < m.n_params(); ++j) {
       auto tp = theta, tm = theta;
       tp[std::size_t(j)] += h, tm[std::size_t(j)] -= h;
-      const double fp = train::batch_gradient(m, tp, d, rows, "adjoint", g2, ws).first;
-      const double fm = train::batch_gradient(m, tm, d, rows, "adjoint", g2, ws).first;
-      EXPECT_NEAR(grad[std::size_t(j)], (fp - fm) / (2 * h), 1e-7) << kind << " param " << j;
-      EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << kind << " param " << j;
+      const double fp = train::batch_gradient(m, tp, d, rows, train::GradientMethod::Adjoint, g2, ws).first;
+      const double fm = train::batch_gradient(m, tm, d, rows, train::GradientMethod::Adjoint, g2, ws).first;
+      EXPECT_NEAR(grad[std::size_t(j)], (fp - fm) / (2 * h), 1e-7) << model::to_string(kind) << " param " << j;
+      EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << model::to_string(kind) << " param " << j;
     }
   }
 }
@@ -177,7 +147,7 @@ TEST(Model, BatchGradientMatchesFiniteDifferences) {
 // divided by the batch size, not the chunk's.
 TEST(Model, BatchGradientByChunksMatchesWholeBatch) {
   model::ModelConfig cfg = small_qmoe(3, "rxry");
-  cfg.model = "qnn";
+  cfg.model = model::ModelKind::QNN;
   cfg.n_classes = 2;
   cfg.depth = 1;
   const model::Model m = model::build_model(cfg);
@@ -189,8 +159,8 @@ TEST(Model, BatchGradientByChunksMatchesWholeBatch) {
   Workspace<double> ws;
   ws.chunk_size = 3;
   std::vector<double> grad, ps_grad;
-  const auto [loss, hits] = train::batch_gradient(m, theta, d, rows, "adjoint", grad, ws);
-  const auto [ps_loss, ps_hits] = train::batch_gradient(m, theta, d, rows, "param-shift", ps_grad, ws);
+  const auto [loss, hits] = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
+  const auto [ps_loss, ps_hits] = train::batch_gradient(m, theta, d, rows, train::GradientMethod::ParamShift, ps_grad, ws);
   EXPECT_NEAR(loss, ps_loss, 1e-12);
   EXPECT_EQ(hits, ps_hits);
   for (int j = 0; j < m.n_params(); ++j) EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << "param " << j;
@@ -202,7 +172,7 @@ TEST(Model, ParameterCountsAndMatchedBaseline) {
   EXPECT_EQ(qm.circuit.n_qubits, 10);
   EXPECT_EQ(qm.n_params(), 4 * 3 * 8 * 2 + 2 * 2 * 2);
   model::ModelConfig b = q;
-  b.model = "qnn";
+  b.model = model::ModelKind::QNN;
   EXPECT_EQ(model::build_model(b).n_params(), 3 * 8 * 2);
   b.depth = model::matched_depth(b, qm.n_params());
   EXPECT_LE(std::abs(model::build_model(b).n_params() - qm.n_params()), 8);
@@ -224,71 +194,136 @@ TEST(Model, ConfigValidationAndJson) {
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.ops = "rq"; })), std::invalid_argument);
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.experts = 5, c.routing_qubits = 2; })), std::invalid_argument);
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.n_classes = 9; })), std::invalid_argument);
-  EXPECT_THROW(model::build_model(bad([](auto& c) { c.model = "moe"; })), std::invalid_argument);
+  EXPECT_THROW(model::ModelConfig::from_json({{"model", "moe"}}), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"bogus", 1}}), std::invalid_argument);
+  EXPECT_THROW(model::ModelConfig::from_json({{"routing_encoder", "Full"}}), std::invalid_argument);
+  EXPECT_THROW(model::ModelConfig::from_json({{"aggregation", "cnot "}}), std::invalid_argument);
+  EXPECT_THROW(model::ModelConfig::from_json({{"readout", ""}}), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"depth", "two"}}), std::invalid_argument);
 }
 
-// Same seed: same numbers. Resuming after epoch 1 gives exactly the
-// parameters of an uninterrupted 2-epoch run, through a checkpoint file.
-TEST(Train, DeterministicAndResumable) {
-  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
-  const data::Dataset tr = synthetic(40, 16, 4, 1), te = synthetic(12, 16, 4, 2);
-  train::TrainConfig tc;
-  tc.epochs = 2;
-  tc.batch = 8;
-  tc.lr = 0.05;
-  tc.seed = 3;
-  auto full = train::initial_state(m, tc), again = train::initial_state(m, tc);
-  train::train(m, tc, tr, te, full, {});
-  train::train(m, tc, tr, te, again, {});
-  EXPECT_EQ(full.theta, again.theta);
-  EXPECT_NE(full.theta, train::initial_state(m, tc).theta);
-  EXPECT_LT(full.history.back().train_loss, full.history.front().train_loss + 0.5);
-
-  const std::string path = (std::filesystem::temp_directory_path() / "qmoe_test_ckpt").string();
-  train::TrainConfig one = tc;
-  one.epochs = 1;
-  auto part = train::initial_state(m, tc);
-  train::train(m, one, tr, te, part, {});
-  train::Checkpoint ck{m.config, tc, {{"task", "synthetic"}}, part};
-  train::save_checkpoint(path, ck);
-  train::Checkpoint back = train::load_checkpoint(path);
-  train::train(m, tc, tr, te, back.state, {});
-  EXPECT_EQ(back.state.theta, full.theta);
-  EXPECT_EQ(back.state.epoch, 2);
-
-  // damaged and foreign checkpoints: clear errors
-  std::ofstream(path) << "{\"format\": \"qmoe-checkpoint\", \"version\": 1, \"model\": {}";
-  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
-  nlohmann::json j = train::to_json(ck);
-  j["state"]["theta"].push_back(0.5);
-  std::ofstream(path) << j.dump();
-  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
-  std::ofstream(path) << "[1,2,3]";
-  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
-  EXPECT_THROW(train::load_checkpoint(path + ".missing"), std::runtime_error);
-  std::remove(path.c_str());
+// The quadrant means stay finite for any finite pixels and equal sum / 16
+// (issue 16 item 7: 16 x 1e308 overflowed).
+TEST(Model, QuadrantMeansAreFiniteAndExact) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry", model::RoutingEncoder::Quadrant));
+  std::vector<double> x(64);
+  for (int i = 0; i < 64; ++i) x[std::size_t(i)] = 0.01 * i - 0.3;
+  std::vector<double> huge = x;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) huge[std::size_t(i * 8 + j)] = 1.7e308;  // the whole top-left quadrant
+  huge[4] = huge[5] = -1e308;
+  const std::vector<double> a = model::circuit_inputs(m, x.data(), 1), b = model::circuit_inputs(m, huge.data(), 1);
+  ASSERT_EQ(a.size(), 68u);
+  for (int qd = 0; qd < 4; ++qd) {  // bit for bit the sum divided afterwards
+    double s = 0;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) s += x[std::size_t((4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j)];
+    EXPECT_EQ(a[std::size_t(64 + qd)], s / 16) << qd;
+  }
+  EXPECT_EQ(b[64], 1.7e308);
+  for (double v : b) EXPECT_TRUE(std::isfinite(v));
 }
 
-TEST(Train, AdamAndLossAgainstHandComputedValues) {
-  train::Adam a;
-  a.lr = 0.1;
-  std::vector<double> th = {1.0, -2.0};
-  a.step(th, {0.5, -4.0});
-  // first step: mhat = g, vhat = g^2 -> update = lr * sign(g) (up to eps)
-  EXPECT_NEAR(th[0], 0.9, 1e-7);
-  EXPECT_NEAR(th[1], -1.9, 1e-7);
-  const double logits[4] = {0.2, -0.1, 1.0, 0.0};
-  const int labels[2] = {0, 0};
-  double d[4];
-  int correct = -1;
-  const double loss = train::nll_log_softmax(logits, labels, 2, 2, d, &correct);
-  const double l0 = std::log(std::exp(0.2) + std::exp(-0.1)) - 0.2, l1 = std::log(std::exp(1.0) + 1.0) - 1.0;
-  EXPECT_NEAR(loss, (l0 + l1) / 2, 1e-14);
-  EXPECT_EQ(correct, 2);
-  EXPECT_NEAR(d[0], (std::exp(0.2) / (std::exp(0.2) + std::exp(-0.1)) - 1) / 2, 1e-14);
-  EXPECT_NEAR(d[0] + d[1], 0.0, 1e-15);
+// One validation for every path (issue 16 item 10): the limits the CLI's flags
+// enforce hold for JSON too, before anything is allocated.
+TEST(Model, ConfigLimitsHoldForJson) {
+  using MC = model::ModelConfig;
+  const auto err = [](const nlohmann::json& j) {
+    try {
+      MC::from_json(j);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(err({{"routing_depth", 200000000}}), "model config: routing_depth must be 0..1000");
+  EXPECT_EQ(err({{"routing_depth", MC::kMaxDepth}}), "accepted");
+  EXPECT_EQ(err({{"depth", MC::kMaxDepth + 1}}), "model config: depth must be 0..1000");
+  EXPECT_EQ(err({{"encoder_ring_every", 2000000000}}), "model config: encoder_ring_every must be 0..100000");
+  EXPECT_EQ(err({{"n_classes", -3}}), "model config: n_classes must be 2..24");
+  EXPECT_EQ(err({{"experts", MC::kMaxExperts + 1}, {"routing_qubits", 6}}), "model config: experts must be 1..64");
+  EXPECT_EQ(err({{"data_qubits", MC::kMaxDataQubits + 1}}), "model config: data_qubits must be 1..24");
+  const auto terr = [](nlohmann::json j) {
+    nlohmann::json t = train::TrainConfig().to_json();
+    t.update(j);
+    try {
+      train::TrainConfig::from_json(t);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(terr({{"chunk", 0}}), "chunk must be 1..1000000");
+  EXPECT_EQ(terr({{"chunk", 2000000000}}), "chunk must be 1..1000000");
+  EXPECT_EQ(terr({{"batch", train::TrainConfig::kMaxBatch}}), "accepted");
+  EXPECT_EQ(terr({{"epochs", train::TrainConfig::kMaxEpochs + 1}}), "epochs must be 0..100000");
+}
+
+// JSON numbers become integers only after a check (issue 16 item 11): 1e20
+// or 8.5 for an int, -1 or 1e20 for the seed are errors naming the field, not
+// a conversion (undefined behaviour out of range, silent truncation in range).
+TEST(Model, JsonIntegersAreCheckedBeforeConversion) {
+  const auto err = [](const nlohmann::json& j) {
+    try {
+      model::ModelConfig::from_json(j);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(err({{"data_qubits", 1e20}}),
+            "model config: 'data_qubits' must be an integer in -2147483648 .. 2147483647, got 1e+20");
+  EXPECT_EQ(err({{"depth", 2.5}}), "model config: 'depth' must be an integer in -2147483648 .. 2147483647, got 2.5");
+  EXPECT_EQ(err({{"experts", -1e300}}).substr(0, 35), "model config: 'experts' must be an ");
+  EXPECT_EQ(err({{"data_qubits", 6.0}}), "accepted");  // a whole float is a number like any other
+  EXPECT_EQ(model::ModelConfig::from_json({{"data_qubits", 6.0}}).data_qubits, 6);
+  EXPECT_EQ(model::ModelConfig::from_json({{"depth", 7u}}).depth, 7);
+  nlohmann::json t = train::TrainConfig().to_json();
+  for (const nlohmann::json& bad : {nlohmann::json(1e20), nlohmann::json(-1), nlohmann::json(0.5), nlohmann::json("7")}) {
+    t["seed"] = bad;
+    EXPECT_THROW(train::TrainConfig::from_json(t), std::invalid_argument) << bad.dump();
+  }
+  t["seed"] = 18446744073709551615ull;
+  EXPECT_EQ(train::TrainConfig::from_json(t).seed, 18446744073709551615ull);
+  t["seed"] = 3;
+  t["epochs"] = 1e20;
+  EXPECT_THROW(train::TrainConfig::from_json(t), std::invalid_argument);
+  EXPECT_EQ(json_integer<long>(nlohmann::json(-5.0), "x"), -5);
+  EXPECT_THROW(json_integer<unsigned>(nlohmann::json(-5), "x"), std::invalid_argument);
+  EXPECT_THROW(json_integer<int>(nlohmann::json(3000000000u), "x"), std::invalid_argument);
+  EXPECT_THROW(json_integer<int>(nlohmann::json(nullptr), "x"), std::invalid_argument);
+}
+
+// Typed options: every spelling parses to its enum and back, the JSON keeps
+// the spellings of older checkpoints, and a wrong one names the valid ones.
+TEST(Model, OptionSpellingsRoundTrip) {
+  for (const char* s : {"qmoe", "qnn"}) EXPECT_STREQ(model::to_string(model::parse_model_kind(s)), s);
+  for (const char* s : {"full", "quadrant", "joint"})
+    EXPECT_STREQ(model::to_string(model::parse_routing_encoder(s)), s);
+  for (const char* s : {"cnot", "none"}) EXPECT_STREQ(model::to_string(model::parse_aggregation(s)), s);
+  for (const char* s : {"pairs", "qubits"}) EXPECT_STREQ(model::to_string(model::parse_readout(s)), s);
+  for (const char* s : {"adjoint", "param-shift"})
+    EXPECT_STREQ(train::to_string(train::parse_gradient_method(s)), s);
+  EXPECT_EQ(model::parse_model_kind("qnn"), model::ModelKind::QNN);
+  EXPECT_EQ(model::parse_routing_encoder("joint"), model::RoutingEncoder::Joint);
+  EXPECT_EQ(model::parse_aggregation("none"), model::Aggregation::None);
+  EXPECT_EQ(model::parse_readout("qubits"), model::Readout::Qubits);
+  EXPECT_EQ(train::parse_gradient_method("param-shift"), train::GradientMethod::ParamShift);
+  try {
+    model::parse_routing_encoder("quadrants");
+    ADD_FAILURE() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "routing_encoder must be full, quadrant or joint, got 'quadrants'");
+  }
+  EXPECT_THROW(train::parse_gradient_method("adjoint2"), std::invalid_argument);
+  const nlohmann::json old = {{"model", "qnn"}, {"routing_encoder", "joint"}, {"aggregation", "none"},
+                              {"readout", "qubits"}, {"n_features", 16}};
+  const model::ModelConfig c = model::ModelConfig::from_json(old);
+  EXPECT_EQ(c.model, model::ModelKind::QNN);
+  EXPECT_EQ(c.routing_encoder, model::RoutingEncoder::Joint);
+  EXPECT_EQ(c.aggregation, model::Aggregation::None);
+  EXPECT_EQ(c.readout, model::Readout::Qubits);
+  for (const char* k : {"model", "routing_encoder", "aggregation", "readout"}) EXPECT_EQ(c.to_json()[k], old[k]);
 }
 
 // In-process workers for train::DataParallel (what src/cli/mpi.cpp does with
@@ -312,7 +347,7 @@ struct ThreadWorkers {
   // Runs f(dp) on every worker at once; returns each worker's result.
   template <class F>
   auto run(F f) {
-    std::vector<decltype(f(worker(0)))> out(std::size_t(size));
+    std::vector<decltype(f(worker(0)))> out(static_cast<std::size_t>(size));
     std::vector<std::thread> threads;
     for (int r = 0; r < size; ++r) threads.emplace_back([&, r] { out[std::size_t(r)] = f(worker(r)); });
     for (auto& t : threads) t.join();
@@ -346,18 +381,18 @@ TEST(DataParallel, WorkersGiveTheNumbersOfOne) {
   std::mt19937_64 rng(13);
   const auto theta = random_vector(rng, std::size_t(m.n_params()));
   for (int B : {40, 12}) {
-    std::vector<std::size_t> rows(std::size_t(B));
+    std::vector<std::size_t> rows(static_cast<std::size_t>(B));
     for (int i = 0; i < B; ++i) rows[std::size_t(i)] = std::size_t((7 * i + 3) % 50);
     Workspace<double> ws;
     ws.chunk_size = 8;
     std::vector<double> grad;
-    const auto one = train::batch_gradient(m, theta, d, rows, "adjoint", grad, ws);
+    const auto one = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
     ThreadWorkers w(3);
     const auto got = w.run([&](const train::DataParallel& dp) {
       Workspace<double> wws;
       wws.chunk_size = 8;
       std::vector<double> g;
-      const auto lh = train::batch_gradient(m, theta, d, rows, "adjoint", g, wws, dp);
+      const auto lh = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, g, wws, dp);
       return std::make_tuple(lh.first, lh.second, g);
     });
     for (const auto& [loss, hits, g] : got) {

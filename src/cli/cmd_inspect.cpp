@@ -299,7 +299,7 @@ void run_eval(const InspectArgs& a) {
     return;
   }
 
-  std::printf("%s (%s, %d qubits, %d parameters), epoch %d of %s\n", l.ck.model.model.c_str(), l.ck.model.ops.c_str(),
+  std::printf("%s (%s, %d qubits, %d parameters), epoch %d of %s\n", model::to_string(l.ck.model.model), l.ck.model.ops.c_str(),
               l.model.circuit.n_qubits, l.model.n_params(), l.ck.state.epoch, l.path.c_str());
   const std::string source = a.split == "test" && !l.data.test_csv.empty() ? l.data.test_csv : l.data.task;
   std::printf("%s: %s split, %zu samples\n", source.c_str(), a.split.c_str(), d.size());
@@ -510,7 +510,7 @@ void run_export(const InspectArgs& a) {
   const model::Model& m = l.model;
   const int r = int(m.routing_qubits.size()), n = int(m.data_qubits.size());
   std::ostringstream c;
-  c << "qmoe export: " << l.ck.model.model << " (" << l.ck.model.ops << ") from " << l.path << ", epoch "
+  c << "qmoe export: " << model::to_string(l.ck.model.model) << " (" << l.ck.model.ops << ") from " << l.path << ", epoch "
     << l.ck.state.epoch << "\n"
     << l.data.task << " " << a.split << " sample " << i << ", label " << class_name(*l.set, l.set->y[i]) << "\n";
   if (r > 0)

@@ -16,6 +16,7 @@
 #include "cli/cli.hpp"
 #include "cli/mpi.hpp"
 #include "cli/train_common.hpp"
+#include "model/json_integer.hpp"
 
 namespace qmoe::cli {
 namespace {
@@ -85,7 +86,8 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   // Per-task epochs (e.g. the 2-class tasks, with half the data, get twice the
   // epochs: the same number of optimiser steps).
   if (common.contains("epochs_by_task") && common["epochs_by_task"].contains(cell.task))
-    tc.epochs = common["epochs_by_task"][cell.task].get<int>();
+    tc.epochs = json_integer<int>(common["epochs_by_task"][cell.task], "epochs_by_task." + cell.task);
+  tc.validate();
   // A finished run is reused, and a checkpoint resumed, only if it was made
   // with these settings (experiments/common.json may have changed since).
   const json config = {{"model", mc.to_json()}, {"train", tc.to_json()}, {"data", data_opts.to_json()}};
@@ -164,8 +166,10 @@ void run_reproduce(const Args& a) {
       c.task = j.at("task").get<std::string>();
       c.model = j.at("model").get<std::string>();
       c.ops = j.at("ops").get<std::string>();
-      c.experts = j.value("experts", 4);
+      if (j.contains("experts")) c.experts = json_integer<int>(j["experts"], "experts");
     } catch (const json::exception& e) {
+      throw std::runtime_error(f.string() + ": " + e.what());
+    } catch (const std::invalid_argument& e) {
       throw std::runtime_error(f.string() + ": " + e.what());
     }
     cells.push_back(c);

@@ -85,7 +85,7 @@ void run_train(TrainArgs& a) {
 
   const bool tty = isatty(fileno(stderr));
   std::fprintf(stderr, "%s %s on %s: %d qubits, %d parameters, %zu train / %zu %s samples%s\n",
-               ck.model.model.c_str(), ck.model.ops.c_str(), td.task.c_str(), m.circuit.n_qubits, m.n_params(),
+               model::to_string(ck.model.model), ck.model.ops.c_str(), td.task.c_str(), m.circuit.n_qubits, m.n_params(),
                td.train.size(), td.test.size(), a.val > 0 ? "validation" : "test",
                resumed ? (", resuming after epoch " + std::to_string(ck.state.epoch)).c_str() : "");
   auto t_epoch = std::chrono::steady_clock::now();
@@ -113,7 +113,13 @@ void run_train(TrainArgs& a) {
                  a.val > 0 ? "validation" : "test", e.test_loss,
                  100 * e.test_acc, e.seconds);
   };
-  train::train(m, ck.train, td.train, td.test, ck.state, cb, mpi::data_parallel());
+  try {
+    train::train(m, ck.train, td.train, td.test, ck.state, cb, mpi::data_parallel());
+  } catch (const train::NonFiniteError& e) {  // ck.state: the last checkpoint written, if any
+    throw std::runtime_error(std::string(e.what()) + (ck.state.epoch > 0 ? "; " + ckpt_path + " keeps epoch " +
+                                                                               std::to_string(ck.state.epoch)
+                                                                         : "; no checkpoint was written"));
+  }
   if (writer) train::save_checkpoint(ckpt_path, ck);
   if (mpi::size() > 1) {
     const mpi::CommStats c = mpi::comm_stats();
@@ -131,16 +137,15 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train a QMoE or a baseline QNN");
   a->data.add(*cmd, false);
   add_model_options(*cmd, a->model, a->model_name);
-  cmd->add_option("--epochs", a->train.epochs, "epochs")->check(CLI::Range(0, 100000));
-  cmd->add_option("--batch", a->train.batch, "mini-batch size")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--epochs", a->train.epochs, "epochs")->check(CLI::Range(0, train::TrainConfig::kMaxEpochs));
+  cmd->add_option("--batch", a->train.batch, "mini-batch size")->check(CLI::Range(1, train::TrainConfig::kMaxBatch));
   cmd->add_option("--lr", a->train.lr, "Adam learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a->train.seed, "seed (initial parameters and shuffling)");
-  cmd->add_option("--gradient", a->train.gradient, "adjoint (default) or param-shift")
-      ->check(CLI::IsMember({"adjoint", "param-shift"}));
+  add_enum_option(*cmd, "--gradient", a->train.gradient, train::parse_gradient_method, "adjoint (default) or param-shift");
   cmd->add_option("--chunk", a->train.chunk,
                  "samples per work item of the threads and MPI ranks (default 16; the sums go chunk by chunk, so it is "
                  "part of the run's numbers)")
-      ->check(CLI::Range(1, 1000000));
+      ->check(CLI::Range(1, train::TrainConfig::kMaxBatch));
   cmd->add_option("--out", a->out, "output directory");
   cmd->add_flag("--resume", a->resume, "continue the checkpoint in --out");
   cmd->add_option("--val", a->val, "hold out this fraction of the training data and evaluate on it instead of the test split")

@@ -1,5 +1,7 @@
 #include "cli/train_common.hpp"
 
+#include "model/json_integer.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -42,11 +44,13 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
     d.task = j.value("task", d.task);
     d.scaling = j.value("scaling", d.scaling);
     if (d.is_csv()) d.scaling.clear();  // older checkpoints stored "tq" for CSV tasks too
-    d.train_limit = j.value("train_limit", 0L);
-    d.test_limit = j.value("test_limit", 0L);
+    if (j.contains("train_limit")) d.train_limit = json_integer<long>(j["train_limit"], "train_limit");
+    if (j.contains("test_limit")) d.test_limit = json_integer<long>(j["test_limit"], "test_limit");
     d.test_csv = j.value("test_csv", std::string());
   } catch (const nlohmann::json::exception&) {
     throw std::runtime_error("damaged checkpoint: bad \"task\" entry");
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("damaged checkpoint: task ") + e.what());
   }
   if (d.train_limit < 0 || d.test_limit < 0) throw std::runtime_error("damaged checkpoint: negative sample limit");
   return d;
@@ -208,24 +212,23 @@ void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std:
 }
 
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name) {
+  using MC = model::ModelConfig;  // its limits: the checkpoint and config readers check the same
   cmd.add_option("--model", model_name, "qmoe (default), qnn, or qnn-matched (a QNN with as many parameters as the QMoE)")
       ->check(CLI::IsMember({"qmoe", "qnn", "qnn-matched"}));
   cmd.add_option("--ops", mc.ops, "trainable rotations: rx, ry, rxry (default), rxryrz")
       ->check(CLI::IsMember({"rx", "ry", "rxry", "rxryrz"}));
-  cmd.add_option("--experts", mc.experts, "number of experts L (QMoE)")->check(CLI::Range(1, 64));
-  cmd.add_option("--depth", mc.depth, "ansatz layers per expert / of the QNN")->check(CLI::Range(0, 1000));
-  cmd.add_option("--qubits", mc.data_qubits, "data qubits")->check(CLI::Range(1, 24));
-  cmd.add_option("--routing-depth", mc.routing_depth, "layers of the routing circuit G")->check(CLI::Range(0, 1000));
-  cmd.add_option("--routing-encoder", mc.routing_encoder,
-                 "full (U(z) on the routing register too), quadrant (4 quadrant means), joint (one U(z) across both registers)")
-      ->check(CLI::IsMember({"full", "quadrant", "joint"}));
-  cmd.add_option("--aggregation", mc.aggregation, "cnot (default) or none")->check(CLI::IsMember({"cnot", "none"}));
-  cmd.add_option("--readout", mc.readout, "2-class read-out: pairs (default) or qubits")
-      ->check(CLI::IsMember({"pairs", "qubits"}));
+  cmd.add_option("--experts", mc.experts, "number of experts L (QMoE)")->check(CLI::Range(1, MC::kMaxExperts));
+  cmd.add_option("--depth", mc.depth, "ansatz layers per expert / of the QNN")->check(CLI::Range(0, MC::kMaxDepth));
+  cmd.add_option("--qubits", mc.data_qubits, "data qubits")->check(CLI::Range(1, MC::kMaxDataQubits));
+  cmd.add_option("--routing-depth", mc.routing_depth, "layers of the routing circuit G")->check(CLI::Range(0, MC::kMaxDepth));
+  add_enum_option(cmd, "--routing-encoder", mc.routing_encoder, model::parse_routing_encoder,
+                  "full (U(z) on the routing register too), quadrant (4 quadrant means), joint (one U(z) across both registers)");
+  add_enum_option(cmd, "--aggregation", mc.aggregation, model::parse_aggregation, "cnot (default) or none");
+  add_enum_option(cmd, "--readout", mc.readout, model::parse_readout, "2-class read-out: pairs (default) or qubits");
   cmd.add_option("--ring-every", mc.encoder_ring_every, "CNOT ring after every k encoder layers (0: none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, MC::kMaxFeatures));
   cmd.add_option("--logit-scale", mc.logit_scale, "logits = scale * <Z> read-out (default 40)")
-      ->check(CLI::Range(1e-6, 1000.0));
+      ->check(CLI::Range(1e-6, MC::kMaxLogitScale));
   cmd.add_option("--load-balance", mc.load_balance, "weight of the load-balancing loss (default 0: off)")
       ->check(CLI::NonNegativeNumber);
 }
@@ -233,12 +236,12 @@ void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name) {
   if (model_name == "qnn-matched") {
     model::ModelConfig q = mc;
-    q.model = "qmoe";
+    q.model = model::ModelKind::QMoE;
     const int target = model::build_model(q).n_params();
-    mc.model = "qnn";
+    mc.model = model::ModelKind::QNN;
     mc.depth = model::matched_depth(mc, target);
   } else {
-    mc.model = model_name;
+    mc.model = model::parse_model_kind(model_name);
   }
   mc.validate();
   return mc;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -56,6 +57,32 @@ void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std:
 
 // Model flags on top of a ModelConfig.
 void add_model_options(CLI::App& cmd, model::ModelConfig& mc, std::string& model_name);
+
+// A CLI11 check that runs an option's parse function: its message on a bad value.
+template <class Enum>
+CLI::Validator parses_as(Enum (*parse)(std::string_view)) {
+  return CLI::Validator(
+      [parse](std::string& v) {
+        try {
+          parse(v);
+          return std::string();
+        } catch (const std::invalid_argument& e) {
+          return std::string(e.what());
+        }
+      },
+      "NAME");
+}
+
+// An option whose value is parsed by parse (e.g. model::parse_readout) into
+// target; the help shows the default, a bad value gets parse's message.
+template <class Enum>
+CLI::Option* add_enum_option(CLI::App& cmd, const std::string& flag, Enum& target, Enum (*parse)(std::string_view),
+                             const std::string& help) {
+  return cmd.add_option_function<std::string>(flag, [&target, parse](const std::string& v) { target = parse(v); }, help)
+      ->check(parses_as(parse))
+      ->default_str(to_string(target));
+}
+
 // "qnn-matched": a QNN whose depth gives about as many parameters as the QMoE
 // built from the same flags.
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name);

@@ -1,5 +1,7 @@
 #include "model/model.hpp"
 
+#include "model/json_integer.hpp"
+
 #include <bit>
 #include <cmath>
 #include <random>
@@ -23,7 +25,7 @@ std::vector<GateKind> ops_gates(const std::string& ops) {
 }
 
 int routing_register_size(const ModelConfig& c) {
-  if (c.model != "qmoe") return 0;
+  if (c.model != ModelKind::QMoE) return 0;
   if (c.routing_qubits > 0) return c.routing_qubits;
   return std::max(1, int(std::bit_width(unsigned(c.experts - 1))));  // ceil(log2 L)
 }
@@ -61,10 +63,36 @@ void ansatz_layer(Circuit& c, const std::vector<int>& q, const std::vector<GateK
   cnot_ring(c, q, ctrl);
 }
 
+// One table per option: the spellings in enum order.
+template <class Enum, std::size_t N>
+Enum parse_option(std::string_view s, const char* const (&names)[N], const char* what) {
+  for (std::size_t i = 0; i < N; ++i)
+    if (s == names[i]) return Enum(i);
+  std::string valid;
+  for (std::size_t i = 0; i < N; ++i) valid += std::string(i == 0 ? "" : i + 1 == N ? " or " : ", ") + names[i];
+  throw std::invalid_argument(std::string(what) + " must be " + valid + ", got '" + std::string(s) + "'");
+}
+
+constexpr const char* kModelKinds[] = {"qmoe", "qnn"};
+constexpr const char* kRoutingEncoders[] = {"full", "quadrant", "joint"};
+constexpr const char* kAggregations[] = {"cnot", "none"};
+constexpr const char* kReadouts[] = {"pairs", "qubits"};
+
 }  // namespace
 
+ModelKind parse_model_kind(std::string_view s) { return parse_option<ModelKind>(s, kModelKinds, "model"); }
+RoutingEncoder parse_routing_encoder(std::string_view s) {
+  return parse_option<RoutingEncoder>(s, kRoutingEncoders, "routing_encoder");
+}
+Aggregation parse_aggregation(std::string_view s) { return parse_option<Aggregation>(s, kAggregations, "aggregation"); }
+Readout parse_readout(std::string_view s) { return parse_option<Readout>(s, kReadouts, "readout"); }
+const char* to_string(ModelKind v) { return kModelKinds[int(v)]; }
+const char* to_string(RoutingEncoder v) { return kRoutingEncoders[int(v)]; }
+const char* to_string(Aggregation v) { return kAggregations[int(v)]; }
+const char* to_string(Readout v) { return kReadouts[int(v)]; }
+
 json ModelConfig::to_json() const {
-  return json{{"model", model},
+  return json{{"model", to_string(model)},
               {"ops", ops},
               {"n_classes", n_classes},
               {"n_features", n_features},
@@ -73,10 +101,10 @@ json ModelConfig::to_json() const {
               {"experts", experts},
               {"routing_qubits", routing_qubits},
               {"routing_depth", routing_depth},
-              {"routing_encoder", routing_encoder},
+              {"routing_encoder", to_string(routing_encoder)},
               {"encoder_ring_every", encoder_ring_every},
-              {"aggregation", aggregation},
-              {"readout", readout},
+              {"aggregation", to_string(aggregation)},
+              {"readout", to_string(readout)},
               {"load_balance", load_balance},
               {"logit_scale", logit_scale}};
 }
@@ -88,24 +116,26 @@ ModelConfig ModelConfig::from_json(const json& j) {
     const std::string& k = it.key();
     const json& v = it.value();
     try {
-      if (k == "model") c.model = v.get<std::string>();
+      if (k == "model") c.model = parse_model_kind(v.get<std::string>());
       else if (k == "ops") c.ops = v.get<std::string>();
-      else if (k == "n_classes") c.n_classes = v.get<int>();
-      else if (k == "n_features") c.n_features = v.get<int>();
-      else if (k == "data_qubits") c.data_qubits = v.get<int>();
-      else if (k == "depth") c.depth = v.get<int>();
-      else if (k == "experts") c.experts = v.get<int>();
-      else if (k == "routing_qubits") c.routing_qubits = v.get<int>();
-      else if (k == "routing_depth") c.routing_depth = v.get<int>();
-      else if (k == "routing_encoder") c.routing_encoder = v.get<std::string>();
-      else if (k == "encoder_ring_every") c.encoder_ring_every = v.get<int>();
-      else if (k == "aggregation") c.aggregation = v.get<std::string>();
-      else if (k == "readout") c.readout = v.get<std::string>();
+      else if (k == "n_classes") c.n_classes = json_integer<int>(v, k);
+      else if (k == "n_features") c.n_features = json_integer<int>(v, k);
+      else if (k == "data_qubits") c.data_qubits = json_integer<int>(v, k);
+      else if (k == "depth") c.depth = json_integer<int>(v, k);
+      else if (k == "experts") c.experts = json_integer<int>(v, k);
+      else if (k == "routing_qubits") c.routing_qubits = json_integer<int>(v, k);
+      else if (k == "routing_depth") c.routing_depth = json_integer<int>(v, k);
+      else if (k == "routing_encoder") c.routing_encoder = parse_routing_encoder(v.get<std::string>());
+      else if (k == "encoder_ring_every") c.encoder_ring_every = json_integer<int>(v, k);
+      else if (k == "aggregation") c.aggregation = parse_aggregation(v.get<std::string>());
+      else if (k == "readout") c.readout = parse_readout(v.get<std::string>());
       else if (k == "load_balance") c.load_balance = v.get<double>();
       else if (k == "logit_scale") c.logit_scale = v.get<double>();
       else throw std::invalid_argument("model config: unknown key '" + k + "'");
     } catch (const json::exception&) {
       throw std::invalid_argument("model config: '" + k + "' has the wrong type");
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("model config: ") + e.what());
     }
   }
   c.validate();
@@ -113,31 +143,33 @@ ModelConfig ModelConfig::from_json(const json& j) {
 }
 
 void ModelConfig::validate() const {
-  require(model == "qmoe" || model == "qnn", "model must be qmoe or qnn, got '" + model + "'");
+  // The one check of every path (CLI flags, checkpoints, config.json,
+  // experiment files), before anything is allocated.
+  const auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
+  const auto range = [](const char* what, int lo, int hi) {
+    return std::string(what) + " must be " + std::to_string(lo) + ".." + std::to_string(hi);
+  };
   ops_gates(ops);
-  require(n_classes >= 2, "n_classes must be >= 2");
-  require(n_features >= 1 && n_features <= 100000, "n_features must be 1..100000");
-  require(data_qubits >= 1 && data_qubits <= 24, "data_qubits must be 1..24");
-  require(depth >= 0 && depth <= 1000, "depth must be 0..1000");
-  require(encoder_ring_every >= 0, "encoder_ring_every must be >= 0");
-  require(readout == "pairs" || readout == "qubits", "readout must be pairs or qubits");
-  if (n_classes == 2 && readout == "pairs")
+  require(in(n_classes, 2, kMaxDataQubits), range("n_classes", 2, kMaxDataQubits));
+  require(in(n_features, 1, kMaxFeatures), range("n_features", 1, kMaxFeatures));
+  require(in(data_qubits, 1, kMaxDataQubits), range("data_qubits", 1, kMaxDataQubits));
+  require(in(depth, 0, kMaxDepth), range("depth", 0, kMaxDepth));
+  require(in(encoder_ring_every, 0, kMaxFeatures), range("encoder_ring_every", 0, kMaxFeatures));
+  if (n_classes == 2 && readout == Readout::Pairs)
     require(data_qubits >= 4, "the 'pairs' 2-class read-out needs 4 data qubits");
   else
     require(n_classes <= data_qubits, "more classes than data qubits");
   require(load_balance >= 0 && std::isfinite(load_balance), "load_balance must be >= 0");
-  require(logit_scale > 0 && logit_scale <= 1000, "logit_scale must be in (0, 1000]");
-  if (model == "qmoe") {
-    require(experts >= 1 && experts <= 64, "experts must be 1..64");
-    require(routing_qubits >= 0 && routing_qubits <= 6, "routing_qubits must be 0..6");
+  require(logit_scale > 0 && logit_scale <= kMaxLogitScale, "logit_scale must be in (0, 1000]");
+  if (model == ModelKind::QMoE) {
+    require(in(experts, 1, kMaxExperts), range("experts", 1, kMaxExperts));
+    require(in(routing_qubits, 0, kMaxRoutingQubits), range("routing_qubits", 0, kMaxRoutingQubits));
     require((1 << routing_register_size(*this)) >= experts, "routing register too small for the experts");
-    require(routing_depth >= 0, "routing_depth must be >= 0");
-    require(routing_encoder == "full" || routing_encoder == "quadrant" || routing_encoder == "joint",
-            "routing_encoder must be full, quadrant or joint");
-    require(routing_encoder != "quadrant" || n_features == 64, "the quadrant routing encoder needs 8x8 images (64 features): "
+    require(in(routing_depth, 0, kMaxDepth), range("routing_depth", 0, kMaxDepth));
+    require(routing_encoder != RoutingEncoder::Quadrant || n_features == 64, "the quadrant routing encoder needs 8x8 images (64 features): "
           "use --routing-encoder full or joint");
-    require(aggregation == "cnot" || aggregation == "none", "aggregation must be cnot or none");
-    require(data_qubits + routing_register_size(*this) <= 26, "too many qubits in total");
+    require(data_qubits + routing_register_size(*this) <= kMaxQubits,
+            "too many qubits in total (at most " + std::to_string(kMaxQubits) + ")");
   }
 }
 
@@ -149,7 +181,7 @@ Model build_model(const ModelConfig& cfg) {
   const std::vector<GateKind> ops = ops_gates(cfg.ops);
   Circuit& c = m.circuit;
   c.n_qubits = r + n;
-  c.n_features = cfg.n_features + (r > 0 && cfg.routing_encoder == "quadrant" ? 4 : 0);
+  c.n_features = cfg.n_features + (r > 0 && cfg.routing_encoder == RoutingEncoder::Quadrant ? 4 : 0);
   // Circuit qubits: the data register first (0..n-1), then the routing
   // register (n..n+r-1). Every expert gate is controlled by the routing
   // qubits; as the highest index bits they select one contiguous block of
@@ -162,7 +194,7 @@ Model build_model(const ModelConfig& cfg) {
   for (int j = 0; j < r; ++j) rq[j] = n + j;
   for (int i = 0; i < r; ++i) m.routing_qubits.push_back(rq[std::size_t(r - 1 - i)]);
 
-  if (r > 0 && cfg.routing_encoder == "joint") {
+  if (r > 0 && cfg.routing_encoder == RoutingEncoder::Joint) {
     std::vector<int> all = rq;  // the routing register, then the data register
     all.insert(all.end(), m.data_qubits.begin(), m.data_qubits.end());
     encoder(c, all, 0, cfg.n_features, cfg.encoder_ring_every);
@@ -170,9 +202,9 @@ Model build_model(const ModelConfig& cfg) {
     encoder(c, m.data_qubits, 0, cfg.n_features, cfg.encoder_ring_every);
   }
   if (r > 0) {
-    if (cfg.routing_encoder == "full")
+    if (cfg.routing_encoder == RoutingEncoder::Full)
       encoder(c, rq, 0, cfg.n_features, cfg.encoder_ring_every);
-    else if (cfg.routing_encoder == "quadrant")  // RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
+    else if (cfg.routing_encoder == RoutingEncoder::Quadrant)  // RY, RY, RX, RX on routing qubits 0, 1, 0, 1 (cycling)
       for (int k = 0; k < 4; ++k)
         add_gate(c, make_gate(k < 2 ? GateKind::RY : GateKind::RX, rq[k % r], {},
                               {Angle::feature(cfg.n_features + k)}));
@@ -182,7 +214,7 @@ Model build_model(const ModelConfig& cfg) {
       for (int i = 0; i < r; ++i) sel.push_back({m.routing_qubits[i], bool((k >> i) & 1)});
       for (int l = 0; l < cfg.depth; ++l) ansatz_layer(c, m.data_qubits, ops, sel);
     }
-    if (cfg.aggregation == "cnot")
+    if (cfg.aggregation == Aggregation::CNOT)
       for (int i = 0; i < std::min(r, n); ++i)
         add_gate(c, make_gate(GateKind::X, m.data_qubits[i], {{rq[std::size_t(i)], true}}));
   } else {
@@ -201,7 +233,7 @@ Model build_model(const ModelConfig& cfg) {
   const int C = cfg.n_classes, K = int(m.observables.size());
   m.readout.assign(std::size_t(C) * K, 0.0);
   const double s = cfg.logit_scale;
-  if (C == 2 && cfg.readout == "pairs") {
+  if (C == 2 && cfg.readout == Readout::Pairs) {
     m.readout[0 * K + 0] = m.readout[0 * K + 1] = s;
     m.readout[1 * K + 2] = m.readout[1 * K + 3] = s;
   } else {
@@ -278,10 +310,13 @@ std::vector<double> circuit_inputs(const Model& m, const double* x, int batch) {
     std::copy(row, row + F, o);
     if (Fc == F + 4)  // quadrant means of the 8x8 image: TL, TR, BL, BR
       for (int qd = 0; qd < 4; ++qd) {
+        // Each term divided first: the sum of 16 finite values / 16 cannot
+        // overflow (16 x 1e308 would), and dividing by a power of two is
+        // exact, so the mean is bit for bit the sum / 16 wherever that is finite.
         double s = 0;
         for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j];
-        o[F + qd] = s / 16.0;
+          for (int j = 0; j < 4; ++j) s += row[(4 * (qd / 2) + i) * 8 + 4 * (qd % 2) + j] / 16.0;
+        o[F + qd] = s;
       }
   }
   return out;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,8 +26,32 @@
 
 namespace qmoe::model {
 
+// Typed options: the core compares enums only. Each has one parse / to_string
+// pair, used at the edges (CLI flags, JSON); the spellings are the JSON and
+// CLI ones ("qmoe", "quadrant", "cnot", "pairs", ...). parse_* throws
+// std::invalid_argument naming the valid spellings.
+enum class ModelKind { QMoE, QNN };
+enum class RoutingEncoder {
+  Full,      // U(z) on the routing register too
+  Quadrant,  // the 4 quadrant means of an 8x8 image
+  Joint,     // one U(z) across both registers
+};
+enum class Aggregation { CNOT, None };  // CNOT routing qubit j -> data qubit j, or nothing
+enum class Readout {
+  Pairs,   // 2 classes: Z0+Z1, Z2+Z3 (TorchQuantum)
+  Qubits,  // class c: Z_c
+};
+ModelKind parse_model_kind(std::string_view s);
+RoutingEncoder parse_routing_encoder(std::string_view s);
+Aggregation parse_aggregation(std::string_view s);
+Readout parse_readout(std::string_view s);
+const char* to_string(ModelKind v);
+const char* to_string(RoutingEncoder v);
+const char* to_string(Aggregation v);
+const char* to_string(Readout v);
+
 struct ModelConfig {
-  std::string model = "qmoe";     // "qmoe" | "qnn"
+  ModelKind model = ModelKind::QMoE;
   std::string ops = "rxry";       // trainable rotations per qubit: rx | ry | rxry | rxryrz
   int n_classes = 4;
   int n_features = 64;            // input angles per sample
@@ -35,15 +60,20 @@ struct ModelConfig {
   int experts = 4;                // L (QMoE)
   int routing_qubits = 0;         // 0: ceil(log2 L)
   int routing_depth = 2;          // layers of G: RX RY on each routing qubit + CNOT ring
-  std::string routing_encoder = "quadrant";  // quadrant: 4 means; full: U(z) on the routing register; joint
+  RoutingEncoder routing_encoder = RoutingEncoder::Quadrant;
   int encoder_ring_every = 3;     // CNOT ring on a register after every k rotation layers (0: none)
-  std::string aggregation = "cnot";  // cnot: CNOT routing qubit j -> data qubit j; none
-  std::string readout = "pairs";  // 2 classes: "pairs" (Z0+Z1, Z2+Z3, TorchQuantum) | "qubits" (Z0, Z1)
+  Aggregation aggregation = Aggregation::CNOT;
+  Readout readout = Readout::Pairs;  // matters for 2 classes only (more classes: one qubit each)
   double load_balance = 0.0;      // weight of the load-balancing loss (0: off)
   double logit_scale = 40.0;      // logits = scale * (read-out sum of <Z_q>); 40 chosen on validation (docs/models.md)
 
+  // Limits of validate(), which every path calls (the CLI's flag ranges use them too).
+  static constexpr int kMaxDataQubits = 24, kMaxQubits = 26, kMaxDepth = 1000, kMaxExperts = 64,
+                       kMaxRoutingQubits = 6, kMaxFeatures = 100000;
+  static constexpr double kMaxLogitScale = 1000;
+
   nlohmann::json to_json() const;
-  static ModelConfig from_json(const nlohmann::json& j);  // throws on unknown/invalid values
+  static ModelConfig from_json(const nlohmann::json& j);  // validated; throws std::invalid_argument
   void validate() const;                                  // throws std::invalid_argument
 };
 
@@ -86,7 +116,7 @@ void routing_probabilities_backward(const Model& m, const double* dprobs, int ba
                                     double* dexpvals);
 
 // The circuit's per-sample inputs from a data set row (appends the quadrant
-// means when routing_encoder == "quadrant"): out[b * circuit.n_features + f].
+// means with the quadrant routing encoder): out[b * circuit.n_features + f].
 std::vector<double> circuit_inputs(const Model& m, const double* x, int batch);
 
 }  // namespace qmoe::model

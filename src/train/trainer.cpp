@@ -10,26 +10,38 @@
 #include <stdexcept>
 
 #include "grad/param_shift.hpp"
+#include "model/json_integer.hpp"
 
 namespace qmoe::train {
 
 using nlohmann::json;
 
+GradientMethod parse_gradient_method(std::string_view s) {
+  if (s == "adjoint") return GradientMethod::Adjoint;
+  if (s == "param-shift") return GradientMethod::ParamShift;
+  throw std::invalid_argument("gradient must be adjoint or param-shift, got '" + std::string(s) + "'");
+}
+
+const char* to_string(GradientMethod m) { return m == GradientMethod::ParamShift ? "param-shift" : "adjoint"; }
+
 json TrainConfig::to_json() const {
   return json{{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"seed", seed},
-              {"gradient", gradient}, {"chunk", chunk}};
+              {"gradient", to_string(gradient)}, {"chunk", chunk}};
 }
 
 TrainConfig TrainConfig::from_json(const json& j) {
   TrainConfig t;
   try {
-    t.epochs = j.at("epochs").get<int>();
-    t.batch = j.at("batch").get<int>();
+    if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
+    t.epochs = json_integer<int>(j.at("epochs"), "epochs");
+    t.batch = json_integer<int>(j.at("batch"), "batch");
     t.lr = j.at("lr").get<double>();
-    t.seed = j.at("seed").get<std::uint64_t>();
-    t.gradient = j.at("gradient").get<std::string>();
-    t.chunk = j.value("chunk", 16);
+    t.seed = json_integer<std::uint64_t>(j.at("seed"), "seed");
+    t.gradient = parse_gradient_method(j.at("gradient").get<std::string>());
+    if (j.contains("chunk")) t.chunk = json_integer<int>(j.at("chunk"), "chunk");
   } catch (const json::exception& e) {
+    throw std::invalid_argument(std::string("train config: ") + e.what());
+  } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("train config: ") + e.what());
   }
   t.validate();
@@ -37,12 +49,11 @@ TrainConfig TrainConfig::from_json(const json& j) {
 }
 
 void TrainConfig::validate() const {
-  if (epochs < 0 || epochs > 100000) throw std::invalid_argument("epochs must be 0..100000");
-  if (batch < 1 || batch > 1000000) throw std::invalid_argument("batch must be >= 1");
+  // The one check of every path (CLI flags, checkpoints, experiment files).
+  if (epochs < 0 || epochs > kMaxEpochs) throw std::invalid_argument("epochs must be 0..100000");
+  if (batch < 1 || batch > kMaxBatch) throw std::invalid_argument("batch must be 1..1000000");
   if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be > 0");
-  if (gradient != "adjoint" && gradient != "param-shift")
-    throw std::invalid_argument("gradient must be adjoint or param-shift, got '" + gradient + "'");
-  if (chunk < 1) throw std::invalid_argument("chunk must be >= 1");
+  if (chunk < 1 || chunk > kMaxBatch) throw std::invalid_argument("chunk must be 1..1000000");
 }
 
 namespace {
@@ -54,6 +65,10 @@ void check_data(const model::Model& m, const data::Dataset& d) {
   if (d.n_classes > m.n_classes())
     throw std::invalid_argument("data has " + std::to_string(d.n_classes) + " classes, the model " +
                                 std::to_string(m.n_classes()));
+}
+
+bool all_finite(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
 }
 
 // Gathers rows into a contiguous batch of circuit inputs.
@@ -93,12 +108,12 @@ std::vector<double> gather_all(const DataParallel& dp, std::vector<double> mine,
 
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
-                                      const std::string& method, std::vector<double>& grad,
+                                      GradientMethod method, std::vector<double>& grad,
                                       Workspace<double>& ws, const DataParallel& dp) {
   const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
   std::vector<int> labels;
-  ws.saved_layers = method == "param-shift" ? 0 : kTrainingSavedLayers;
-  if (method != "param-shift" && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
+  ws.saved_layers = method == GradientMethod::ParamShift ? 0 : kTrainingSavedLayers;
+  if (method == GradientMethod::Adjoint && !(m.config.load_balance > 0 && !m.routing_qubits.empty())) {
     // A sample's loss needs only its own expectations: each chunk runs forward
     // and back while its states are in cache (forward_backward). This worker
     // runs chunks [c0, c1) of the batch; the per-chunk partials of all workers
@@ -170,7 +185,7 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
       for (int k = 0; k < L; ++k) dpk[std::size_t(b) * L + k] = m.config.load_balance * L * 2 * pbar[k] / B;
     model::routing_probabilities_backward(m, dpk.data(), B, dev.data());
   }
-  if (method == "param-shift")
+  if (method == GradientMethod::ParamShift)
     param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data());
   else
     backward(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data(), nullptr, ws);
@@ -289,6 +304,8 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
   }
   std::vector<double> grad;
   std::vector<std::size_t> order(train_set.size());
+  // Works on a copy: on a non-finite value `st` stays the last completed epoch.
+  TrainState work = st;
   for (int epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     std::iota(order.begin(), order.end(), std::size_t(0));
@@ -299,8 +316,15 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
       const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
       const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
-      const auto [loss, hits] = batch_gradient(m, st.theta, train_set, rows, tc.gradient, grad, ws, dp);
-      st.adam.step(st.theta, grad);
+      const auto [loss, hits] = batch_gradient(m, work.theta, train_set, rows, tc.gradient, grad, ws, dp);
+      const auto where = [&] { return "epoch " + std::to_string(epoch) + ", batch " + std::to_string(s / tc.batch + 1); };
+      if (!std::isfinite(loss) || !all_finite(grad))
+        throw NonFiniteError("training turned non-finite in " + where() + " (loss " + std::to_string(loss) +
+                             (std::isfinite(loss) ? ", a gradient entry not finite" : "") + "): stopped");
+      work.adam.step(work.theta, grad);
+      if (!all_finite(work.theta))
+        throw NonFiniteError("training turned non-finite in " + where() +
+                             ": an Adam step made a parameter infinite (learning rate too large?): stopped");
       loss_sum += loss * double(rows.size());
       correct += std::size_t(hits);
       if (cb.on_batch) cb.on_batch(epoch, e, order.size(), loss_sum / double(e), double(correct) / double(e));
@@ -309,17 +333,21 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     em.epoch = epoch;
     em.train_loss = loss_sum / double(order.size());
     em.train_acc = double(correct) / double(order.size());
-    const Evaluation ev = evaluate(m, st.theta, test_set, ws, nullptr, dp);
+    const Evaluation ev = evaluate(m, work.theta, test_set, ws, nullptr, dp);
+    if (!std::isfinite(ev.loss))
+      throw NonFiniteError("training turned non-finite in epoch " + std::to_string(epoch) +
+                           ": the evaluation loss is " + std::to_string(ev.loss) + ": stopped");
     em.test_loss = ev.loss;
     em.test_acc = ev.accuracy;
     em.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    st.epoch = epoch;
-    st.history.push_back(em);
+    work.epoch = epoch;
+    work.history.push_back(em);
     std::ostringstream os;
     os << rng;
-    st.rng_state = os.str();
-    const bool best = em.test_acc > st.best_test_acc;
-    if (best) st.best_test_acc = em.test_acc, st.best_epoch = epoch;
+    work.rng_state = os.str();
+    const bool best = em.test_acc > work.best_test_acc;
+    if (best) work.best_test_acc = em.test_acc, work.best_epoch = epoch;
+    st = work;
     if (cb.on_epoch) cb.on_epoch(st, em, best);
   }
 }
@@ -353,9 +381,10 @@ json to_json(const Checkpoint& c) {
 
 Checkpoint checkpoint_from_json(const json& j) {
   Checkpoint c;
-  if (!j.is_object() || j.value("format", "") != "qmoe-checkpoint")
+  if (!j.is_object() || !j.contains("format") || j["format"] != "qmoe-checkpoint")
     throw std::runtime_error("not a qmoe checkpoint");
-  if (j.value("version", 0) != 1) throw std::runtime_error("unsupported checkpoint version");
+  if (!j.contains("version") || !j["version"].is_number() || j["version"] != 1)
+    throw std::runtime_error("unsupported checkpoint version " + (j.contains("version") ? j["version"].dump() : "(none)"));
   try {
     c.model = model::ModelConfig::from_json(j.at("model"));
     c.train = TrainConfig::from_json(j.at("train"));
@@ -367,14 +396,14 @@ Checkpoint checkpoint_from_json(const json& j) {
     c.state.adam.beta1 = a.at("beta1").get<double>();
     c.state.adam.beta2 = a.at("beta2").get<double>();
     c.state.adam.eps = a.at("eps").get<double>();
-    c.state.adam.step_count = a.at("step").get<std::int64_t>();
+    c.state.adam.step_count = json_integer<std::int64_t>(a.at("step"), "step");
     c.state.adam.m = a.at("m").get<std::vector<double>>();
     c.state.adam.v = a.at("v").get<std::vector<double>>();
-    c.state.epoch = s.at("epoch").get<int>();
+    c.state.epoch = json_integer<int>(s.at("epoch"), "epoch");
     c.state.rng_state = s.at("rng").get<std::string>();
     for (const json& e : s.at("history")) {
       EpochMetrics m;
-      m.epoch = e.at("epoch").get<int>();
+      m.epoch = json_integer<int>(e.at("epoch"), "epoch");
       m.train_loss = e.at("train_loss").get<double>();
       m.train_acc = e.at("train_acc").get<double>();
       m.test_loss = e.at("test_loss").get<double>();
@@ -383,7 +412,7 @@ Checkpoint checkpoint_from_json(const json& j) {
       c.state.history.push_back(m);
     }
     c.state.best_test_acc = s.at("best_test_acc").get<double>();
-    c.state.best_epoch = s.at("best_epoch").get<int>();
+    c.state.best_epoch = json_integer<int>(s.at("best_epoch"), "best_epoch");
   } catch (const json::exception& e) {
     throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
   } catch (const std::invalid_argument& e) {

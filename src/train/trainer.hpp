@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,17 +21,27 @@
 
 namespace qmoe::train {
 
+// How batch_gradient differentiates: the adjoint sweep, or parameter shift
+// (two circuit runs per parameter; the reference). One parse / to_string pair,
+// spelled "adjoint" and "param-shift" in JSON and on the command line.
+enum class GradientMethod { Adjoint, ParamShift };
+GradientMethod parse_gradient_method(std::string_view s);  // throws std::invalid_argument
+const char* to_string(GradientMethod m);
+
 struct TrainConfig {
   int epochs = 10;
   int batch = 32;
   double lr = 2e-3;
   std::uint64_t seed = 0;
-  std::string gradient = "adjoint";  // adjoint | param-shift
+  GradientMethod gradient = GradientMethod::Adjoint;
   int chunk = 16;                    // samples per thread work item (batch 32: both cores busy)
 
+  // Limits of validate(), which every path calls (the CLI's flag ranges use them too).
+  static constexpr int kMaxEpochs = 100000, kMaxBatch = 1000000;
+
   nlohmann::json to_json() const;
-  static TrainConfig from_json(const nlohmann::json& j);
-  void validate() const;
+  static TrainConfig from_json(const nlohmann::json& j);  // validated; throws std::invalid_argument
+  void validate() const;                                   // throws std::invalid_argument
 };
 
 struct EpochMetrics {
@@ -104,7 +116,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
 // Returns {loss, correct}. The batch's chunks are shared out over dp's workers.
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
-                                      const std::string& method, std::vector<double>& grad,
+                                      GradientMethod method, std::vector<double>& grad,
                                       Workspace<double>& ws, const DataParallel& dp = {});
 
 struct Callbacks {
@@ -114,11 +126,19 @@ struct Callbacks {
   std::function<void(const TrainState& state, const EpochMetrics& m, bool is_best)> on_epoch;
 };
 
+// train() stops with this at the first non-finite loss, gradient, parameter
+// or evaluation loss, before the state is updated or on_epoch is called: the
+// state (and any checkpoint written from it) stays the last good one.
+struct NonFiniteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // A fresh state: initial parameters from the seed.
 TrainState initial_state(const model::Model& m, const TrainConfig& tc);
 
 // Trains from `state` (fresh or resumed) up to tc.epochs; every worker of dp
-// runs this with the same arguments and ends with the same state.
+// runs this with the same arguments and ends with the same state. Throws
+// NonFiniteError when training turns non-finite (state: the last completed epoch).
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
            const data::Dataset& test_set, TrainState& state, const Callbacks& cb, const DataParallel& dp = {});
 
