@@ -297,8 +297,8 @@ TEST(Density, AsymmetricReadoutShots) {
 // trajectories agree with it; without noise both are the coherent circuit.
 TEST(Density, RoutedUnderNoise) {
   model::ModelConfig cfg;
-  cfg.model = "qmoe";
-  cfg.routing_encoder = "full";
+  cfg.model = model::ModelKind::QMoE;
+  cfg.routing_encoder = model::RoutingEncoder::Full;
   cfg.n_features = 12;
   cfg.data_qubits = 4;
   cfg.depth = 1;

@@ -19,10 +19,10 @@ namespace {
 
 model::ModelConfig routed_config(int experts, const std::string& enc) {
   model::ModelConfig c;
-  c.model = "qmoe";
+  c.model = model::ModelKind::QMoE;
   c.ops = "rxryrz";
   c.n_classes = 4;
-  c.routing_encoder = enc;
+  c.routing_encoder = model::parse_routing_encoder(enc);
   c.n_features = enc == "quadrant" ? 64 : 16;
   c.data_qubits = 4;
   c.depth = 2;
@@ -62,7 +62,7 @@ std::vector<Case> all_cases() {
 TEST(Routed, ExactEqualsCoherent) {
   for (const Case& cs : all_cases()) {
     model::ModelConfig cfg = routed_config(cs.experts, cs.encoder);
-    cfg.aggregation = cs.aggregation;
+    cfg.aggregation = model::parse_aggregation(cs.aggregation);
     const model::Model m = model::build_model(cfg);
     const model::RoutedModel rm = model::split_routed(m);
     EXPECT_EQ(rm.entangled, std::string(cs.encoder) == "joint");
@@ -114,7 +114,7 @@ TEST(Routed, PiecesAreSeparatePrograms) {
   EXPECT_THROW(model::routed_forward(rj, mj, theta, x.data(), 1, &eng, ev.data()), std::invalid_argument);
   // a QNN has nothing to route
   model::ModelConfig q = routed_config(2, "full");
-  q.model = "qnn";
+  q.model = model::ModelKind::QNN;
   EXPECT_THROW(model::split_routed(model::build_model(q)), std::invalid_argument);
 }
 

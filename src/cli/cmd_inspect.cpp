@@ -106,7 +106,7 @@ std::unique_ptr<train::BatchExpectations> make_runner(const InspectArgs& a, cons
     });
   }
   if (m.routing_qubits.empty())
-    throw std::runtime_error("--execution routed needs a QMoE checkpoint (this model is a " + m.config.model + ")");
+    throw std::runtime_error("--execution routed needs a QMoE checkpoint (this model is a " + std::string(model::to_string(m.config.model)) + ")");
   auto rm = std::make_shared<const model::RoutedModel>(model::split_routed(m));
   if (rm->entangled && a.noise.active())
     throw std::runtime_error("--execution routed with the joint routing encoder runs exactly or with --shots only "
@@ -414,7 +414,7 @@ std::string cost_row(const std::string& what, const DecomposedCost& k) {
 void export_routed(const InspectArgs& a, const Loaded& l, const std::vector<double>& x, const std::string& header) {
   const model::Model& m = l.model;
   const std::vector<double>& theta = l.ck.state.theta;
-  if (m.routing_qubits.empty()) throw std::runtime_error("--routed needs a QMoE checkpoint (this model is a " + m.config.model + ")");
+  if (m.routing_qubits.empty()) throw std::runtime_error("--routed needs a QMoE checkpoint (this model is a " + std::string(model::to_string(m.config.model)) + ")");
   const model::RoutedModel rm = model::split_routed(m);
   const int R = rm.n_outcomes();
   std::vector<Circuit> branches;
