@@ -103,7 +103,7 @@ j = json.load(open(sys.argv[1]))
 exact = -(1 - 4 * 0.03 / 3) * (1 - 4 * 0.06 / 3) * (1 - 2 * 0.02)
 for z in j["expval_z"]:
     assert abs(z - exact) < 5 * math.sqrt(1 / 20000), (z, exact)
-assert j["noise"] == {"depol1": 0.03, "depol2": 0.06, "readout_error": 0.02, "trajectories": 20000, "seed": 0}, j["noise"]
+assert j["noise"] == {"depol1": 0.03, "depol2": 0.06, "amp_damping": 0.0, "phase_damping": 0.0, "readout_error": 0.02, "readout_01": 0.02, "readout_10": 0.02, "method": "trajectories", "trajectories": 20000, "seed": 0}, j["noise"]
 PY
 "$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --shots 2000 --seed 4 >"$tmp/s1.json"
 "$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --shots 2000 --seed 4 >"$tmp/s2.json"
