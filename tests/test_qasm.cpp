@@ -357,8 +357,16 @@ TEST(QasmErrors, PositionsAndMessages) {
       {H + "qreg q[1.5];", 3, 8, "expected a register size"},
       {H + "qreg q[2];\nreset q[0];", 4, 1, "'reset' is not supported"},
       {H + "qreg q[2];\ncreg c[2];\nif(c==1) x q[0];", 5, 1, "'if'"},
-      {H + "gate foo a { x a; }", 3, 1, "user gate definitions"},
-      {H + "opaque foo a;", 3, 1, "opaque"},
+      {H + "opaque foo a;", 3, 1, "opaque gate 'foo' has no definition"},
+      {H + "gate x a { h a; }", 3, 6, "gate 'x' is already defined"},
+      {H + "gate g(t) a, t { h a; }", 3, 14, "'t' is declared twice"},
+      {H + "gate g a { h a;", 3, 16, "missing '}'"},
+      {H + "qreg q[1];\ngate g a {\n  h b;\n}\ng q[0];", 5, 5, "unknown qubit 'b' in a gate body"},
+      {H + "qreg q[1];\ngate g a {\n  h a[0];\n}\ng q[0];", 5, 6, "without an index"},
+      {H + "qreg q[1];\ngate g(t) a {\n  rx(s) a;\n}\ng(1) q[0];", 5, 6, "unknown identifier 's'"},
+      {H + "qreg q[1];\ngate g a {\n  qreg r[1];\n}\ng q[0];", 5, 3, "not allowed in a gate body"},
+      {H + "qreg q[2];\ngate g a, b { cx a, b; }\ng q[0];", 5, 7, "takes 2 qubit argument(s), got 1"},
+      {H + "qreg q[2];\ngate g(t) a { rx(t) a; }\ng q[0];", 5, 3, "takes 1 parameter(s)"},
       {"OPENQASM 2.0;\nqreg q[1];\nh q[0];", 3, 1, "needs 'include \"qelib1.inc\";'"},
       {"OPENQASM 2.0;\ninclude \"other.inc\";", 2, 9, "only \"qelib1.inc\""},
       {"OPENQASM 2.0;\ninclude \"qelib1.inc;", 2, 9, "unterminated string"},
@@ -606,4 +614,53 @@ TEST(Qasm, NestingUpToTheLimitParses) {
 }
 
 }  // namespace
+
+// User gate definitions expand like macros: parameters (also in expressions),
+// nesting (gates defined from other user gates), broadcasting; the result is
+// the circuit written with built-in gates. Each elementary gate's evaluated
+// argument is one parameter, in expansion order.
+TEST(QasmUserGates, ExpandToBuiltins) {
+  const std::string defs =
+      kHead +
+      "gate rot(a, b) q { rx(a) q; ry(b / 2) q; }\n"
+      "gate ent(t) c, d { rot(t, 2 * t) c; cx c, d; rz(-t) d; }\n"
+      "gate twice(t) c, d { ent(t) c, d; ent(t + pi) d, c; barrier c, d; }\n"
+      "qreg q[3];\n"
+      "twice(0.3) q[0], q[2];\n"
+      "rot(0.1, 0.4) q;\n";
+  const std::string flat =
+      kHead + "qreg q[3];\n"
+      "rx(0.3) q[0]; ry(0.3) q[0]; cx q[0], q[2]; rz(-0.3) q[2];\n"
+      "rx(0.3 + pi) q[2]; ry(0.3 + pi) q[2]; cx q[2], q[0]; rz(-(0.3 + pi)) q[0];\n"
+      "rx(0.1) q[0]; ry(0.2) q[0]; rx(0.1) q[1]; ry(0.2) q[1]; rx(0.1) q[2]; ry(0.2) q[2];\n";
+  const ParsedQasm a = parse_qasm(defs), b = parse_qasm(flat);
+  ASSERT_EQ(a.circuit.gates.size(), b.circuit.gates.size());
+  ASSERT_EQ(a.theta.size(), b.theta.size());
+  for (std::size_t j = 0; j < a.theta.size(); ++j) EXPECT_NEAR(a.theta[j], b.theta[j], 1e-15) << j;
+  EXPECT_LT(distance(simulate(a.circuit, a.theta), simulate(b.circuit, b.theta), false), 1e-12);
+  // the Jacobian is over the elementary gates' arguments, as for the flat file
+  const std::vector<PauliString> obs = {PauliString::Z(0), PauliString::Z(2)};
+  const auto ja = adjoint_jacobian<double>(a.circuit, a.theta, nullptr, obs);
+  const auto jb = adjoint_jacobian<double>(b.circuit, b.theta, nullptr, obs);
+  for (std::size_t j = 0; j < ja.size(); ++j) EXPECT_NEAR(ja[j], jb[j], 1e-12);
+  // a user gate needs no include when its body uses only U and CX
+  const ParsedQasm c = parse_qasm("OPENQASM 2.0;\ngate myx a { U(pi, 0, pi) a; }\nqreg q[1];\nmyx q[0];");
+  EXPECT_EQ(c.circuit.gates.size(), 1u);
+}
+
+// Definitions that would expand to more than 2^20 gates are refused (the
+// body is expanded per call, so nesting doubles the count per level).
+TEST(QasmUserGates, ExpansionIsBounded) {
+  std::string text = kHead + "gate g0 a { x a; x a; }\n";
+  for (int k = 1; k <= 21; ++k)
+    text += "gate g" + std::to_string(k) + " a { g" + std::to_string(k - 1) + " a; g" + std::to_string(k - 1) + " a; }\n";
+  text += "qreg q[1];\ng21 q[0];\n";
+  try {
+    parse_qasm(text);
+    FAIL() << "expected an error";
+  } catch (const QasmError& e) {
+    EXPECT_NE(e.message().find("too many gates"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace qmoe

@@ -152,8 +152,19 @@ std::vector<Token> tokenize(std::string_view s) {
 struct QArg {
   int reg = 0;
   int index = -1;
+  int qubit = -1;  // inside a gate body: the global qubit a formal argument stands for
   Token tok;  // where it starts
 };
+
+// A user `gate` definition: its formal parameters and qubits, and where its
+// body's tokens are (expanded at each call, like a macro).
+struct GateDef {
+  std::vector<std::string> params, qubits;
+  std::size_t body_begin = 0, body_end = 0;  // token indices: first after '{', the '}'
+};
+
+// Gates one file may expand to (user gates can nest exponentially).
+constexpr std::size_t kQasmMaxGates = std::size_t(1) << 20;
 
 enum class G {
   U3, U2, U1, U0, CU4, X, I, Y, Z, H, S, Sdg, T, Tdg, SX, SXdg, RX, RY, RZ,
@@ -212,6 +223,15 @@ class Parser {
   ParsedQasm out_;
   bool qelib_ = false;
   int depth_ = 0;
+  std::unordered_map<std::string, GateDef> defs_;
+  // The gate bodies being expanded, innermost last: the values of the formal
+  // parameters and the global qubits of the formal qubit arguments.
+  struct Scope {
+    const GateDef* def;
+    std::vector<double> values;
+    std::vector<int> qubits;
+  };
+  std::vector<Scope> scopes_;
 
   const Token& peek(std::size_t k = 0) const {
     return toks_[std::min(pos_ + k, toks_.size() - 1)];
@@ -290,9 +310,74 @@ class Parser {
     if (w == "measure") return measure();
     if (w == "reset") fail(t, "'reset' is not supported (the simulator has no mid-circuit reset)");
     if (w == "if") fail(t, "classically controlled gates ('if') are not supported");
-    if (w == "gate") fail(t, "user gate definitions ('gate') are not supported");
-    if (w == "opaque") fail(t, "opaque gates are not supported");
+    if (w == "gate") return define();
+    if (w == "opaque")
+      fail(t, "opaque gate" + (peek(1).kind == Tok::Ident ? " '" + peek(1).text + "'" : std::string()) +
+                  " has no definition: qmoe cannot simulate it");
     return gate_call();
+  }
+
+  // gate name(p, ...) a, b, ... { gate calls and barriers on a, b, ... }
+  void define() {
+    next();
+    const Token name = expect_ident("a gate name");
+    if (gate_table().count(name.text) || defs_.count(name.text))
+      fail(name, "gate '" + name.text + "' is already defined");
+    GateDef d;
+    auto unique = [&](const Token& t, const std::vector<std::string>& a, const std::vector<std::string>& b) {
+      if (std::count(a.begin(), a.end(), t.text) || std::count(b.begin(), b.end(), t.text))
+        fail(t, "'" + t.text + "' is declared twice in gate '" + name.text + "'");
+    };
+    if (is_sym("(")) {
+      next();
+      if (!is_sym(")"))
+        for (;;) {
+          const Token& p = expect_ident("a parameter name");
+          unique(p, d.params, d.qubits);
+          d.params.push_back(p.text);
+          if (!is_sym(",")) break;
+          next();
+        }
+      expect_sym(")");
+    }
+    for (;;) {
+      const Token& q = expect_ident("a qubit argument name");
+      unique(q, d.params, d.qubits);
+      d.qubits.push_back(q.text);
+      if (!is_sym(",")) break;
+      next();
+    }
+    expect_sym("{");
+    d.body_begin = pos_;
+    while (!is_sym("}")) {
+      if (peek().kind == Tok::End) fail(peek(), "gate '" + name.text + "': missing '}' at the end of its body");
+      if (is_sym("{")) fail(peek(), "unexpected '{' in the body of gate '" + name.text + "'");
+      next();
+    }
+    d.body_end = pos_;
+    next();
+    defs_.emplace(name.text, std::move(d));
+  }
+
+  // One statement of a gate body: a gate call or a barrier.
+  void body_statement() {
+    const Token& t = peek();
+    if (t.kind == Tok::Ident && t.text == "barrier") return barrier();
+    if (t.kind == Tok::Ident &&
+        (t.text == "qreg" || t.text == "creg" || t.text == "measure" || t.text == "reset" || t.text == "if" ||
+         t.text == "gate" || t.text == "opaque" || t.text == "include"))
+      fail(t, "'" + t.text + "' is not allowed in a gate body (only gate calls and barrier)");
+    gate_call();
+  }
+
+  void expand(const GateDef& d, std::vector<double> values, std::vector<int> qubits, const Token& at) {
+    if (scopes_.size() >= 64) fail(at, "gate definitions nested too deeply (64 levels)");
+    const std::size_t saved = pos_;
+    scopes_.push_back({&d, std::move(values), std::move(qubits)});
+    pos_ = d.body_begin;
+    while (pos_ < d.body_end) body_statement();
+    scopes_.pop_back();
+    pos_ = saved;
   }
 
   void include() {
@@ -330,6 +415,7 @@ class Parser {
     } else {
       long total = size;
       for (const auto& c : out_.cregs) total += c.size;
+      r.offset = int(total - size);
       if (total > kQasmMaxCbits)
         fail(size_tok, "too many classical bits (limit " + std::to_string(kQasmMaxCbits) + ")");
       out_.cregs.push_back(r);
@@ -344,6 +430,15 @@ class Parser {
                      " argument, found " + show(name));
     QArg a;
     a.tok = name;
+    if (quantum && !scopes_.empty()) {  // a formal qubit argument of the gate being expanded
+      const Scope& sc = scopes_.back();
+      const auto it = std::find(sc.def->qubits.begin(), sc.def->qubits.end(), name.text);
+      if (it == sc.def->qubits.end()) fail(name, "unknown qubit '" + name.text + "' in a gate body");
+      next();
+      if (is_sym("[")) fail(peek(), "a gate body addresses its qubit arguments without an index");
+      a.qubit = sc.qubits[std::size_t(it - sc.def->qubits.begin())];
+      return a;
+    }
     const auto& regs = quantum ? out_.qregs : out_.cregs;
     a.reg = find_register(regs, name.text);
     if (a.reg < 0) {
@@ -395,6 +490,11 @@ class Parser {
     if (qreg && out_.qregs[std::size_t(q.reg)].size != out_.cregs[std::size_t(c.reg)].size)
       fail(c.tok, "measure: registers '" + out_.qregs[std::size_t(q.reg)].name + "' and '" +
                       out_.cregs[std::size_t(c.reg)].name + "' differ in size");
+    const QasmRegister &qr = out_.qregs[std::size_t(q.reg)], &cr = out_.cregs[std::size_t(c.reg)];
+    if (qreg)
+      for (int i = 0; i < qr.size; ++i) out_.measured.push_back({qr.offset + i, long(cr.offset) + i});
+    else
+      out_.measured.push_back({qr.offset + q.index, long(cr.offset) + c.index});
   }
 
   // ---- expressions ---------------------------------------------------------
@@ -461,6 +561,14 @@ class Parser {
         next();
         return M_PI;
       }
+      if (!scopes_.empty()) {  // a formal parameter of the gate being expanded
+        const Scope& sc = scopes_.back();
+        const auto it = std::find(sc.def->params.begin(), sc.def->params.end(), t.text);
+        if (it != sc.def->params.end()) {
+          next();
+          return sc.values[std::size_t(it - sc.def->params.begin())];
+        }
+      }
       static const std::unordered_map<std::string, double (*)(double)> fns = {
           {"sin", [](double a) { return std::sin(a); }},
           {"cos", [](double a) { return std::cos(a); }},
@@ -486,11 +594,15 @@ class Parser {
   void gate_call() {
     const Token name = next();
     auto it = gate_table().find(name.text);
-    if (it == gate_table().end()) fail(name, "unknown gate '" + name.text + "'");
-    const GateSpec spec = it->second;
+    const auto user = defs_.find(name.text);
+    if (it == gate_table().end() && user == defs_.end()) fail(name, "unknown gate '" + name.text + "'");
+    // A user gate's call: its formal parameters' values and qubit count.
+    const GateSpec spec = user != defs_.end()
+                              ? GateSpec{G::I, int(user->second.params.size()), int(user->second.qubits.size()), true}
+                              : it->second;
     if (!spec.builtin && !qelib_)
       fail(name, "gate '" + name.text + "' needs 'include \"qelib1.inc\";'");
-    std::vector<int> pidx;
+    std::vector<double> values;
     if (is_sym("(")) {
       const Token& open = next();
       if (!is_sym(")")) {
@@ -498,17 +610,16 @@ class Parser {
           const Token start = peek();
           const double v = expr();
           if (!std::isfinite(v)) fail(start, "expression does not evaluate to a finite number");
-          pidx.push_back(int(out_.theta.size()));
-          out_.theta.push_back(v);
+          values.push_back(v);
           if (is_sym(")")) break;
           if (!is_sym(",")) fail(peek(), "expected ',' or ')', found " + show(peek()));
           next();
         }
       }
       expect_sym(")");
-      if (int(pidx.size()) != spec.n_angles)
+      if (int(values.size()) != spec.n_angles)
         fail(open, "gate '" + name.text + "' takes " + std::to_string(spec.n_angles) +
-                       " parameter(s), got " + std::to_string(pidx.size()));
+                       " parameter(s), got " + std::to_string(values.size()));
     } else if (spec.n_angles > 0) {
       fail(peek(), "gate '" + name.text + "' takes " + std::to_string(spec.n_angles) +
                        " parameter(s); expected '('");
@@ -525,7 +636,7 @@ class Parser {
     int reps = 1;
     const QArg* first_reg = nullptr;
     for (const QArg& a : args) {
-      if (a.index >= 0) continue;
+      if (a.index >= 0 || a.qubit >= 0) continue;
       const int size = out_.qregs[std::size_t(a.reg)].size;
       if (!first_reg) {
         first_reg = &a;
@@ -535,15 +646,28 @@ class Parser {
                         out_.qregs[std::size_t(a.reg)].name + "' differ in size");
       }
     }
+    // A built-in gate's arguments become parameters (shared by broadcast copies).
+    std::vector<int> pidx;
+    if (user == defs_.end())
+      for (double v : values) pidx.push_back(int(out_.theta.size())), out_.theta.push_back(v);
     for (int r = 0; r < reps; ++r) {
       std::vector<int> q;
       for (std::size_t k = 0; k < args.size(); ++k) {
-        const QasmRegister& reg = out_.qregs[std::size_t(args[k].reg)];
-        const int qi = reg.offset + (args[k].index >= 0 ? args[k].index : r);
+        int qi = args[k].qubit;
+        if (qi < 0) {
+          const QasmRegister& reg = out_.qregs[std::size_t(args[k].reg)];
+          qi = reg.offset + (args[k].index >= 0 ? args[k].index : r);
+        }
         for (int prev : q)
           if (prev == qi) fail(args[k].tok, "gate '" + name.text + "': qubit used twice");
         q.push_back(qi);
       }
+      if (user != defs_.end()) {
+        expand(user->second, values, q, name);
+        continue;
+      }
+      if (out_.circuit.gates.size() >= kQasmMaxGates)
+        fail(name, "too many gates (more than " + std::to_string(kQasmMaxGates) + " after expanding user gates)");
       emit(spec.g, q, pidx);
     }
   }
@@ -637,6 +761,19 @@ class Parser {
 
 ParsedQasm parse_qasm(std::string_view text) { return Parser(text).run(); }
 
+std::string classical_bits(const ParsedQasm& p, std::uint64_t state) {
+  long total = 0;
+  for (const QasmRegister& r : p.cregs) total += r.size;
+  std::string bits(std::size_t(total), '0');  // global bit order
+  for (const auto& [q, b] : p.measured) bits[std::size_t(b)] = ((state >> q) & 1) ? '1' : '0';
+  std::string out;
+  for (auto r = p.cregs.rbegin(); r != p.cregs.rend(); ++r) {
+    if (!out.empty()) out += ' ';
+    for (int i = r->size - 1; i >= 0; --i) out += bits[std::size_t(r->offset + i)];
+  }
+  return out;
+}
+
 // ============================================================================
 // Writer
 // ============================================================================
@@ -693,11 +830,15 @@ bool near(const Mat2& a, const Mat2& b) {
 class Writer {
  public:
   std::ostringstream os;
+  bool v3 = false;           // OpenQASM 3 (stdgates.inc names: cp for cu1, cu(t,p,l,0) for cu3)
+  std::string indent;        // before every line
 
   std::string q(int i) const { return "q[" + std::to_string(i) + "]"; }
 
-  void line(const std::string& g, const std::vector<double>& args, std::vector<int> qs) {
-    os << g;
+  void line(std::string g, std::vector<double> args, std::vector<int> qs) {
+    if (v3 && g == "cu1") g = "cp";
+    if (v3 && g == "cu3") g = "cu", args.push_back(0.0);
+    os << indent << g;
     if (!args.empty()) {
       os << '(';
       for (std::size_t k = 0; k < args.size(); ++k) os << (k ? "," : "") << num(args[k]);
@@ -801,21 +942,18 @@ class Writer {
 
 }  // namespace
 
-std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const double* x,
-                       const QasmWriteOptions& opt) {
+namespace {
+
+void check_writable(const Circuit& c, const std::vector<double>& theta, const double* x) {
   if (theta.size() < std::size_t(c.n_params))
     throw std::invalid_argument("write_qasm: circuit needs " + std::to_string(c.n_params) +
                                 " parameters, got " + std::to_string(theta.size()));
   if (c.n_features > 0 && !x)
     throw std::invalid_argument("write_qasm: the circuit reads input features; pass one sample");
   if (c.n_qubits < 1) throw std::invalid_argument("write_qasm: circuit has no qubits");
-  Writer w;
-  if (!opt.comment.empty()) {
-    std::istringstream in(opt.comment);
-    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
-  }
-  w.os << "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[" << c.n_qubits << "];\n";
-  if (opt.measure) w.os << "creg c[" << c.n_qubits << "];\n";
+}
+
+void write_gates(Writer& w, const Circuit& c, const std::vector<double>& theta, const double* x) {
   for (const Gate& g : c.gates) {
     const std::array<double, 3> a = resolve_angles(g, theta.data(), x);
     for (int j = 0; j < angle_count(g.kind); ++j)
@@ -823,6 +961,52 @@ std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const
         throw std::invalid_argument("write_qasm: gate '" + describe(g) + "' has a non-finite angle");
     w.gate(g, a);
   }
+}
+
+}  // namespace
+
+std::string write_qasm3_dynamic(const Circuit& pre, const std::vector<int>& measured,
+                                const std::vector<Circuit>& branches, const std::vector<double>& theta,
+                                const double* x, const std::string& comment) {
+  check_writable(pre, theta, x);
+  const int n = pre.n_qubits, r = int(measured.size());
+  if (r < 1 || r > 30 || branches.size() != (std::size_t(1) << r))
+    throw std::invalid_argument("write_qasm3_dynamic: need 2^r branches for r measured qubits");
+  Writer w;
+  w.v3 = true;
+  if (!comment.empty()) {
+    std::istringstream in(comment);
+    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
+  }
+  w.os << "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[" << n << "] q;\nbit[" << r << "] route;\nbit[" << n
+       << "] c;\n";
+  write_gates(w, pre, theta, x);
+  for (int i = 0; i < r; ++i) w.os << "route[" << i << "] = measure q[" << measured[std::size_t(i)] << "];\n";
+  w.indent = "  ";
+  for (std::size_t k = 0; k < branches.size(); ++k) {
+    check_writable(branches[k], theta, x);
+    if (branches[k].n_qubits != n) throw std::invalid_argument("write_qasm3_dynamic: a branch has another register size");
+    if (branches[k].gates.empty()) continue;
+    w.os << "if (route == " << k << ") {\n";
+    write_gates(w, branches[k], theta, x);
+    w.os << "}\n";
+  }
+  w.indent.clear();
+  w.os << "c = measure q;\n";
+  return w.os.str();
+}
+
+std::string write_qasm(const Circuit& c, const std::vector<double>& theta, const double* x,
+                       const QasmWriteOptions& opt) {
+  check_writable(c, theta, x);
+  Writer w;
+  if (!opt.comment.empty()) {
+    std::istringstream in(opt.comment);
+    for (std::string l; std::getline(in, l);) w.os << "// " << l << '\n';
+  }
+  w.os << "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[" << c.n_qubits << "];\n";
+  if (opt.measure) w.os << "creg c[" << c.n_qubits << "];\n";
+  write_gates(w, c, theta, x);
   if (opt.measure) w.os << "measure q -> c;\n";
   return w.os.str();
 }

@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <cstdint>
 #include <vector>
 
 #include "circuit/circuit.hpp"
@@ -46,8 +48,16 @@ struct ParsedQasm {
   Circuit circuit;                  // n_params == theta.size(), no features
   std::vector<double> theta;        // initial value of each parameter p_j
   std::vector<QasmRegister> qregs;  // in declaration order
-  std::vector<QasmRegister> cregs;
+  std::vector<QasmRegister> cregs;  // offset: global index of bit 0 (classical bits numbered across registers)
+  // Every `measure`: (qubit, global classical bit), in order. Measurements are
+  // taken as of the end of the circuit (mid-circuit measurement is not simulated).
+  std::vector<std::pair<int, long>> measured;
 };
+
+// The classical registers' value for a sampled basis state (bit q of `state`
+// is qubit q), Qiskit's way: registers last-declared first, separated by
+// spaces, each with its bit 0 on the right; unmeasured bits read 0.
+std::string classical_bits(const ParsedQasm& p, std::uint64_t state);
 
 // Limits that keep hostile input cheap.
 inline constexpr int kQasmMaxQubits = 30;
@@ -65,6 +75,16 @@ struct QasmWriteOptions {
 // the circuit has no Feature angles). Throws std::invalid_argument on bad sizes.
 std::string write_qasm(const Circuit& c, const std::vector<double>& theta,
                        const double* x = nullptr, const QasmWriteOptions& opt = {});
+
+// An OpenQASM 3 dynamic circuit (stdgates.inc names; cu1 is written cp and
+// cu3(t,p,l) as cu(t,p,l,0)): `pre` runs on qubit[n] q, the qubits `measured`
+// are read into bit[r] route (route[i] = qubit measured[i]), then for each
+// outcome k the gates of branches[k] run under `if (route == k) { ... }`
+// (branches without gates are left out), and every qubit is measured into
+// bit[n] c. All circuits on the same n qubits; 2^r branches.
+std::string write_qasm3_dynamic(const Circuit& pre, const std::vector<int>& measured,
+                                const std::vector<Circuit>& branches, const std::vector<double>& theta,
+                                const double* x = nullptr, const std::string& comment = {});
 
 // Exposed for tests: U = e^{i alpha} U3(theta, phi, lambda) exactly.
 struct U3Decomposition {

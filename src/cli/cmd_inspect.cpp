@@ -12,7 +12,9 @@
 // left behind on failure. See docs/cli.md.
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -26,7 +28,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "circuit/cost.hpp"
 #include "circuit/qasm.hpp"
+#include "grad/shots.hpp"
+#include "model/routed.hpp"
 #include "cli/cli.hpp"
 #include "cli/train_common.hpp"
 
@@ -49,11 +54,17 @@ struct InspectArgs {
   std::string csv_header = "auto";
   int threads = 0;
   NoiseOptions noise;  // eval / predict: simulated hardware noise
+  std::string execution = "coherent";  // eval / predict: coherent | routed (model/routed.hpp)
+  long shots = 0;                      // eval / predict: estimate from N shots per sample (0: exact)
+  bool routed_export = false;          // export --routed
 };
 
 // The evaluation noise the options ask for, or null (exact simulation).
 const train::EvalNoise* eval_noise(const InspectArgs& a, train::EvalNoise& storage) {
-  a.noise.check();
+  if (a.shots > 0 && a.noise.active())
+    throw std::runtime_error("--shots with noise is not simulated: give either --shots or the noise options");
+  if (a.shots == 0) a.noise.check();
+  else if (a.noise.trajectories > 0) throw std::runtime_error("--trajectories needs noise: give --depol1, --depol2 or --readout-error");
   if (!a.noise.active()) return nullptr;
   storage.model = a.noise.model;
   storage.trajectories = a.noise.n_trajectories();
@@ -64,11 +75,67 @@ const train::EvalNoise* eval_noise(const InspectArgs& a, train::EvalNoise& stora
 ojson noise_json(const InspectArgs& a) { return ojson::parse(a.noise.to_json().dump()); }
 
 std::string noise_line(const InspectArgs& a) {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "noise: depol1 %g, depol2 %g, readout error %g; mean of %d trajectories (seed %llu)\n",
-                a.noise.model.p1, a.noise.model.p2, a.noise.model.readout, a.noise.n_trajectories(),
-                static_cast<unsigned long long>(a.noise.seed));
+  const NoiseModel& m = a.noise.model;
+  char buf[400];
+  int len = std::snprintf(buf, sizeof buf, "noise: depol1 %g, depol2 %g, amp damping %g, phase damping %g, readout error ",
+                          m.p1, m.p2, m.amp_damping, m.phase_damping);
+  if (m.flip01() == m.flip10()) len += std::snprintf(buf + len, sizeof buf - len, "%g", m.flip01());
+  else len += std::snprintf(buf + len, sizeof buf - len, "0->1 %g, 1->0 %g", m.flip01(), m.flip10());
+  if (a.noise.density())
+    std::snprintf(buf + len, sizeof buf - len, "; exact density matrix\n");
+  else
+    std::snprintf(buf + len, sizeof buf - len, "; mean of %d trajectories (seed %llu)\n", a.noise.n_trajectories(),
+                  static_cast<unsigned long long>(a.noise.seed));
   return buf;
+}
+
+// How eval / predict get the model's expectations: null for evaluate()'s own
+// coherent exact or noisy path; else routed execution (exact, noisy
+// trajectories piece by piece, or shots) or coherent shot estimates.
+std::unique_ptr<train::BatchExpectations> make_runner(const InspectArgs& a, const model::Model& m,
+                                                      const std::vector<double>& theta) {
+  if (a.execution == "coherent") {
+    if (a.noise.active() && a.noise.density()) {
+      const NoiseModel* noise = &a.noise.model;
+      return std::make_unique<train::BatchExpectations>([&m, &theta, noise](const double* x, int B, double* ev) {
+        density_forward(m.circuit, theta, x, B, m.observables, *noise, ev);
+      });
+    }
+    if (a.shots == 0) return nullptr;
+    const long shots = a.shots;
+    const std::uint64_t seed = a.noise.seed;
+    return std::make_unique<train::BatchExpectations>([&m, &theta, shots, seed](const double* x, int B, double* ev) {
+      shot_forward<double>(m.circuit, theta, x, B, m.observables, shots, seed, ev);
+    });
+  }
+  if (m.routing_qubits.empty())
+    throw std::runtime_error("--execution routed needs a QMoE checkpoint (this model is a " + std::string(model::to_string(m.config.model)) + ")");
+  auto rm = std::make_shared<const model::RoutedModel>(model::split_routed(m));
+  if (rm->entangled && a.noise.active())
+    throw std::runtime_error("--execution routed with the joint routing encoder runs exactly or with --shots only "
+                             "(its registers are entangled before the routing measurement; see docs/models.md)");
+  const long shots = a.shots;
+  const std::uint64_t seed = a.noise.seed;
+  if (shots > 0)
+    return std::make_unique<train::BatchExpectations>([rm, &m, &theta, shots, seed](const double* x, int B, double* ev) {
+      model::routed_shots(*rm, m, theta, x, B, shots, seed, ev);
+    });
+  if (!a.noise.active())
+    return std::make_unique<train::BatchExpectations>(
+        [rm, &m, &theta](const double* x, int B, double* ev) { model::routed_forward(*rm, m, theta, x, B, nullptr, ev); });
+  auto engine = std::make_shared<model::PieceExpectations>(
+      a.noise.density() ? model::density_engine(theta, a.noise.model)
+                        : model::trajectory_engine(theta, a.noise.model, a.noise.n_trajectories(), seed));
+  return std::make_unique<train::BatchExpectations>([rm, engine, &m, &theta](const double* x, int B, double* ev) {
+    model::routed_forward(*rm, m, theta, x, B, engine.get(), ev);
+  });
+}
+
+std::string execution_line(const InspectArgs& a) {
+  std::string s = "execution: " + a.execution;
+  if (a.execution == "routed") s += " (routing register measured after G, then only the selected expert runs)";
+  if (a.shots > 0) s += "; estimates from " + std::to_string(a.shots) + " shots per sample (seed " + std::to_string(a.noise.seed) + ")";
+  return s + "\n";
 }
 
 // A checkpoint with its model and the selected data split.
@@ -194,6 +261,11 @@ void write_output(const std::string& path, const std::string& text) {
 
 // ---- eval --------------------------------------------------------------------
 
+// The binomial standard error of an accuracy measured on n samples: the
+// spread of the estimate from the finite test set (each sample's noisy or
+// shot-estimated prediction counts as one Bernoulli draw).
+double accuracy_std_error(double acc, std::size_t n) { return n ? std::sqrt(acc * (1 - acc) / double(n)) : 0.0; }
+
 void run_eval(const InspectArgs& a) {
   set_threads(a.threads);
   train::EvalNoise noise;
@@ -201,12 +273,14 @@ void run_eval(const InspectArgs& a) {
   const Loaded l = load(a);
   const data::Dataset& d = *l.set;
   Workspace<double> ws;
-  ProgressLine bar("noisy eval");  // a noisy evaluation takes seconds to minutes
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np, {},
+  const auto runner = make_runner(a, l.model, l.ck.state.theta);
+  const bool slow = np || runner;  // a noisy or routed evaluation takes seconds to minutes
+  ProgressLine bar("eval");
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, d, ws, np, {}, runner.get(),
                                               [&](std::size_t done, std::size_t total) {
-                                                if (np) bar.update(done, total);
+                                                if (slow) bar.update(done, total);
                                               });
-  if (np) bar.finish();
+  if (slow) bar.finish();
   const int C = l.model.n_classes(), L = experts(l.model);
   const std::vector<std::size_t> counts = d.class_counts();
 
@@ -217,7 +291,10 @@ void run_eval(const InspectArgs& a) {
     o["task"] = task_json(l, a);
     o["samples"] = d.size();
     if (np) o["noise"] = noise_json(a);
+    o["execution"] = a.execution;
+    if (a.shots > 0) o["shots"] = a.shots, o["seed"] = a.noise.seed;
     o["accuracy_percent"] = train::to_percent(e.accuracy);
+    o["accuracy_std_error_percent"] = train::to_percent(accuracy_std_error(e.accuracy, d.size()));
     o["loss"] = e.loss;
     o["class_names"] = d.class_names;
     o["counts"] = counts;
@@ -242,7 +319,13 @@ void run_eval(const InspectArgs& a) {
   const std::string source = a.split == "test" && !l.data.test_csv.empty() ? l.data.test_csv : l.data.task;
   std::printf("%s: %s split, %zu samples\n", source.c_str(), a.split.c_str(), d.size());
   if (np) std::fputs(noise_line(a).c_str(), stdout);
-  std::printf("accuracy: %.2f%%   loss: %.4f\n\n", train::to_percent(e.accuracy), e.loss);
+  if (a.execution != "coherent" || a.shots > 0) std::fputs(execution_line(a).c_str(), stdout);
+  if (np || a.shots > 0)
+    std::printf("accuracy: %.2f%% +- %.2f (standard error over the %zu samples)   loss: %.4f\n\n",
+                train::to_percent(e.accuracy), train::to_percent(accuracy_std_error(e.accuracy, d.size())), d.size(),
+                e.loss);
+  else
+    std::printf("accuracy: %.2f%%   loss: %.4f\n\n", train::to_percent(e.accuracy), e.loss);
   std::size_t w = 5;
   for (int c = 0; c < C; ++c) w = std::max(w, class_name(d, c).size());
   const int iw = int(w);
@@ -306,7 +389,8 @@ void run_predict_csv(const InspectArgs& a) {
   }
   Workspace<double> ws;
   train::EvalNoise noise;
-  const train::Evaluation e = train::evaluate(m, ck.state.theta, x, ws, eval_noise(a, noise));
+  const auto runner = make_runner(a, m, ck.state.theta);
+  const train::Evaluation e = train::evaluate(m, ck.state.theta, x, ws, eval_noise(a, noise), {}, runner.get());
   std::ostringstream out;
   out.precision(17);
   out << "row,predicted";
@@ -334,7 +418,9 @@ void run_predict(const InspectArgs& a) {
   const data::Dataset one = data::subset(*l.set, {i});
   Workspace<double> ws;
   train::EvalNoise noise;
-  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, one, ws, eval_noise(a, noise));
+  const train::EvalNoise* np = eval_noise(a, noise);
+  const auto runner = make_runner(a, l.model, l.ck.state.theta);
+  const train::Evaluation e = train::evaluate(l.model, l.ck.state.theta, one, ws, np, {}, runner.get());
   const int C = l.model.n_classes(), L = experts(l.model), n = l.model.n_data_observables;
   const std::vector<double> probs(e.probabilities.begin(), e.probabilities.begin() + C);
   const std::vector<double> z(e.expvals.begin(), e.expvals.begin() + n);
@@ -353,6 +439,8 @@ void run_predict(const InspectArgs& a) {
     o["predicted_name"] = class_name(one, pred);
     o["correct"] = label == pred;
     if (a.noise.active()) o["noise"] = noise_json(a);
+    o["execution"] = a.execution;
+    if (a.shots > 0) o["shots"] = a.shots, o["seed"] = a.noise.seed;
     o["class_names"] = one.class_names;
     o["probabilities"] = probs;
     o["expval_z"] = z;
@@ -369,6 +457,7 @@ void run_predict(const InspectArgs& a) {
   std::printf("\nlabel: %s   predicted: %s (%s)\n", class_name(one, label).c_str(), class_name(one, pred).c_str(),
               label == pred ? "correct" : "wrong");
   if (a.noise.active()) std::fputs(noise_line(a).c_str(), stdout);
+  if (a.execution != "coherent" || a.shots > 0) std::fputs(execution_line(a).c_str(), stdout);
   std::printf("class probabilities:");
   for (int c = 0; c < C; ++c) std::printf("  %s %.4f", class_name(one, c).c_str(), probs[c]);
   std::printf("\n<Z> of the data qubits:");
@@ -382,6 +471,112 @@ void run_predict(const InspectArgs& a) {
 }
 
 // ---- export --------------------------------------------------------------------
+
+// The circuit as qelib1.inc gates (what a device is sent), for counting.
+Circuit as_qelib1(const Circuit& c, const std::vector<double>& theta, const double* x) {
+  return parse_qasm(write_qasm(c, theta, x)).circuit;
+}
+
+std::string cost_row(const std::string& what, const DecomposedCost& k) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "  %-44s %7ld %7ld %7ld %7d\n", what.c_str(), k.gates, k.cx, k.u, k.depth);
+  return buf;
+}
+
+// export --routed: OUT is the OpenQASM 3 dynamic circuit; for a separable
+// QMoE also STEM.router.qasm and STEM.expertK.qasm (OpenQASM 2.0, one per
+// outcome k) for devices without feed-forward. Prints per-shot costs.
+void export_routed(const InspectArgs& a, const Loaded& l, const std::vector<double>& x, const std::string& header) {
+  const model::Model& m = l.model;
+  const std::vector<double>& theta = l.ck.state.theta;
+  if (m.routing_qubits.empty()) throw std::runtime_error("--routed needs a QMoE checkpoint (this model is a " + std::string(model::to_string(m.config.model)) + ")");
+  const model::RoutedModel rm = model::split_routed(m);
+  const int R = rm.n_outcomes();
+  std::vector<Circuit> branches;
+  for (int k = 0; k < R; ++k) branches.push_back(model::on_model_qubits(rm, rm.branch[std::size_t(k)]));
+  std::ostringstream h;
+  h << header << "\nrouted execution: the routing register is measured into route (route[i] = bit i of the outcome k,\n"
+    << "the expert index) and only outcome k's gates run: expert k (k < " << m.config.experts
+    << ") and the aggregation's X flips";
+  std::vector<std::string> files = {a.qasm_out};
+  std::vector<std::string> texts = {write_qasm3_dynamic(rm.pre, rm.routing_qubits, branches, theta, x.data(), h.str())};
+  // p_k of this sample
+  std::vector<double> ev(m.observables.size());
+  model::routed_forward(rm, m, theta, x.data(), 1, nullptr, ev.data());
+  std::vector<double> p(static_cast<std::size_t>(R));
+  for (int k = 0; k < R; ++k) {
+    double s = 1.0;
+    for (int S = 1; S < R; ++S)
+      s += ((std::popcount(unsigned(k & S)) & 1) ? -1.0 : 1.0) * ev[std::size_t(m.n_data_observables + S - 1)];
+    p[std::size_t(k)] = s / R;
+  }
+  // costs per shot
+  std::string table = "per shot, after decomposing into {CX, U} (adjacent U merged)\n";
+  char hdr[200];
+  std::snprintf(hdr, sizeof hdr, "  %-44s %7s %7s %7s %7s\n", "", "gates", "CX", "U", "depth");
+  table += hdr;
+  table += cost_row("coherent (one circuit)", decomposed_cost(as_qelib1(m.circuit, theta, x.data())));
+  const Circuit pre = as_qelib1(rm.pre, theta, x.data());
+  double mean_cx = 0, mean_depth = 0;
+  for (int k = 0; k < R; ++k) {
+    CostCounter dyn(m.circuit.n_qubits);
+    dyn.add(pre);
+    dyn.barrier();  // the feed-forward waits for the measurement
+    if (!branches[std::size_t(k)].gates.empty()) dyn.add(as_qelib1(branches[std::size_t(k)], theta, x.data()));
+    const DecomposedCost d = dyn.result();
+    mean_cx += p[std::size_t(k)] * double(d.cx), mean_depth += p[std::size_t(k)] * d.depth;
+    char what[100];
+    std::snprintf(what, sizeof what, "routed, dynamic, outcome %d (p_k %.3f)", k, p[std::size_t(k)]);
+    table += cost_row(what, d);
+  }
+  if (!rm.entangled) {
+    const std::string stem = a.qasm_out.size() > 5 && a.qasm_out.ends_with(".qasm")
+                                 ? a.qasm_out.substr(0, a.qasm_out.size() - 5) : a.qasm_out;
+    const DecomposedCost router = decomposed_cost(as_qelib1(rm.router, theta, x.data()));
+    {
+      std::ostringstream t;
+      t << header << "\nrouted execution, the routing circuit alone (run it, read route as the outcome k,\n"
+        << "then run " << stem << ".expert<k>.qasm); q[j] is the model's routing qubit q[" << rm.n_data << "+j]";
+      std::string text = write_qasm(rm.router, theta, x.data(), QasmWriteOptions{false, t.str()});
+      text += "creg route[" + std::to_string(rm.n_routing) + "];\n";
+      for (int i = 0; i < rm.n_routing; ++i)
+        text += "measure q[" + std::to_string(rm.routing_bit_qubit[std::size_t(i)]) + "] -> route[" + std::to_string(i) + "];\n";
+      files.push_back(stem + ".router.qasm");
+      texts.push_back(text);
+    }
+    for (int k = 0; k < R; ++k) {
+      const Circuit prog = model::expert_program(rm, k);
+      std::ostringstream t;
+      t << header << "\nrouted execution, the program for routing outcome k = " << k
+        << (k < m.config.experts ? " (expert " + std::to_string(k) + ")" : std::string(" (no expert: the encoded data, flipped)"))
+        << "\non the data register only (q[i] is the model's data qubit i)";
+      files.push_back(stem + ".expert" + std::to_string(k) + ".qasm");
+      texts.push_back(write_qasm(prog, theta, x.data(), QasmWriteOptions{true, t.str()}));
+      DecomposedCost e = decomposed_cost(as_qelib1(prog, theta, x.data()));
+      e.gates += router.gates, e.cx += router.cx, e.u += router.u, e.depth += router.depth;
+      char what[100];
+      std::snprintf(what, sizeof what, "routed, separate circuits, outcome %d", k);
+      table += cost_row(what, e);
+    }
+  }
+  char mean[160];
+  std::snprintf(mean, sizeof mean, "  routed, dynamic, mean over p_k: %.1f CX, depth %.1f\n", mean_cx, mean_depth);
+  table += mean;
+  if (a.qasm_out == "-") {
+    write_output("-", texts[0]);
+    std::fputs(table.c_str(), stderr);
+    return;
+  }
+  for (std::size_t f = 0; f < files.size(); ++f) write_output(files[f], texts[f]);
+  std::fprintf(stderr, "wrote %s (OpenQASM 3, dynamic)", files[0].c_str());
+  if (files.size() > 1)
+    std::fprintf(stderr, ", %s and %d per-outcome OpenQASM 2.0 programs %s.expert0..%d.qasm\n", files[1].c_str(), R,
+                 files[1].substr(0, files[1].size() - 12).c_str(), R - 1);
+  else
+    std::fprintf(stderr, "; no separate per-expert programs: the joint routing encoder entangles the registers "
+                         "before the routing measurement, so only the dynamic circuit is exact\n");
+  std::fputs(table.c_str(), stderr);
+}
 
 void run_export(const InspectArgs& a) {
   const Loaded l = load(a);
@@ -399,6 +594,7 @@ void run_export(const InspectArgs& a) {
   else
     c << "qubits: q[0.." << n - 1 << "] data register\n";
   c << "class logits are a linear read-out of <Z> on the data qubits (see docs/models.md)";
+  if (a.routed_export) return export_routed(a, l, x, c.str());
   QasmWriteOptions opt;
   opt.comment = c.str();
   write_output(a.qasm_out, write_qasm(m.circuit, l.ck.state.theta, x.data(), opt));
@@ -421,6 +617,15 @@ void add_common(CLI::App* cmd, InspectArgs& a) {
       ->check(CLI::IsMember({"test", "train", "val"}));
 }
 
+void add_execution_options(CLI::App* cmd, InspectArgs& a) {
+  cmd->add_option("--execution", a.execution,
+                  "coherent (default: the QMoE as one circuit) or routed (measure the routing register after G, "
+                  "then run only the selected expert; the same results, docs/models.md)")
+      ->check(CLI::IsMember({"coherent", "routed"}));
+  cmd->add_option("--shots", a.shots, "estimate every expectation from N shots per sample (--seed seeds them)")
+      ->check(CLI::Range(1L, 100000000L));
+}
+
 }  // namespace
 
 void add_inspect_commands(CLI::App& app) {
@@ -431,6 +636,7 @@ void add_inspect_commands(CLI::App& app) {
     cmd->add_flag("--json", a->json, "print everything as JSON");
     cmd->add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::NonNegativeNumber);
     a->noise.add(*cmd, true);
+    add_execution_options(cmd, *a);
     cmd->callback([a] { run_eval(*a); });
   }
   {
@@ -446,6 +652,7 @@ void add_inspect_commands(CLI::App& app) {
         ->check(CLI::IsMember({"auto", "yes", "no"}));
     cmd->add_flag("--json", a->json, "print as one JSON line");
     a->noise.add(*cmd, true);
+    add_execution_options(cmd, *a);
     cmd->callback([a] { run_predict(*a); });
   }
   {
@@ -454,6 +661,10 @@ void add_inspect_commands(CLI::App& app) {
     add_common(cmd, *a);
     cmd->add_option("--index", a->index, "sample number in the split (0-based)")->required();
     cmd->add_option("--qasm", a->qasm_out, "output file ('-': stdout)")->required();
+    cmd->add_flag("--routed", a->routed_export,
+                  "routed execution (QMoE): OUT as an OpenQASM 3 dynamic circuit (measure the routing register, "
+                  "if on its bits), plus OUT-stem.router.qasm and OUT-stem.expert<k>.qasm (OpenQASM 2.0) for devices "
+                  "without feed-forward; prints gate, CNOT and depth counts per shot");
     cmd->callback([a] { run_export(*a); });
   }
 }

@@ -10,12 +10,15 @@
 // shifted circuit gets its own N shots, seeded from S and the evaluation).
 // With noise (grad/noise.hpp): expectations are trajectory means, or the shots
 // are spread over the trajectories; the JSON then has a "noise" object.
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -95,13 +98,17 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
   for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
   nlohmann::ordered_json out;
   out["n_qubits"] = n;
-  std::vector<double> ev(static_cast<std::size_t>(n)), jac;
+  std::vector<double> ev(static_cast<std::size_t>(n)), jac, se;
   if (o.noise.active()) {
     const int traj = o.noise.n_trajectories();
-    if (o.shots > 0) {
+    if (o.noise.density()) {
+      density_forward(c, p.theta, nullptr, 1, obs, o.noise.model, ev.data());
+      se.assign(ev.size(), 0.0);  // exact
+    } else if (o.shots > 0) {
       ev = z_from_ones(noisy_shot_ones<T>(c, p.theta, o.noise.model, traj, o.shots, o.seed), o.shots);
     } else {
-      noisy_forward<T>(c, p.theta, nullptr, 1, obs, o.noise.model, traj, o.seed, ev.data());
+      se.resize(ev.size());
+      noisy_forward<T>(c, p.theta, nullptr, 1, obs, o.noise.model, traj, o.seed, ev.data(), se.data());
     }
   } else if (o.shots > 0) {
     const long shots = o.shots;
@@ -117,6 +124,31 @@ nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
     if (o.grad) jac = adjoint_jacobian<T>(c, p.theta, nullptr, obs);
   }
   out["expval_z"] = ev;
+  if (o.shots > 0 && !p.measured.empty()) {
+    // the same shots again (same seeds), now as the classical registers' values
+    if (o.shots > 10000000) throw std::runtime_error("counts of more than 10^7 shots are not kept: use fewer --shots");
+    std::map<std::string, long> counts;
+    if (o.noise.active()) {
+      for (std::uint64_t v : noisy_shots<T>(c, p.theta, o.noise.model, o.noise.n_trajectories(), o.shots, o.seed))
+        ++counts[classical_bits(p, v)];
+    } else {
+      sim::State<T> s = sim::make_state<T>(c.n_qubits, 1);
+      GateScratch<T> scratch;
+      scratch.reserve(1);
+      run_circuit(c, p.theta.data(), nullptr, s, scratch);
+      sim::BasisSampler smp = sim::make_sampler(s, 0, o.seed);
+      for (long k = 0; k < o.shots; ++k) ++counts[classical_bits(p, smp.next())];
+    }
+    nlohmann::ordered_json cj = nlohmann::ordered_json::object();
+    for (const auto& [bits, n] : counts) cj[bits] = n;
+    out["counts"] = cj;
+  }
+  if (o.shots > 0 && se.empty()) {
+    // each shot's bit is +-1: the binomial standard error (with noise, exact
+    // when every shot has its own trajectory, i.e. --trajectories >= --shots)
+    for (double v : ev) se.push_back(std::sqrt(std::max(0.0, 1.0 - v * v) / double(o.shots)));
+  }
+  if (!se.empty()) out["std_error"] = se;
   if (o.noise.active()) {
     nlohmann::json nj = o.noise.to_json();
     nj["seed"] = o.seed;
@@ -152,6 +184,8 @@ std::string read_source(const std::string& file) {
   return text;
 }
 
+bool c_too_big(const ParsedQasm& p) { return p.circuit.n_qubits > kDensityMaxQubits; }
+
 void run_qasm(const QasmOptions& o) {
   const std::string text = read_source(o.file);
   ParsedQasm p;
@@ -166,6 +200,11 @@ void run_qasm(const QasmOptions& o) {
   if (o.seed_given && o.shots == 0 && !o.noise.active())
     throw std::runtime_error("--seed is for --shots or noise; without them the result is exact");
   o.noise.check();
+  if (o.noise.density() && o.shots > 0)
+    throw std::runtime_error("--method density gives exact expectations: drop --shots (or use --method trajectories)");
+  if (o.noise.density() && c_too_big(p))
+    throw std::runtime_error(o.file + ": " + std::to_string(p.circuit.n_qubits) + " qubits is too many for --method density (at most " +
+                             std::to_string(kDensityMaxQubits) + "): use --method trajectories");
   if (o.grad && o.noise.active())
     throw std::runtime_error("--grad gives exact, noiseless derivatives: drop --grad or the noise options");
   const nlohmann::ordered_json out = o.single ? run<float>(p, o) : run<double>(p, o);

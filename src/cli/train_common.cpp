@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -132,13 +133,98 @@ CLI::Validator probability() {
       "P");
 }
 
+NoiseModel load_noise_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open noise model " + path + ": " + std::strerror(errno));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(path + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+  }
+  auto bad = [&](const std::string& field, const std::string& what) {
+    return std::runtime_error(path + ": field '" + field + "': " + what);
+  };
+  if (!j.is_object()) throw std::runtime_error(path + ": expected a JSON object (docs/noise.md)");
+  auto prob = [&](const nlohmann::json& v, const std::string& field) {
+    if (!v.is_number()) throw bad(field, "expected a number");
+    const double p = v.get<double>();
+    if (!(p >= 0.0 && p <= 1.0)) throw bad(field, "must be a probability in [0, 1], not " + v.dump());
+    return p;
+  };
+  // The error fields of the top level and of each qubit.
+  auto error_field = [&](const std::string& k, const nlohmann::json& v, const std::string& field, double& p1,
+                         double& p2, double& pm, double& amp, double& phase, double& r01, double& r10) {
+    if (k == "depol1") p1 = prob(v, field);
+    else if (k == "depol2") p2 = prob(v, field);
+    else if (k == "depol_multi") pm = prob(v, field);
+    else if (k == "amp_damping") amp = prob(v, field);
+    else if (k == "phase_damping") phase = prob(v, field);
+    else if (k == "readout_01") r01 = prob(v, field);
+    else if (k == "readout_10") r10 = prob(v, field);
+    else return false;
+    return true;
+  };
+  NoiseModel m;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    if (k == "readout_error") {
+      m.readout = prob(it.value(), k);
+    } else if (k == "description") {
+      if (!it.value().is_string()) throw bad(k, "expected a string");
+    } else if (k == "qubits") {
+      if (!it.value().is_object()) throw bad(k, "expected an object {\"0\": {...}, \"1\": {...}}");
+      for (auto q = it.value().begin(); q != it.value().end(); ++q) {
+        const std::string qf = "qubits." + q.key();
+        const std::string& key = q.key();
+        if (key.empty() || key.size() > 2 || key.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(key) > 63)
+          throw bad(qf, "a qubit index 0..63 is expected as the key");
+        if (!q.value().is_object()) throw bad(qf, "expected an object of error fields");
+        const std::size_t qi = std::size_t(std::stoi(key));
+        if (m.qubits.size() <= qi) m.qubits.resize(qi + 1);
+        QubitNoise& n = m.qubits[qi];
+        for (auto f = q.value().begin(); f != q.value().end(); ++f)
+          if (!error_field(f.key(), f.value(), qf + "." + f.key(), n.p1, n.p2, n.p_multi, n.amp_damping,
+                           n.phase_damping, n.readout_01, n.readout_10))
+            throw bad(qf + "." + f.key(), "unknown field (known: depol1, depol2, depol_multi, amp_damping, "
+                                          "phase_damping, readout_01, readout_10)");
+      }
+    } else if (!error_field(k, it.value(), k, m.p1, m.p2, m.p_multi, m.amp_damping, m.phase_damping, m.readout_01,
+                            m.readout_10)) {
+      throw bad(k, "unknown field (known: description, depol1, depol2, depol_multi, amp_damping, phase_damping, "
+                   "readout_error, readout_01, readout_10, qubits)");
+    }
+  }
+  if (m.empty()) throw std::runtime_error(path + ": the noise model has no errors (all zero)");
+  return m;
+}
+
 void NoiseOptions::add(CLI::App& cmd, bool with_seed) {
+  cmd.add_option_function<std::string>(
+      "--noise-model", [this](const std::string& f) { model_file = f, model = load_noise_model(f); },
+      "noise: a device's errors per gate kind and per qubit from a JSON file (docs/noise.md); "
+      "instead of the other error options");
   cmd.add_option("--depol1", model.p1, "noise: error probability after each 1-qubit gate (X, Y or Z, p/3 each)")
       ->check(probability());
   cmd.add_option("--depol2", model.p2, "noise: error probability of each qubit of a multi-qubit gate")
       ->check(probability());
   cmd.add_option("--readout-error", model.readout, "noise: bit-flip probability of each measured qubit")
       ->check(probability());
+  cmd.add_option("--readout-01", model.readout_01, "noise: probability a measured 0 reads 1 (default: --readout-error)")
+      ->check(probability());
+  cmd.add_option("--readout-10", model.readout_10, "noise: probability a measured 1 reads 0 (default: --readout-error)")
+      ->check(probability());
+  cmd.add_option("--amp-damping", model.amp_damping,
+                 "noise: amplitude damping G (T1) after every gate on each of its qubits")
+      ->check(probability());
+  cmd.add_option("--phase-damping", model.phase_damping,
+                 "noise: phase damping L (T2) after every gate on each of its qubits, after the amplitude damping")
+      ->check(probability());
+  cmd.add_option("--method", method,
+                 "noise: trajectories (default; Monte Carlo, any size) or density (exact density matrix, up to " +
+                     std::to_string(kDensityMaxQubits) + " qubits)")
+      ->check(CLI::IsMember({"trajectories", "density"}));
   cmd.add_option("--trajectories", trajectories,
                  "noise: trajectories averaged per input")
       ->check(CLI::Range(1, 10000000))
@@ -147,15 +233,32 @@ void NoiseOptions::add(CLI::App& cmd, bool with_seed) {
 }
 
 void NoiseOptions::check() const {
+  if (!model_file.empty()) {
+    NoiseModel file = load_noise_model(model_file);
+    if (file.p1 != model.p1 || file.p2 != model.p2 || file.amp_damping != model.amp_damping ||
+        file.phase_damping != model.phase_damping || file.readout != model.readout ||
+        file.readout_01 != model.readout_01 || file.readout_10 != model.readout_10)
+      throw std::runtime_error("--noise-model " + model_file + " holds the whole noise model: drop the other error options");
+  }
   if (trajectories > 0 && !active())
     throw std::runtime_error("--trajectories needs noise: give --depol1, --depol2 or --readout-error");
+  if (density() && !active())
+    throw std::runtime_error("--method density simulates noise: give --depol1, --depol2, --amp-damping, "
+                             "--phase-damping or --readout-error");
+  if (density() && trajectories > 0)
+    throw std::runtime_error("--trajectories is for --method trajectories: the density matrix is exact");
   if (seed_given && !active())
     throw std::runtime_error("--seed seeds the noise: without --depol1, --depol2 or --readout-error the result is exact");
 }
 
 nlohmann::json NoiseOptions::to_json() const {
-  return {{"depol1", model.p1}, {"depol2", model.p2}, {"readout_error", model.readout},
-          {"trajectories", n_trajectories()}, {"seed", seed}};
+  nlohmann::json j = {{"depol1", model.p1}, {"depol2", model.p2}, {"amp_damping", model.amp_damping},
+                      {"phase_damping", model.phase_damping}, {"readout_error", model.readout},
+                      {"readout_01", model.flip01()}, {"readout_10", model.flip10()}, {"method", method}};
+  if (!density()) j["trajectories"] = n_trajectories(), j["seed"] = seed;
+  if (model.p_multi >= 0) j["depol_multi"] = model.p_multi;
+  if (!model_file.empty()) j["noise_model"] = model_file, j["per_qubit"] = !model.qubits.empty();
+  return j;
 }
 
 void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std::string& help) {

@@ -43,9 +43,12 @@ std::string data_dir_from_env(const std::string& flag);
 // LoadOptions with the data directory resolved from --data-dir and the environment.
 data::LoadOptions load_options(const std::string& data_dir_flag);
 
-// --depol1 / --depol2 / --readout-error / --trajectories [/ --seed] (grad/noise.hpp).
+// --depol1 / --depol2 / --amp-damping / --phase-damping / --readout-error [-01 / -10] /
+// --method / --trajectories [/ --seed] (grad/noise.hpp).
 struct NoiseOptions {
   NoiseModel model;
+  std::string model_file;  // --noise-model FILE.json (then the other error options are refused)
+  std::string method = "trajectories";  // or "density" (exact density matrix, --method)
   int trajectories = 0;  // 0: kDefaultTrajectories when some noise is given
   std::uint64_t seed = 0;
   bool seed_given = false;
@@ -53,10 +56,15 @@ struct NoiseOptions {
   // with_seed: also --seed (a command whose --seed serves more sets `seed` itself).
   void add(CLI::App& cmd, bool with_seed);
   bool active() const { return !model.empty(); }
+  bool density() const { return method == "density"; }
   int n_trajectories() const { return trajectories > 0 ? trajectories : kDefaultTrajectories; }
   void check() const;  // --trajectories or --seed without noise is an error
   nlohmann::json to_json() const;  // the model, trajectories and seed
 };
+
+// A device's noise model from a JSON file (schema: docs/noise.md). Any
+// problem: std::runtime_error "FILE: field 'F': what is wrong".
+NoiseModel load_noise_model(const std::string& path);
 
 // --seed, validated by parse_seed; `given` is set when it appears.
 void add_seed_option(CLI::App& cmd, std::uint64_t& seed, bool& given, const std::string& help);

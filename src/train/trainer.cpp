@@ -219,6 +219,7 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
 
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
                     Workspace<double>& ws, const EvalNoise* noise, const DataParallel& dp,
+                    const BatchExpectations* run,
                     const std::function<void(std::size_t, std::size_t)>& progress) {
   check_data(m, d);
   Evaluation e;
@@ -240,7 +241,7 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
   // chunks (all of them with one worker or with noise, whose trajectories
   // depend on the step), then every worker's, in sample order.
   const DataParallel one;
-  const DataParallel& w = noise ? one : dp;
+  const DataParallel& w = noise || run ? one : dp;
   const int cs = ws.chunk_size, n_chunks = int((n + std::size_t(cs) - 1) / std::size_t(cs));
   const int step = cs * std::max(1, 1024 / cs);
   const auto [c0, c1] = share(n_chunks, w.rank, w.size);
@@ -253,7 +254,9 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     double* ev = mine.data() + (s - s0) * K;
     ws.saved_layers = 0;  // no backward follows
     ws.keep_states = false;
-    if (noise)
+    if (run)
+      (*run)(x.data(), B, ev);
+    else if (noise)
       noisy_forward<double>(m.circuit, theta, x.data(), B, m.observables, noise->model, noise->trajectories,
                             noise->seed, ev);
     else

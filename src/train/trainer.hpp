@@ -104,12 +104,19 @@ struct DataParallel {
 // (contiguous, sizes differing by at most one).
 std::pair<int, int> share(int n, int rank, int size);
 
+// How evaluate() gets the model's expectations of a batch of circuit inputs
+// (model::circuit_inputs rows): ev[b * K + k] for the model's K observables.
+// E.g. routed execution or shot estimates (model/routed.hpp, grad/shots.hpp).
+using BatchExpectations = std::function<void(const double* x, int batch, double* ev)>;
+
 // Runs the model on every sample of d (inference only); with noise, each
-// sample's expectation values are trajectory means under that noise model.
-// Without noise the samples are shared out over dp's workers. `progress`, if
-// set, is called after each step of (this worker's) samples: (done, total).
+// sample's expectation values are trajectory means under that noise model;
+// with `run`, they come from it (noise is then ignored). Without noise or
+// `run` the samples are shared out over dp's workers. `progress`, if set, is
+// called after each step of (this worker's) samples: (done, total).
 Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
                     Workspace<double>& ws, const EvalNoise* noise = nullptr, const DataParallel& dp = {},
+                    const BatchExpectations* run = nullptr,
                     const std::function<void(std::size_t done, std::size_t total)>& progress = {});
 
 // Loss and gradient of one mini-batch (rows of d); grad is overwritten.

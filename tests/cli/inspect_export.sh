@@ -93,7 +93,7 @@ PYEOF
 "$QMOE" eval --checkpoint "$dir" --depol1 0.05 --depol2 0.05 --seed 3 >"$tmp/n1.txt" || fail "noisy eval failed"
 "$QMOE" eval --checkpoint "$dir" --depol1 0.05 --depol2 0.05 --seed 3 >"$tmp/n2.txt" || fail "noisy eval failed"
 cmp -s "$tmp/n1.txt" "$tmp/n2.txt" || fail "noisy eval is not reproducible"
-grep -q '^noise: depol1 0.05, depol2 0.05, readout error 0; mean of 100 trajectories (seed 3)$' "$tmp/n1.txt" ||
+grep -q '^noise: depol1 0.05, depol2 0.05, amp damping 0, phase damping 0, readout error 0; mean of 100 trajectories (seed 3)$' "$tmp/n1.txt" ||
   fail "noise line: $(cat "$tmp/n1.txt")"
 "$QMOE" predict --checkpoint "$dir" --index 3 --depol2 0.01 --json >"$tmp/np.json" || fail "noisy predict failed"
 "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["noise"]["depol2"] == 0.01, j' "$tmp/np.json" ||

@@ -103,7 +103,7 @@ j = json.load(open(sys.argv[1]))
 exact = -(1 - 4 * 0.03 / 3) * (1 - 4 * 0.06 / 3) * (1 - 2 * 0.02)
 for z in j["expval_z"]:
     assert abs(z - exact) < 5 * math.sqrt(1 / 20000), (z, exact)
-assert j["noise"] == {"depol1": 0.03, "depol2": 0.06, "readout_error": 0.02, "trajectories": 20000, "seed": 0}, j["noise"]
+assert j["noise"] == {"depol1": 0.03, "depol2": 0.06, "amp_damping": 0.0, "phase_damping": 0.0, "readout_error": 0.02, "readout_01": 0.02, "readout_10": 0.02, "method": "trajectories", "trajectories": 20000, "seed": 0}, j["noise"]
 PY
 "$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --shots 2000 --seed 4 >"$tmp/s1.json"
 "$QMOE" qasm "$tmp/xcx.qasm" --depol1 0.03 --shots 2000 --seed 4 >"$tmp/s2.json"
@@ -111,4 +111,32 @@ cmp -s "$tmp/s1.json" "$tmp/s2.json" || fail "noisy shots are not reproducible"
 expect_error 1 "trajectories needs noise" -- "$QMOE" qasm "$tmp/xcx.qasm" --trajectories 10
 expect_error 1 "drop --grad or the noise options" -- "$QMOE" qasm "$tmp/xcx.qasm" --grad --depol1 0.1
 expect_error 2 "depol1" -- "$QMOE" qasm "$tmp/xcx.qasm" --depol1 1.5
+# --shots with measure: counts of the classical registers' values (Qiskit's
+# order: last register first, bit 0 on the right); a user gate makes the Bell pair
+cat >"$tmp/bell.qasm" <<'QEOF'
+OPENQASM 2.0;
+include "qelib1.inc";
+gate bell a, b { h a; cx a, b; }
+qreg q[3];
+creg c[2];
+creg d[1];
+bell q[0], q[1];
+x q[2];
+measure q[0] -> c[0];
+measure q[1] -> c[1];
+measure q[2] -> d[0];
+QEOF
+"$QMOE" qasm "$tmp/bell.qasm" --shots 2000 --seed 4 >"$tmp/bell.json" || fail "qasm bell --shots"
+"$PY" - "$tmp/bell.json" <<'PYEOF' || fail "bell counts"
+import json, sys
+o = json.load(open(sys.argv[1])); c = o["counts"]
+assert set(c) == {"1 00", "1 11"}, c
+assert sum(c.values()) == 2000 and abs(c["1 00"] - 1000) < 5 * 22.4, c
+assert len(o["std_error"]) == 3
+PYEOF
+"$QMOE" qasm "$tmp/bell.qasm" --shots 500 --readout-error 0.1 >"$tmp/bell2.json" || fail "noisy counts"
+"$PY" -c "import json; c=json.load(open('$tmp/bell2.json'))['counts']; assert sum(c.values())==500 and len(c)>2, c" ||
+  fail "noisy counts show no read-out error"
+"$QMOE" qasm "$tmp/bell.qasm" >"$tmp/bell3.json" || fail "exact bell"
+grep -q counts "$tmp/bell3.json" && fail "counts without --shots"
 echo "qasm_cli: ok"

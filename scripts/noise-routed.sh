@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Routed against coherent QMoE execution under device noise and with shots
+# (issue 18, section 5; results/noise.md). Trains small MNIST-4 / Fashion-4
+# models (QMoE with 4 experts, QNN, parameter-matched QNN; RX+RY; seeds 0..S-1)
+# into build/noise-runs (not committed), then evaluates the first N test
+# samples of each:
+#   noise sweep: p2 in {0, 1e-4, 1e-3, 3e-3, 1e-2}, p1 = p2 / 10, amplitude and
+#   phase damping G = L = p2 / 2 after every gate, read-out error 1% (p2 > 0);
+#   trajectories (T per sample);
+#   shots sweep: exact gates, 10 .. 10^4 shots per sample.
+# Writes results/noise-routed.csv. Small limits on purpose: the machine is a
+# shared 2-core box (defaults: 2000 training samples, 3 epochs, 200 test
+# samples, 100 trajectories, 3 seeds).
+# Usage: scripts/noise-routed.sh [seeds (3)] [test samples (200)] [trajectories (100)] ["tasks" ("mnist4 fashion4")]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-3}
+limit=${2:-200}
+traj=${3:-100}
+read -r -a tasks <<<"${4:-mnist4 fashion4}"
+runs=build/noise-runs
+mkdir -p "$runs"
+out=results/noise-routed.csv
+tmp=$(mktemp "$out.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
+acc() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["accuracy"], j["accuracy_std_error"])'; }
+echo "task,model,execution,seed,depol2,depol1,damping,readout_error,trajectories,shots,samples,accuracy,std_error" >"$tmp"
+for task in "${tasks[@]}"; do
+  for s in $(seq 0 $((seeds - 1))); do
+    for model in qmoe qnn qnn-matched; do
+      dir="$runs/$task-$model-s$s"
+      [ -f "$dir/checkpoint" ] ||
+        build/qmoe train --task "$task" --model "$model" --ops rxry --experts 4 --train-limit 2000 --test-limit "$limit" \
+          --epochs 3 --seed "$s" --out "$dir" >"$dir.log" 2>&1
+      execs=(coherent)
+      [ "$model" = qmoe ] && execs=(coherent routed)
+      for ex in "${execs[@]}"; do
+        for p2 in 0 0.0001 0.001 0.003 0.01; do
+          p1=$(/usr/bin/python3 -c "print($p2 / 10)")
+          g=$(/usr/bin/python3 -c "print($p2 / 2)")
+          ro=$( [ "$p2" = 0 ] && echo 0 || echo 0.01 )
+          if [ "$p2" = 0 ]; then noise=(); t=0; else
+            noise=(--depol1 "$p1" --depol2 "$p2" --amp-damping "$g" --phase-damping "$g" --readout-error "$ro"
+                   --trajectories "$traj"); t=$traj; fi
+          r=$(build/qmoe eval --checkpoint "$dir" --limit "$limit" --json --execution "$ex" "${noise[@]}" | acc)
+          echo "$task,$model,$ex,$s,$p2,$p1,$g,$ro,$t,0,$limit,${r// /,}" | tee -a "$tmp"
+        done
+        for shots in 10 100 1000 10000; do
+          r=$(build/qmoe eval --checkpoint "$dir" --limit "$limit" --json --execution "$ex" --shots "$shots" --seed 1 | acc)
+          echo "$task,$model,$ex,$s,0,0,0,0,0,$shots,$limit,${r// /,}" | tee -a "$tmp"
+        done
+      done
+    done
+  done
+done
+mv "$tmp" "$out"
+trap - EXIT
+echo "noise-routed: wrote $out"
