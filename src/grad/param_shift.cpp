@@ -81,7 +81,8 @@ std::vector<double> param_shift_jacobian(const Circuit& c, const std::vector<dou
 
 int param_shift_vjp(const Circuit& c, const std::vector<double>& theta, int batch, int n_obs,
                     const double* dL_dO, double* dtheta, const BatchExpvalFn& run) {
-  check_inputs(c, theta.size(), 0, batch);
+  if (theta.size() != std::size_t(c.n_params) || batch < 1 || n_obs < 0)
+    throw std::invalid_argument("param_shift_vjp: theta size, batch or observable count does not fit the circuit");
   // The occurrence circuit: occurrence o (gate gi, angle j) reads th[o] = scale * theta[index].
   struct Occurrence {
     std::size_t gate;
