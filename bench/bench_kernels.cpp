@@ -10,6 +10,7 @@
 // Circuit benchmarks report us_per_sample (wall time / batch).
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "circuit/circuit.hpp"
 #include "circuit/execute.hpp"
 #include "grad/adjoint.hpp"
+#include "grad/param_shift.hpp"
+#include "model/model.hpp"
 #include "sim/state.hpp"
 
 using namespace qmoe;
@@ -300,6 +303,43 @@ void BM_Circuit(benchmark::State& st) {
   st.counters["gates"] = double(c.gates.size());
 }
 
+// Parameter shift at its floor (issue 18): one parameter-shift vjp of the
+// paper's QMoE (MNIST-4: 10 qubits, 4 experts) over a batch, against its floor,
+// (shifted evaluations) x (one batched forward of the same batch), timed in
+// the same process just before. Counters: evaluations, forward_us (best of
+// 20) and ratio_to_floor (the target: <= 1.5).
+void BM_ParamShiftQmoe(benchmark::State& st) {
+  const int batch = int(st.range(0));
+  const model::Model m = model::build_model(model::ModelConfig{});
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(-M_PI, M_PI);
+  std::vector<double> theta(std::size_t(m.n_params())), x(std::size_t(m.circuit.n_features) * batch);
+  for (auto& v : theta) v = u(rng);
+  for (auto& v : x) v = u(rng);
+  const std::size_t K = m.observables.size();
+  std::vector<double> ev(K * batch), dO(K * batch, 0.1), dtheta(theta.size());
+  Workspace<double> ws;
+  ws.keep_states = false;
+  double forward_s = 1e300;
+  for (int r = 0; r < 20; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    forward(m.circuit, theta, x.data(), batch, m.observables, ev.data(), ws);
+    forward_s = std::min(forward_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  int evaluations = 0;
+  for (auto _ : st) {
+    evaluations = param_shift_vjp(m.circuit, theta, batch, int(K), dO.data(), dtheta.data(),
+                                  [&](const Circuit& oc, const std::vector<double>& th, double* e) {
+                                    forward(oc, th, x.data(), batch, m.observables, e, ws);
+                                  });
+    benchmark::DoNotOptimize(dtheta.data());
+  }
+  st.counters["evaluations"] = evaluations;
+  st.counters["forward_us"] = forward_s * 1e6;
+  st.counters["ratio_to_floor"] = benchmark::Counter(double(st.iterations()) * evaluations * forward_s,
+                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 }  // namespace
 
 // 20 qubits: 16 MiB per operand (fits this EPYC's 32 MiB L3); 23 qubits: 128 MiB (DRAM).
@@ -330,5 +370,7 @@ BENCHMARK(BM_Circuit<float>)->Name("BM_Circuit10q_f32")
     ->ArgsProduct({{256, 1024}, {0, 1, 2}, {0}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Circuit<double>)->Name("BM_Circuit10q_f64_chunk")
     ->ArgsProduct({{256}, {0, 2}, {4, 8, 16, 32, 64}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+BENCHMARK(BM_ParamShiftQmoe)->Arg(32)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -62,7 +62,7 @@ TEST(Grad, AdjointMatchesParameterShiftAndFiniteDifferences) {
     }
     // parameter shift
     std::vector<double> ps(P, 0.0);
-    param_shift_gradient(c, theta, x.data(), batch, obs, w.data(), ps.data());
+    param_shift_gradient(c, theta, x.data(), batch, obs, w.data(), ps.data(), ws);
     for (int j = 0; j < P; ++j) EXPECT_NEAR(dtheta[j], ps[j], 1e-10) << "trial " << trial << " param " << j;
     // finite differences on theta and x
     const double h = 1e-5;

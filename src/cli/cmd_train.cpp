@@ -24,6 +24,7 @@ struct TrainArgs {
   model::ModelConfig model;
   std::string model_name = "qmoe";
   train::TrainConfig train;
+  NoiseOptions noise;  // noise-aware training: copied into train.noise
   std::string out = "runs/latest";
   bool resume = false;
   std::string init_from;    // fine-tuning: start from this checkpoint's parameters
@@ -57,7 +58,10 @@ constexpr SettingFlag kSettingFlags[] = {
     {"--routing-reupload", "model", "routing_reupload"}, {"--routing", "model", "routing"},
     {"--top-k", "model", "top_k"},
     {"--epochs", "train", "epochs"}, {"--batch", "train", "batch"}, {"--lr", "train", "lr"},
-    {"--seed", "train", "seed"}, {"--gradient", "train", "gradient"}, {"--chunk", "train", "chunk"}};
+    {"--seed", "train", "seed"}, {"--gradient", "train", "gradient"}, {"--chunk", "train", "chunk"},
+    {"--shots", "train", "shots"}, {"--noise-model", "train", "noise"}, {"--depol1", "train", "noise"},
+    {"--depol2", "train", "noise"}, {"--readout-error", "train", "noise"}, {"--readout-01", "train", "noise"},
+    {"--readout-10", "train", "noise"}, {"--amp-damping", "train", "noise"}, {"--phase-damping", "train", "noise"}};
 
 // A model config's JSON with every field a flag sets: ModelConfig::to_json()
 // leaves issue 19's fields out at their defaults (older configs compare equal),
@@ -334,6 +338,11 @@ void add_train_command(CLI::App& app) {
                  "samples per work item of the threads and MPI ranks (default 16; the sums go chunk by chunk, so it is "
                  "part of the run's numbers)")
       ->check(CLI::Range(1, train::TrainConfig::kMaxBatch));
+  cmd->add_option("--shots", a->train.shots,
+                  "train as a device would: expectations and parameter-shift gradients from N shots per sample "
+                  "(implies --gradient param-shift)")
+      ->check(CLI::Range(0L, train::TrainConfig::kMaxShots));
+  a->noise.add_errors(*cmd);  // noise-aware training: each step on one sampled error realisation
   cmd->add_option("--out", a->out, "output directory");
   cmd->add_flag("--resume", a->resume,
                 "continue the checkpoint in --out (flags that set the run must equal the checkpoint's; --epochs sets a new total)");
@@ -351,6 +360,9 @@ void add_train_command(CLI::App& app) {
     a->epochs_given = cmd->count("--epochs") > 0;
     for (const CLI::Option* o : cmd->get_options())
       if (o->count() > 0) a->given.push_back(o->get_name());
+    a->noise.check();
+    a->train.noise = a->noise.model;
+    if (a->train.shots > 0 && cmd->count("--gradient") == 0) a->train.gradient = train::GradientMethod::ParamShift;
     run_train(*a);
   });
 }

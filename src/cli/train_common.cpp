@@ -142,65 +142,30 @@ NoiseModel load_noise_model(const std::string& path) {
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error(path + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
   }
-  auto bad = [&](const std::string& field, const std::string& what) {
-    return std::runtime_error(path + ": field '" + field + "': " + what);
-  };
-  if (!j.is_object()) throw std::runtime_error(path + ": expected a JSON object (docs/noise.md)");
-  auto prob = [&](const nlohmann::json& v, const std::string& field) {
-    if (!v.is_number()) throw bad(field, "expected a number");
-    const double p = v.get<double>();
-    if (!(p >= 0.0 && p <= 1.0)) throw bad(field, "must be a probability in [0, 1], not " + v.dump());
-    return p;
-  };
-  // The error fields of the top level and of each qubit.
-  auto error_field = [&](const std::string& k, const nlohmann::json& v, const std::string& field, double& p1,
-                         double& p2, double& pm, double& amp, double& phase, double& r01, double& r10) {
-    if (k == "depol1") p1 = prob(v, field);
-    else if (k == "depol2") p2 = prob(v, field);
-    else if (k == "depol_multi") pm = prob(v, field);
-    else if (k == "amp_damping") amp = prob(v, field);
-    else if (k == "phase_damping") phase = prob(v, field);
-    else if (k == "readout_01") r01 = prob(v, field);
-    else if (k == "readout_10") r10 = prob(v, field);
-    else return false;
-    return true;
-  };
   NoiseModel m;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    if (k == "readout_error") {
-      m.readout = prob(it.value(), k);
-    } else if (k == "description") {
-      if (!it.value().is_string()) throw bad(k, "expected a string");
-    } else if (k == "qubits") {
-      if (!it.value().is_object()) throw bad(k, "expected an object {\"0\": {...}, \"1\": {...}}");
-      for (auto q = it.value().begin(); q != it.value().end(); ++q) {
-        const std::string qf = "qubits." + q.key();
-        const std::string& key = q.key();
-        if (key.empty() || key.size() > 2 || key.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoi(key) > 63)
-          throw bad(qf, "a qubit index 0..63 is expected as the key");
-        if (!q.value().is_object()) throw bad(qf, "expected an object of error fields");
-        const std::size_t qi = std::size_t(std::stoi(key));
-        if (m.qubits.size() <= qi) m.qubits.resize(qi + 1);
-        QubitNoise& n = m.qubits[qi];
-        for (auto f = q.value().begin(); f != q.value().end(); ++f)
-          if (!error_field(f.key(), f.value(), qf + "." + f.key(), n.p1, n.p2, n.p_multi, n.amp_damping,
-                           n.phase_damping, n.readout_01, n.readout_10))
-            throw bad(qf + "." + f.key(), "unknown field (known: depol1, depol2, depol_multi, amp_damping, "
-                                          "phase_damping, readout_01, readout_10)");
-      }
-    } else if (!error_field(k, it.value(), k, m.p1, m.p2, m.p_multi, m.amp_damping, m.phase_damping, m.readout_01,
-                            m.readout_10)) {
-      throw bad(k, "unknown field (known: description, depol1, depol2, depol_multi, amp_damping, phase_damping, "
-                   "readout_error, readout_01, readout_10, qubits)");
-    }
+  try {
+    m = train::noise_model_from_json(j);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
   }
   if (m.empty()) throw std::runtime_error(path + ": the noise model has no errors (all zero)");
   return m;
 }
 
 void NoiseOptions::add(CLI::App& cmd, bool with_seed) {
+  add_errors(cmd);
+  cmd.add_option("--method", method,
+                 "noise: trajectories (default; Monte Carlo, any size) or density (exact density matrix, up to " +
+                     std::to_string(kDensityMaxQubits) + " qubits)")
+      ->check(CLI::IsMember({"trajectories", "density"}));
+  cmd.add_option("--trajectories", trajectories,
+                 "noise: trajectories averaged per input")
+      ->check(CLI::Range(1, 10000000))
+      ->default_str(std::to_string(kDefaultTrajectories));
+  if (with_seed) add_seed_option(cmd, seed, seed_given, "noise: seed of the sampled errors");
+}
+
+void NoiseOptions::add_errors(CLI::App& cmd) {
   cmd.add_option_function<std::string>(
       "--noise-model", [this](const std::string& f) { model_file = f, model = load_noise_model(f); },
       "noise: a device's errors per gate kind and per qubit from a JSON file (docs/noise.md); "
@@ -221,15 +186,6 @@ void NoiseOptions::add(CLI::App& cmd, bool with_seed) {
   cmd.add_option("--phase-damping", model.phase_damping,
                  "noise: phase damping L (T2) after every gate on each of its qubits, after the amplitude damping")
       ->check(probability());
-  cmd.add_option("--method", method,
-                 "noise: trajectories (default; Monte Carlo, any size) or density (exact density matrix, up to " +
-                     std::to_string(kDensityMaxQubits) + " qubits)")
-      ->check(CLI::IsMember({"trajectories", "density"}));
-  cmd.add_option("--trajectories", trajectories,
-                 "noise: trajectories averaged per input")
-      ->check(CLI::Range(1, 10000000))
-      ->default_str(std::to_string(kDefaultTrajectories));
-  if (with_seed) add_seed_option(cmd, seed, seed_given, "noise: seed of the sampled errors");
 }
 
 void NoiseOptions::check() const {

@@ -55,6 +55,7 @@ struct NoiseOptions {
   static constexpr int kDefaultTrajectories = 100;
   // with_seed: also --seed (a command whose --seed serves more sets `seed` itself).
   void add(CLI::App& cmd, bool with_seed);
+  void add_errors(CLI::App& cmd);  // the error options only (train: noise-aware training)
   bool active() const { return !model.empty(); }
   bool density() const { return method == "density"; }
   int n_trajectories() const { return trajectories > 0 ? trajectories : kDefaultTrajectories; }

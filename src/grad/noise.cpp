@@ -112,6 +112,39 @@ std::vector<ReadoutTerm> readout_terms(const std::vector<PauliString>& obs, cons
   return out;
 }
 
+Circuit error_realisation(const Circuit& c, const NoiseModel& noise, std::uint64_t seed) {
+  noise.validate();
+  Circuit out = c;
+  out.gates.clear();
+  out.gates.reserve(c.gates.size() * 2);
+  // Appends X, Y or Z on q with probabilities px, py, pz (one uniform draw u).
+  const auto pauli = [&](int q, double u, double px, double py, double pz) {
+    if (u < px) out.gates.push_back(make_gate(GateKind::X, q));
+    else if (u < px + py) out.gates.push_back(make_gate(GateKind::Y, q));
+    else if (u < px + py + pz) out.gates.push_back(make_gate(GateKind::Z, q));
+  };
+  const auto draw = [&](std::uint64_t gi, int q, std::uint64_t channel) {
+    return sim::unit_double(sim::mix64(sim::mix64(sim::mix64(seed, gi), std::uint64_t(q)), channel));
+  };
+  for (std::size_t gi = 0; gi < c.gates.size(); ++gi) {
+    const Gate& g = c.gates[gi];
+    out.gates.push_back(g);
+    std::vector<int> qubits{g.target};  // the gate's qubits: target(s), then controls
+    if (g.kind == GateKind::Swap) qubits.push_back(g.target2);
+    for (const Control& ctl : g.controls) qubits.push_back(ctl.qubit);
+    const int nq = int(qubits.size());
+    for (int q : qubits) {
+      const double p = noise.gate_error(q, nq), G = noise.amp(q), L = noise.phase(q);
+      pauli(q, draw(gi, q, 1), p / 3, p / 3, p / 3);
+      pauli(q, draw(gi, q, 2), G / 4, G / 4, 0.5 * (1 - G / 2 - std::sqrt(1 - G)));
+      pauli(q, draw(gi, q, 3), 0, 0, 0.5 * (1 - std::sqrt(1 - L)));
+    }
+  }
+  for (int q = 0; q < c.n_qubits; ++q)
+    pauli(q, draw(c.gates.size(), q, 4), 0.5 * (noise.flip01(q) + noise.flip10(q)), 0, 0);
+  return out;
+}
+
 namespace {
 
 void check_noise(const NoiseModel& noise, int trajectories) {

@@ -82,6 +82,18 @@ void density_forward(const Circuit& c, const std::vector<double>& theta, const d
                      const std::vector<PauliString>& obs, const NoiseModel& noise, double* expvals);
 inline constexpr int kDensityMaxQubits = 12;
 
+// Noise-aware training (QuantumNAT-style, docs/noise.md): one sampled error
+// realisation of `noise` as a circuit, c with Pauli gates inserted, which the
+// ordinary exact forward and adjoint passes then run. After each gate, on each
+// of its qubits: a depolarizing error as in the trajectories; amplitude and
+// phase damping by their Pauli twirls (the Pauli channels with the same
+// diagonal action: amplitude damping G gives X and Y with probability G/4
+// each and Z with (1 - G/2 - sqrt(1-G))/2; phase damping L gives Z with
+// (1 - sqrt(1-L))/2); at the end, on each qubit, an X with the mean read-out
+// error (e01 + e10)/2, which is the read-out error exactly when symmetric.
+// The draws come from a hash of (seed, gate, qubit, channel).
+Circuit error_realisation(const Circuit& c, const NoiseModel& noise, std::uint64_t seed);
+
 // expvals[b * K + k]: the trajectory mean of <O_k> for sample b (as forward()).
 // std_errors (nullable, same shape): the standard error of each mean (sample
 // standard deviation over the trajectories / sqrt(trajectories); 0 for one).

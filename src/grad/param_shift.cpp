@@ -3,6 +3,10 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "grad/forward.hpp"
+#include "grad/shots.hpp"
+#include "sim/rng.hpp"
+
 namespace qmoe {
 namespace {
 
@@ -75,17 +79,72 @@ std::vector<double> param_shift_jacobian(const Circuit& c, const std::vector<dou
                               });
 }
 
+int param_shift_vjp(const Circuit& c, const std::vector<double>& theta, int batch, int n_obs,
+                    const double* dL_dO, double* dtheta, const BatchExpvalFn& run) {
+  if (theta.size() != std::size_t(c.n_params) || batch < 1 || n_obs < 0)
+    throw std::invalid_argument("param_shift_vjp: theta size, batch or observable count does not fit the circuit");
+  // The occurrence circuit: occurrence o (gate gi, angle j) reads th[o] = scale * theta[index].
+  struct Occurrence {
+    std::size_t gate;
+    int angle, param;
+    double scale;
+  };
+  std::vector<Occurrence> occ;
+  Circuit oc = c;
+  std::vector<double> th;
+  for (std::size_t gi = 0; gi < c.gates.size(); ++gi)
+    for (int j = 0; j < angle_count(c.gates[gi].kind); ++j) {
+      const Angle a = c.gates[gi].angles[j];
+      if (a.source != AngleSource::Param) continue;
+      oc.gates[gi].angles[j] = Angle::param(int(occ.size()));
+      occ.push_back({gi, j, a.index, a.value});
+      th.push_back(a.value * theta[std::size_t(a.index)]);
+    }
+  oc.n_params = int(occ.size());
+  const std::size_t n = std::size_t(batch) * std::size_t(n_obs);
+  std::vector<double> ev(n);
+  int calls = 0;
+  for (std::size_t o = 0; o < occ.size(); ++o) {
+    const double base = th[o];
+    const std::vector<double> d = shift_rule(c.gates[occ[o].gate], occ[o].angle, [&](double s) {
+      th[o] = base + s;
+      run(oc, th, ev.data());
+      ++calls;
+      return ev;
+    });
+    th[o] = base;
+    // Chain rule through angle = scale * theta[param]; samples and observables summed in order.
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += dL_dO[i] * d[i];
+    dtheta[occ[o].param] += occ[o].scale * sum;
+  }
+  return calls;
+}
+
 void param_shift_gradient(const Circuit& c, const std::vector<double>& theta, const double* x,
                           int batch, const std::vector<PauliString>& obs, const double* dL_dO,
-                          double* dtheta) {
-  const std::size_t K = obs.size(), F = std::size_t(c.n_features);
-  for (int b = 0; b < batch; ++b) {
-    const double* xb = x ? x + std::size_t(b) * F : nullptr;
-    const std::vector<double> jac = param_shift_jacobian(c, theta, xb, obs);
-    for (std::size_t k = 0; k < K; ++k)
-      for (int j = 0; j < c.n_params; ++j)
-        dtheta[j] += dL_dO[std::size_t(b) * K + k] * jac[k * c.n_params + j];
-  }
+                          double* dtheta, Workspace<double>& ws) {
+  check_inputs(c, theta.size(), x ? std::size_t(c.n_features) * batch : 0, batch);
+  const bool keep = ws.keep_states;
+  const int saved = ws.saved_layers;
+  ws.keep_states = false;  // no backward follows a shifted run
+  ws.saved_layers = 0;
+  param_shift_vjp(c, theta, batch, int(obs.size()), dL_dO, dtheta,
+                  [&](const Circuit& oc, const std::vector<double>& th, double* ev) {
+                    forward(oc, th, x, batch, obs, ev, ws);
+                  });
+  ws.keep_states = keep;
+  ws.saved_layers = saved;
+}
+
+void shot_param_shift_gradient(const Circuit& c, const std::vector<double>& theta, const double* x,
+                               int batch, const std::vector<PauliString>& obs, long shots,
+                               std::uint64_t seed, const double* dL_dO, double* dtheta) {
+  std::uint64_t i = 0;
+  param_shift_vjp(c, theta, batch, int(obs.size()), dL_dO, dtheta,
+                  [&](const Circuit& oc, const std::vector<double>& th, double* ev) {
+                    shot_forward<double>(oc, th, x, batch, obs, shots, sim::mix64(seed, ++i), ev);
+                  });
 }
 
 }  // namespace qmoe

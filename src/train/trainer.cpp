@@ -10,7 +10,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "grad/noise.hpp"
 #include "grad/param_shift.hpp"
+#include "grad/shots.hpp"
 #include "model/json_integer.hpp"
 #include "model/routing_loss.hpp"
 #include "sim/rng.hpp"
@@ -29,8 +31,11 @@ GradientMethod parse_gradient_method(std::string_view s) {
 const char* to_string(GradientMethod m) { return m == GradientMethod::ParamShift ? "param-shift" : "adjoint"; }
 
 json TrainConfig::to_json() const {
-  return json{{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"seed", seed},
-              {"gradient", to_string(gradient)}, {"chunk", chunk}};
+  json j{{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"seed", seed}, {"gradient", to_string(gradient)},
+         {"chunk", chunk}};
+  j["shots"] = shots;
+  j["noise"] = noise.empty() ? json(nullptr) : noise_model_to_json(noise);
+  return j;
 }
 
 TrainConfig TrainConfig::from_json(const json& j) {
@@ -51,6 +56,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
     if (!j.at("gradient").is_string()) throw wrong_type("gradient");
     t.gradient = parse_gradient_method(j.at("gradient").get<std::string>());
     if (j.contains("chunk")) t.chunk = json_integer<int>(j.at("chunk"), "chunk");
+    if (j.contains("shots")) t.shots = json_integer<long>(j.at("shots"), "shots");
+    if (j.contains("noise") && !j.at("noise").is_null()) t.noise = noise_model_from_json(j.at("noise"));
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("train config: ") + e.what());
   }
@@ -64,6 +71,90 @@ void TrainConfig::validate() const {
   if (batch < 1 || batch > kMaxBatch) throw std::invalid_argument("batch must be 1..1000000");
   if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be > 0");
   if (chunk < 1 || chunk > kMaxBatch) throw std::invalid_argument("chunk must be 1..1000000");
+  if (shots < 0 || shots > kMaxShots) throw std::invalid_argument("shots must be 0..100000000");
+  if (shots > 0 && gradient != GradientMethod::ParamShift)
+    throw std::invalid_argument("training from shots takes parameter-shift gradients (gradient param-shift)");
+  noise.validate();
+}
+
+json noise_model_to_json(const NoiseModel& n) {
+  // Only the values that are set: the model reads back equal field by field.
+  const auto fields = [](json& j, double p1, double p2, double pm, double amp, double phase, double r01, double r10) {
+    const std::pair<const char*, double> all[] = {{"depol1", p1},        {"depol2", p2},
+                                                  {"depol_multi", pm},   {"amp_damping", amp},
+                                                  {"phase_damping", phase}, {"readout_01", r01},
+                                                  {"readout_10", r10}};
+    for (const auto& [k, v] : all)
+      if (v >= 0) j[k] = v;
+  };
+  json j = json::object();
+  fields(j, n.p1, n.p2, n.p_multi, n.amp_damping, n.phase_damping, n.readout_01, n.readout_10);
+  j["readout_error"] = n.readout;
+  for (std::size_t q = 0; q < n.qubits.size(); ++q) {
+    const QubitNoise& u = n.qubits[q];
+    json o = json::object();
+    fields(o, u.p1, u.p2, u.p_multi, u.amp_damping, u.phase_damping, u.readout_01, u.readout_10);
+    if (!o.empty()) j["qubits"][std::to_string(q)] = o;
+  }
+  return j;
+}
+
+NoiseModel noise_model_from_json(const json& j) {
+  const auto bad = [](const std::string& field, const std::string& what) {
+    return std::invalid_argument("field '" + field + "': " + what);
+  };
+  if (!j.is_object()) throw std::invalid_argument("expected a JSON object (docs/noise.md)");
+  const auto prob = [&](const json& v, const std::string& field) {
+    if (!v.is_number()) throw bad(field, "expected a number");
+    const double p = v.get<double>();
+    if (!(p >= 0.0 && p <= 1.0)) throw bad(field, "must be a probability in [0, 1], not " + v.dump());
+    return p;
+  };
+  // The error fields of the top level and of each qubit.
+  const auto error_field = [&](const std::string& k, const json& v, const std::string& field, double& p1, double& p2,
+                               double& pm, double& amp, double& phase, double& r01, double& r10) {
+    if (k == "depol1") p1 = prob(v, field);
+    else if (k == "depol2") p2 = prob(v, field);
+    else if (k == "depol_multi") pm = prob(v, field);
+    else if (k == "amp_damping") amp = prob(v, field);
+    else if (k == "phase_damping") phase = prob(v, field);
+    else if (k == "readout_01") r01 = prob(v, field);
+    else if (k == "readout_10") r10 = prob(v, field);
+    else return false;
+    return true;
+  };
+  NoiseModel m;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    if (k == "readout_error") {
+      m.readout = prob(it.value(), k);
+    } else if (k == "description") {
+      if (!it.value().is_string()) throw bad(k, "expected a string");
+    } else if (k == "qubits") {
+      if (!it.value().is_object()) throw bad(k, "expected an object {\"0\": {...}, \"1\": {...}}");
+      for (auto q = it.value().begin(); q != it.value().end(); ++q) {
+        const std::string qf = "qubits." + q.key();
+        const std::string& key = q.key();
+        if (key.empty() || key.size() > 2 || key.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(key) > 63)
+          throw bad(qf, "a qubit index 0..63 is expected as the key");
+        if (!q.value().is_object()) throw bad(qf, "expected an object of error fields");
+        const std::size_t qi = std::size_t(std::stoi(key));
+        if (m.qubits.size() <= qi) m.qubits.resize(qi + 1);
+        QubitNoise& n = m.qubits[qi];
+        for (auto f = q.value().begin(); f != q.value().end(); ++f)
+          if (!error_field(f.key(), f.value(), qf + "." + f.key(), n.p1, n.p2, n.p_multi, n.amp_damping,
+                           n.phase_damping, n.readout_01, n.readout_10))
+            throw bad(qf + "." + f.key(), "unknown field (known: depol1, depol2, depol_multi, amp_damping, "
+                                          "phase_damping, readout_01, readout_10)");
+      }
+    } else if (!error_field(k, it.value(), k, m.p1, m.p2, m.p_multi, m.amp_damping, m.phase_damping, m.readout_01,
+                            m.readout_10)) {
+      throw bad(k, "unknown field (known: description, depol1, depol2, depol_multi, amp_damping, phase_damping, "
+                   "readout_error, readout_01, readout_10, qubits)");
+    }
+  }
+  return m;
 }
 
 namespace {
@@ -93,6 +184,13 @@ std::vector<double> gather(const model::Model& m, const data::Dataset& d, const 
   return model::circuit_inputs(m, x.data(), n);
 }
 
+// m with its circuit replaced (same parameters, features and observables).
+model::Model with_circuit(const model::Model& m, Circuit c) {
+  model::Model out = m;
+  out.circuit = std::move(c);
+  return out;
+}
+
 }  // namespace
 
 std::pair<int, int> share(int n, int rank, int size) {
@@ -119,8 +217,11 @@ std::vector<double> gather_all(const DataParallel& dp, std::vector<double> mine,
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       GradientMethod method, std::vector<double>& grad,
-                                      Workspace<double>& ws, const DataParallel& dp, std::uint64_t route_seed) {
+                                      Workspace<double>& ws, const DataParallel& dp, std::uint64_t route_seed,
+                                      const Shots& shots) {
   const int B = int(rows.size()), C = m.n_classes(), K = int(m.observables.size());
+  if (shots.count > 0 && method != GradientMethod::ParamShift)
+    throw std::invalid_argument("training from shots takes parameter-shift gradients");
   const bool routed = !m.routing_qubits.empty();
   const int L = m.config.experts;
   const model::RoutingLossWeights rw{routed ? m.config.load_balance : 0.0, routed ? m.config.routing_entropy : 0.0};
@@ -186,8 +287,11 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
   // The load-balance term couples the batch (its mean routing), sampled routing's baseline
   // too, and parameter shift takes the whole batch's dL/d<O>: forward(), the loss, then the gradient.
   std::vector<double> dev(std::size_t(B) * K, 0.0);
-  ws.keep_states = true;
-  forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
+  ws.keep_states = method == GradientMethod::Adjoint;
+  if (shots.count > 0)
+    shot_forward<double>(m.circuit, theta, x.data(), B, m.observables, shots.count, shots.seed, ev.data());
+  else
+    forward(m.circuit, theta, x.data(), B, m.observables, ev.data(), ws);
   int correct = 0;
   double loss = 0;
   if (sampled) {  // the measured routing register: score-function estimate (hard_routing.hpp)
@@ -210,8 +314,11 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
     loss += model::routing_loss(p.data(), B, L, rw, dpk.data(), B);
     model::routing_probabilities_backward(m, dpk.data(), B, dev.data());
   }
-  if (method == GradientMethod::ParamShift)
-    param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data());
+  if (shots.count > 0)
+    shot_param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, shots.count,
+                              sim::mix64(shots.seed, 0x5ea7), dev.data(), grad.data());
+  else if (method == GradientMethod::ParamShift)
+    param_shift_gradient(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data(), ws);
   else
     backward(m.circuit, theta, x.data(), B, m.observables, dev.data(), grad.data(), nullptr, ws);
   return {loss, correct};
@@ -351,8 +458,17 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     for (std::size_t s = 0; s < order.size(); s += std::size_t(tc.batch)) {
       const std::size_t e = std::min(order.size(), s + std::size_t(tc.batch));
       const std::vector<std::size_t> rows(order.begin() + std::ptrdiff_t(s), order.begin() + std::ptrdiff_t(e));
-      const auto [loss, hits] = batch_gradient(m, work.theta, train_set, rows, tc.gradient, grad, ws, dp,
-                                               sim::mix64(tc.seed, std::uint64_t(work.adam.step_count)));
+      // Sampled routing, shots and injected noise draw from hashes of the seed and the step:
+      // the same on every worker, and on resume.
+      const std::uint64_t route_seed = sim::mix64(tc.seed, std::uint64_t(work.adam.step_count));
+      const std::uint64_t step_seed = sim::mix64(sim::mix64(tc.seed ^ 0x7a11ULL, std::uint64_t(epoch)), s / tc.batch);
+      const Shots shots{tc.shots, step_seed};
+      const std::pair<double, int> lh =
+          tc.noise.empty()
+              ? batch_gradient(m, work.theta, train_set, rows, tc.gradient, grad, ws, dp, route_seed, shots)
+              : batch_gradient(with_circuit(m, error_realisation(m.circuit, tc.noise, step_seed)), work.theta,
+                               train_set, rows, tc.gradient, grad, ws, dp, route_seed, shots);
+      const auto [loss, hits] = lh;
       const auto where = [&] { return "epoch " + std::to_string(epoch) + ", batch " + std::to_string(s / tc.batch + 1); };
       if (!std::isfinite(loss) || !all_finite(grad))
         throw NonFiniteError("training turned non-finite in " + where() + " (loss " + std::to_string(loss) +

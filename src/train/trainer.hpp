@@ -35,9 +35,17 @@ struct TrainConfig {
   std::uint64_t seed = 0;
   GradientMethod gradient = GradientMethod::Adjoint;
   int chunk = 16;                    // samples per thread work item (batch 32: both cores busy)
+  // Training as a device would (docs/noise.md). shots > 0: expectations and
+  // parameter-shift gradients estimated from `shots` shots per sample (needs
+  // gradient = param-shift). noise non-empty: noise-aware training, each step
+  // on one sampled error realisation of it (grad/noise.hpp error_realisation).
+  // Both draw from (seed, epoch, step).
+  long shots = 0;
+  NoiseModel noise;
 
   // Limits of validate(), which every path calls (the CLI's flag ranges use them too).
   static constexpr int kMaxEpochs = 100000, kMaxBatch = 1000000;
+  static constexpr long kMaxShots = 100000000;
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);  // validated; throws std::invalid_argument
@@ -123,11 +131,22 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
 // Returns {loss, correct}. The batch's chunks are shared out over dp's workers.
 // route_seed: the draws of sampled routing (train/hard_routing.hpp; the trainer
 // passes a hash of the seed and the optimiser step).
+// With shots.count > 0 (method must be ParamShift) the expectations and the
+// shifted evaluations are shot estimates drawn from shots.seed.
+struct Shots {
+  long count = 0;  // 0: exact expectations
+  std::uint64_t seed = 0;
+};
 std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<double>& theta,
                                       const data::Dataset& d, const std::vector<std::size_t>& rows,
                                       GradientMethod method, std::vector<double>& grad,
                                       Workspace<double>& ws, const DataParallel& dp = {},
-                                      std::uint64_t route_seed = 0);
+                                      std::uint64_t route_seed = 0, const Shots& shots = {});
+
+// The noise model as JSON in --noise-model's schema (docs/noise.md), and back
+// (throws std::invalid_argument "field 'F': what is wrong").
+nlohmann::json noise_model_to_json(const NoiseModel& n);
+NoiseModel noise_model_from_json(const nlohmann::json& j);
 
 struct Callbacks {
   // after each mini-batch: samples done this epoch, of total; running loss and accuracy
