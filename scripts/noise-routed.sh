@@ -31,7 +31,7 @@ nat=(--depol1 0.0003 --depol2 0.003 --amp-damping 0.0015 --phase-damping 0.0015 
 echo "task,model,execution,seed,depol2,depol1,damping,readout_error,trajectories,shots,samples,accuracy_percent,std_error_percent" >"$tmp"
 for task in "${tasks[@]}"; do
   for s in $(seq 0 $((seeds - 1))); do
-    for model in qmoe qnn qnn-matched qmoe-nat qnn-nat; do
+    for model in qmoe qnn qnn-matched qmoe-nat qnn-nat qnn-matched-nat; do
       dir="$runs/$task-$model-s$s"
       extra=()
       [ "${model%-nat}" != "$model" ] && extra=("${nat[@]}")
@@ -59,6 +59,7 @@ for task in "${tasks[@]}"; do
     done
   done
 done
+chmod 644 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "noise-routed: wrote $out"
