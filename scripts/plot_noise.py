@@ -5,6 +5,9 @@ and read-out error as in the script) and against shots, one line per model and
 execution; error bars: the standard error over the test samples (combined
 over seeds when there are several).
 
+Also prints the markdown tables of results/noise.md (mean over seeds; in
+brackets the standard error).
+
 Usage: scripts/plot_noise.py [CSV] [OUT_DIR]
 """
 import csv
@@ -26,6 +29,7 @@ LABELS = {
     ("qnn", "coherent"): "QNN",
     ("qnn-nat", "coherent"): "QNN noise-aware",
     ("qnn-matched", "coherent"): "QNN, parameter-matched",
+    ("qnn-matched-nat", "coherent"): "QNN, parameter-matched, noise-aware",
 }
 
 
@@ -40,6 +44,7 @@ def main():
         sweep, x = ("shots", shots) if shots > 0 else ("noise", float(r["depol2"]))
         cells[(r["task"], r["model"], r["execution"], sweep, x)].append(
             (float(r["accuracy_percent"]), float(r["std_error_percent"])))
+    tables(cells)
     for task in sorted({k[0] for k in cells}):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         for ax, sweep in zip(axes, ("noise", "shots")):
@@ -72,6 +77,29 @@ def main():
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, out)
         print("wrote", out)
+
+
+def tables(cells):
+    """Markdown tables: rows model/execution, columns the sweep's points."""
+    for task in sorted({k[0] for k in cells}):
+        for sweep, title in (("noise", "p2 ="), ("shots", "shots =")):
+            xs = sorted({k[4] for k in cells if k[0] == task and k[3] == sweep})
+            print(f"\n{task}, test accuracy (%) against {'noise' if sweep == 'noise' else 'shots'}, "
+                  f"mean over seeds (standard error)\n")
+            print("| model | " + " | ".join(f"{title} {x:g}" for x in xs) + " |")
+            print("|---|" + "---|" * len(xs))
+            for (model, execution), label in LABELS.items():
+                row = []
+                for x in xs:
+                    v = cells.get((task, model, execution, sweep, x))
+                    if not v:
+                        row.append("")
+                        continue
+                    mean = sum(a for a, _ in v) / len(v)
+                    se = math.sqrt(sum(e * e for _, e in v)) / len(v)
+                    row.append(f"{mean:.1f} ({se:.1f})")
+                if any(row):
+                    print(f"| {label} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
