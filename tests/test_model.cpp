@@ -196,6 +196,13 @@ TEST(Model, ConfigValidationAndJson) {
   // More classes than data qubits read <Z_j Z_j+1> (issue 19): at most 2n - 1 = 15 on the default 8 qubits.
   EXPECT_NO_THROW(model::build_model(bad([](auto& c) { c.n_classes = 15; })));
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.n_classes = 16; })), std::invalid_argument);
+  // One data qubit has no neighbour to pair with: 2 classes on it are refused
+  // (fuzz_config found build_model reading past data_qubits for this config).
+  EXPECT_THROW(model::build_model(bad([](auto& c) {
+                 c.data_qubits = 1, c.n_classes = 2, c.readout = model::Readout::Qubits;
+               })),
+               std::invalid_argument);
+  EXPECT_NO_THROW(model::build_model(bad([](auto& c) { c.data_qubits = 2, c.n_classes = 3; })));
   EXPECT_THROW(model::ModelConfig::from_json({{"model", "moe"}}), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"bogus", 1}}), std::invalid_argument);
   EXPECT_THROW(model::ModelConfig::from_json({{"routing_encoder", "Full"}}), std::invalid_argument);

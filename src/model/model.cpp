@@ -196,7 +196,7 @@ void ModelConfig::validate() const {
   if (n_classes == 2 && readout == Readout::Pairs)
     require(data_qubits >= 4, "the 'pairs' 2-class read-out needs 4 data qubits");
   else
-    require(n_classes <= 2 * data_qubits - (data_qubits > 1 ? 1 : 0),
+    require(n_classes <= 2 * data_qubits - 1,
             "too many classes for the data qubits (at most 2n - 1: n <Z_q> and n - 1 <Z_q Z_q+1>)");
   require(load_balance >= 0 && std::isfinite(load_balance), "load_balance must be >= 0");
   require(logit_scale > 0 && logit_scale <= kMaxLogitScale, "logit_scale must be in (0, 1000]");
