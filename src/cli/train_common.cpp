@@ -342,14 +342,6 @@ void check_memory(double need, const std::string& what, bool override_given) {
                            "or pass --no-memory-check to try anyway");
 }
 
-int thread_count() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 void set_threads(int threads) {
 #ifdef _OPENMP
   if (threads > 0) omp_set_num_threads(threads);
