@@ -59,8 +59,8 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
     d.task = j.value("task", d.task);
     d.scaling = j.value("scaling", d.scaling);
     if (d.is_csv() && d.scaling == "tq") d.scaling.clear();  // older checkpoints stored "tq" for CSV tasks too
-    if (j.contains("train_limit")) d.train_limit = json_integer<long>(j["train_limit"], "train_limit");
-    if (j.contains("test_limit")) d.test_limit = json_integer<long>(j["test_limit"], "test_limit");
+    if (j.contains("train_limit")) d.train_limit = model::json_integer<long>(j["train_limit"], "train_limit");
+    if (j.contains("test_limit")) d.test_limit = model::json_integer<long>(j["test_limit"], "test_limit");
     d.test_csv = j.value("test_csv", std::string());
     d.csv_header = j.value("csv_header", d.csv_header);
     d.feature_transform = j.value("feature_transform", nlohmann::json());
