@@ -297,10 +297,10 @@ TEST(Model, JsonIntegersAreCheckedBeforeConversion) {
   t["seed"] = 3;
   t["epochs"] = 1e20;
   EXPECT_THROW(train::TrainConfig::from_json(t), std::invalid_argument);
-  EXPECT_EQ(json_integer<long>(nlohmann::json(-5.0), "x"), -5);
-  EXPECT_THROW(json_integer<unsigned>(nlohmann::json(-5), "x"), std::invalid_argument);
-  EXPECT_THROW(json_integer<int>(nlohmann::json(3000000000u), "x"), std::invalid_argument);
-  EXPECT_THROW(json_integer<int>(nlohmann::json(nullptr), "x"), std::invalid_argument);
+  EXPECT_EQ(model::json_integer<long>(nlohmann::json(-5.0), "x"), -5);
+  EXPECT_THROW(model::json_integer<unsigned>(nlohmann::json(-5), "x"), std::invalid_argument);
+  EXPECT_THROW(model::json_integer<int>(nlohmann::json(3000000000u), "x"), std::invalid_argument);
+  EXPECT_THROW(model::json_integer<int>(nlohmann::json(nullptr), "x"), std::invalid_argument);
 }
 
 // Typed options: every spelling parses to its enum and back, the JSON keeps

@@ -5,8 +5,8 @@
 //           on every qubit q with feature 8l+q. Ansatz: 2 layers of RX(theta),
 //           RY(theta) on each qubit then CNOT q->q+1 mod 8. <Z_q> on all 8,
 //           log-softmax over the first 4, NLL.
-//   qmoe10: 10 qubits, 0-7 data, 8-9 routing (the model's layout since
-//           round 6: docs/models.md). The same encoder on the data qubits;
+//   qmoe10: 10 qubits, 0-7 data, 8-9 routing (the model's layout:
+//           docs/models.md). The same encoder on the data qubits;
 //           RY, RY, RX, RX on routing qubits 8, 9, 8, 9 with the four
 //           quadrant means of the 8x8 image; trainable RX, RY on each routing
 //           qubit then CNOT(8,9); 4 experts k: 2 layers of RX, RY on each data

@@ -222,7 +222,7 @@ json run_one(const Cell& cell, int seed, const json& common, const DataOptions& 
   // Per-task epochs (e.g. the 2-class tasks, with half the data, get twice the
   // epochs: the same number of optimiser steps).
   if (common.contains("epochs_by_task") && common["epochs_by_task"].contains(cell.task))
-    tc.epochs = json_integer<int>(common["epochs_by_task"][cell.task], "epochs_by_task." + cell.task);
+    tc.epochs = model::json_integer<int>(common["epochs_by_task"][cell.task], "epochs_by_task." + cell.task);
   tc.validate();
   // A finished run is reused, and a checkpoint resumed, only if it was made
   // with these settings (experiments/common.json may have changed since).

@@ -12,6 +12,7 @@
 #include "cli/cli.hpp"
 #include "cli/mpi.hpp"
 #include "cli/train_common.hpp"
+#include "grad/chunks.hpp"  // thread_count
 
 namespace qmoe::cli {
 namespace {
@@ -224,9 +225,9 @@ void run_train(TrainArgs& a) {
   }
   const model::Model m = model::build_model(ck.model);
   // Before any state vector is allocated (a 24-qubit run takes gigabytes).
-  const double mem = train::estimate_training_bytes(m, ck.train, thread_count());
+  const double mem = train::estimate_training_bytes(m, ck.train, detail::thread_count());
   check_memory(mem, "training " + std::to_string(m.circuit.n_qubits) + " qubits (batch " +
-                        std::to_string(ck.train.batch) + ", " + std::to_string(thread_count()) + " threads)",
+                        std::to_string(ck.train.batch) + ", " + std::to_string(detail::thread_count()) + " threads)",
                a.no_memory_check);
   if (!resumed) {
     ck.state = train::initial_state(m, ck.train);

@@ -59,8 +59,8 @@ DataOptions DataOptions::from_json(const nlohmann::json& j) {
     d.task = j.value("task", d.task);
     d.scaling = j.value("scaling", d.scaling);
     if (d.is_csv() && d.scaling == "tq") d.scaling.clear();  // older checkpoints stored "tq" for CSV tasks too
-    if (j.contains("train_limit")) d.train_limit = json_integer<long>(j["train_limit"], "train_limit");
-    if (j.contains("test_limit")) d.test_limit = json_integer<long>(j["test_limit"], "test_limit");
+    if (j.contains("train_limit")) d.train_limit = model::json_integer<long>(j["train_limit"], "train_limit");
+    if (j.contains("test_limit")) d.test_limit = model::json_integer<long>(j["test_limit"], "test_limit");
     d.test_csv = j.value("test_csv", std::string());
     d.csv_header = j.value("csv_header", d.csv_header);
     d.feature_transform = j.value("feature_transform", nlohmann::json());
@@ -340,14 +340,6 @@ void check_memory(double need, const std::string& what, bool override_given) {
   throw std::runtime_error(what + " needs about " + format_bytes(need) + ", more than the " + format_bytes(have) +
                            " this machine has available: use fewer --qubits, a smaller --batch or --threads, "
                            "or pass --no-memory-check to try anyway");
-}
-
-int thread_count() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
 }
 
 void set_threads(int threads) {

@@ -103,7 +103,6 @@ CLI::Option* add_enum_option(CLI::App& cmd, const std::string& flag, Enum& targe
 model::ModelConfig resolve_model(model::ModelConfig mc, const std::string& model_name);
 
 void set_threads(int threads);  // 0: all cores
-int thread_count();             // the threads a parallel region will use
 
 // A live progress line on stderr for long work ("label [####....] 40% 12 samples/s,
 // 30 s left"), drawn only when stderr is a terminal; the rate counts from

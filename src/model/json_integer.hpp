@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace qmoe {
+namespace qmoe::model {
 
 // v as Int: a JSON integer, or a float with a whole value (8.0), within Int's
 // range. Anything else throws std::invalid_argument("'field' must be ...").
@@ -41,4 +41,4 @@ Int json_integer(const nlohmann::json& v, const std::string& field) {
   throw bad();
 }
 
-}  // namespace qmoe
+}  // namespace qmoe::model

@@ -63,7 +63,7 @@ int routing_block_features(const ModelConfig& c) {
   return 0;
 }
 
-// The block means on the routing register. quadrant (unchanged since round 1):
+// The block means on the routing register. quadrant:
 // RY, RY, RX, RX on routing positions 0, 1, 0, 1 (cycling). grid: block j on
 // position j mod r, RY in even and RX in odd layers (layer j / r).
 void routing_upload(Circuit& c, const std::vector<int>& rq, const ModelConfig& cfg) {

@@ -48,15 +48,15 @@ TrainConfig TrainConfig::from_json(const json& j) {
     return std::invalid_argument(std::string("\"") + key + "\" has the wrong type (" + j.at(key).dump() + ")");
   };
   try {
-    t.epochs = json_integer<int>(j.at("epochs"), "epochs");
-    t.batch = json_integer<int>(j.at("batch"), "batch");
+    t.epochs = model::json_integer<int>(j.at("epochs"), "epochs");
+    t.batch = model::json_integer<int>(j.at("batch"), "batch");
     if (!j.at("lr").is_number()) throw wrong_type("lr");
     t.lr = j.at("lr").get<double>();
-    t.seed = json_integer<std::uint64_t>(j.at("seed"), "seed");
+    t.seed = model::json_integer<std::uint64_t>(j.at("seed"), "seed");
     if (!j.at("gradient").is_string()) throw wrong_type("gradient");
     t.gradient = parse_gradient_method(j.at("gradient").get<std::string>());
-    if (j.contains("chunk")) t.chunk = json_integer<int>(j.at("chunk"), "chunk");
-    if (j.contains("shots")) t.shots = json_integer<long>(j.at("shots"), "shots");
+    if (j.contains("chunk")) t.chunk = model::json_integer<int>(j.at("chunk"), "chunk");
+    if (j.contains("shots")) t.shots = model::json_integer<long>(j.at("shots"), "shots");
     if (j.contains("noise") && !j.at("noise").is_null()) t.noise = noise_model_from_json(j.at("noise"));
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("train config: ") + e.what());
@@ -557,14 +557,14 @@ Checkpoint checkpoint_from_json(const json& j) {
     c.state.adam.beta1 = a.at("beta1").get<double>();
     c.state.adam.beta2 = a.at("beta2").get<double>();
     c.state.adam.eps = a.at("eps").get<double>();
-    c.state.adam.step_count = json_integer<std::int64_t>(a.at("step"), "step");
+    c.state.adam.step_count = model::json_integer<std::int64_t>(a.at("step"), "step");
     c.state.adam.m = a.at("m").get<std::vector<double>>();
     c.state.adam.v = a.at("v").get<std::vector<double>>();
-    c.state.epoch = json_integer<int>(s.at("epoch"), "epoch");
+    c.state.epoch = model::json_integer<int>(s.at("epoch"), "epoch");
     c.state.rng_state = s.at("rng").get<std::string>();
     for (const json& e : s.at("history")) {
       EpochMetrics m;
-      m.epoch = json_integer<int>(e.at("epoch"), "epoch");
+      m.epoch = model::json_integer<int>(e.at("epoch"), "epoch");
       m.train_loss = e.at("train_loss").get<double>();
       m.train_acc = e.at("train_acc").get<double>();
       m.test_loss = metric(e.at("test_loss"));
@@ -573,7 +573,7 @@ Checkpoint checkpoint_from_json(const json& j) {
       c.state.history.push_back(m);
     }
     c.state.best_test_acc = s.at("best_test_acc").get<double>();
-    c.state.best_epoch = json_integer<int>(s.at("best_epoch"), "best_epoch");
+    c.state.best_epoch = model::json_integer<int>(s.at("best_epoch"), "best_epoch");
   } catch (const json::exception& e) {
     throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
   } catch (const std::invalid_argument& e) {
