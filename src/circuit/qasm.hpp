@@ -5,7 +5,10 @@
 // is the evaluated expression; `u3(a,b,c) q[0];` gives three parameters. A
 // broadcast gate (`rx(0.1) q;`) has one argument in the text, so its copies
 // share one parameter. Qubits are numbered in declaration order across qreg
-// statements (the first register's q[0] is qubit 0).
+// statements (the first register's q[0] is qubit 0). `reset`, `if (c == n)`
+// and measurements anywhere are kept as the program's steps (ParsedQasm::ops);
+// a program that needs them mid-circuit is `dynamic` and runs through
+// circuit/qasm_dynamic.hpp.
 //
 // Writer: a standalone file using only qelib1.inc gates with every angle
 // resolved to a number (17 significant digits). Gates with two or more
