@@ -379,7 +379,8 @@ TEST(QasmErrors, PositionsAndMessages) {
       {H + "qreg q[2];\ncreg c[2];\nif(c==1) cx q[0], q[0];", 5, 19, "qubit used twice"},
       {H + "qreg q[2];\ncreg c[2];\nif(c==1) measure q[0] -> c;", 5, 18, "both"},
       {H + "qreg q[2];\ncreg c[2];\nif(c==1) reset c;", 5, 16, "is a classical register"},
-      {H + "qreg q[1];\ngate g a {\n  reset a;\n}\ng q[0];", 5, 3, "not allowed in a gate body"},
+      {H + "qreg q[1];\ncreg c[1];\ngate g a {\n  measure a -> c[0];\n}\ng q[0];", 6, 3, "not allowed in a gate body"},
+      {H + "qreg q[1];\ngate g a {\n  reset a[0];\n}\ng q[0];", 5, 10, "without an index"},
       {H + "qreg q[1];\ncreg c[1];\ngate g a {\n  if(c==1) x a;\n}\ng q[0];", 6, 3, "not allowed in a gate body"},
       {H + "opaque foo a;", 3, 1, "opaque gate 'foo' has no definition"},
       {H + "gate x a { h a; }", 3, 6, "gate 'x' is already defined"},
@@ -874,6 +875,36 @@ TEST(QasmDynamic, StepsAndWhatMakesAProgramDynamic) {
   EXPECT_EQ(p.ops[1].at_end, std::vector<bool>({false}));
   // spacing as Qiskit writes it, and with blanks
   EXPECT_NO_THROW(dyn("qreg q[1];\ncreg c[1];\nif ( c == 0 ) u3(0.1,0.2,0.3) q[0];\nif(c==1) measure q[0] -> c[0];\n"));
+}
+
+// Qiskit's exporter writes `initialize` as a gate whose body starts with a
+// reset (not OpenQASM 2.0, accepted): dropped on a fresh qubit, a Reset step
+// between the body's gates otherwise (also under if).
+TEST(QasmDynamic, ResetInAGateBodyAsQiskitWritesInitialize) {
+  const std::string defs =
+      "gate state_preparation(param0,param1) q0 { ry(2.0943951023931953) q0; }\n"
+      "gate initialize(param0,param1) q0 { reset q0; state_preparation(param0,param1) q0; }\n"
+      "qreg q[2];\ncreg c[1];\n";
+  ParsedQasm p = dyn(defs + "initialize(0.5,0.8660254037844386) q[0];\nmeasure q[0] -> c[0];\n");
+  EXPECT_FALSE(p.dynamic);
+  ASSERT_EQ(p.ops.size(), 2u);
+  EXPECT_EQ(p.circuit.gates.size(), 1u);
+  p = dyn(defs + "h q;\ninitialize(0.5,0.8660254037844386) q;\nmeasure q[0] -> c[0];\nif(c==1) initialize(0,1) q[1];\n");
+  ASSERT_TRUE(p.dynamic);
+  // h h | reset q0 | ry q0 | reset q1 | ry q1 | measure | (if) reset q1 | (if) ry q1
+  ASSERT_EQ(p.ops.size(), 8u);
+  EXPECT_EQ(p.ops[1].kind, QasmOp::Kind::Reset);
+  EXPECT_EQ(p.ops[1].qubits, std::vector<int>({0}));
+  EXPECT_EQ(p.ops[2].end - p.ops[2].begin, 1u);
+  EXPECT_EQ(p.ops[3].qubits, std::vector<int>({1}));
+  EXPECT_EQ(p.ops[6].kind, QasmOp::Kind::Reset);
+  EXPECT_EQ(p.ops[6].cond_reg, 0);
+  EXPECT_EQ(p.ops[7].kind, QasmOp::Kind::Gates);
+  EXPECT_EQ(p.ops[7].cond_reg, 0);
+  const std::vector<double> z = dynamic_expval_z<double>(p), zr = reference_z(p, reference_run(p));
+  EXPECT_NEAR(z[0], -0.5, 1e-12);
+  EXPECT_NEAR(z[1], -0.5, 1e-12);
+  for (int q = 0; q < 2; ++q) EXPECT_NEAR(z[std::size_t(q)], zr[std::size_t(q)], 1e-12);
 }
 
 TEST(QasmDynamic, MeasureThenResetIsZero) {

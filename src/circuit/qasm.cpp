@@ -236,6 +236,11 @@ class Parser {
   // Qubits some gate has acted on, as of gate index scanned_ (for `reset`).
   std::vector<char> touched_;
   std::size_t scanned_ = 0;
+  // The top-level statement being read: its condition (-1: none) and where
+  // its gates not yet in a step begin.
+  int cond_reg_ = -1;
+  std::uint64_t cond_value_ = 0;
+  std::size_t run_begin_ = 0;
 
   const Token& peek(std::size_t k = 0) const {
     return toks_[std::min(pos_ + k, toks_.size() - 1)];
@@ -322,25 +327,49 @@ class Parser {
   }
 
   // A gate call at the top level (possibly under `if`): its expanded gates
-  // become a Gates step, merged with the previous one when both are unconditioned.
+  // become a Gates step (several when a gate body resets a qubit).
   void gates(int cond_reg, std::uint64_t cond_value) {
-    const std::size_t begin = out_.circuit.gates.size();
+    cond_reg_ = cond_reg;
+    cond_value_ = cond_value;
+    run_begin_ = out_.circuit.gates.size();
     gate_call();
+    flush_gates();
+    cond_reg_ = -1;
+    cond_value_ = 0;
+  }
+
+  // The gates since run_begin_ as a step under the current condition, merged
+  // with the previous step when both are unconditioned gates.
+  void flush_gates() {
     const std::size_t end = out_.circuit.gates.size();
-    if (cond_reg < 0 && !out_.ops.empty()) {
+    if (end == run_begin_) return;  // e.g. a user gate of barriers only
+    if (cond_reg_ < 0 && !out_.ops.empty()) {
       QasmOp& last = out_.ops.back();
-      if (last.kind == QasmOp::Kind::Gates && last.cond_reg < 0 && last.end == begin) {
-        last.end = end;
+      if (last.kind == QasmOp::Kind::Gates && last.cond_reg < 0 && last.end == run_begin_) {
+        last.end = run_begin_ = end;
         return;
       }
     }
-    if (cond_reg < 0 && begin == end) return;  // e.g. a user gate of barriers only
     QasmOp op;
-    op.begin = begin;
+    op.begin = run_begin_;
     op.end = end;
-    op.cond_reg = cond_reg;
-    op.cond_value = cond_value;
+    op.cond_reg = cond_reg_;
+    op.cond_value = cond_value_;
     out_.ops.push_back(std::move(op));
+    run_begin_ = end;
+  }
+
+  // A Reset step under the current condition. Qubits no gate has touched are
+  // still |0>: an unconditioned reset of them does nothing and is dropped.
+  void add_reset(const std::vector<int>& qubits) {
+    const std::vector<char>& used = touched();
+    QasmOp op;
+    op.kind = QasmOp::Kind::Reset;
+    op.cond_reg = cond_reg_;
+    op.cond_value = cond_value_;
+    for (int q : qubits)
+      if (cond_reg_ >= 0 || used[std::size_t(q)]) op.qubits.push_back(q);
+    if (!op.qubits.empty()) out_.ops.push_back(std::move(op));
   }
 
   // if (creg == n) followed by one gate call, measure or reset.
@@ -385,19 +414,24 @@ class Parser {
     const QArg a = argument(true);
     expect_sym(";");
     const QasmRegister& qr = out_.qregs[std::size_t(a.reg)];
-    // Qubits no gate has touched are still |0>: resetting them does nothing.
-    const std::vector<char>& used = touched();
-    QasmOp op;
-    op.kind = QasmOp::Kind::Reset;
-    op.cond_reg = cond_reg;
-    op.cond_value = cond_value;
-    for (int i = 0; i < qr.size; ++i) {
-      if (a.index >= 0 && i != a.index) continue;
-      const int q = qr.offset + i;
-      if (cond_reg < 0 && !used[std::size_t(q)]) continue;
-      op.qubits.push_back(q);
-    }
-    if (!op.qubits.empty()) out_.ops.push_back(std::move(op));
+    std::vector<int> qubits;
+    for (int i = 0; i < qr.size; ++i)
+      if (a.index < 0 || i == a.index) qubits.push_back(qr.offset + i);
+    cond_reg_ = cond_reg;
+    cond_value_ = cond_value;
+    add_reset(qubits);
+    cond_reg_ = -1;
+    cond_value_ = 0;
+  }
+
+  // `reset a;` in a gate body (not OpenQASM 2.0, but Qiskit's exporter writes
+  // it, e.g. for initialize): ends the gate step so far, then a Reset step.
+  void body_reset() {
+    next();
+    const QArg a = argument(true);
+    expect_sym(";");
+    flush_gates();
+    add_reset({a.qubit});
   }
 
   // Which qubits the gates so far act on (target, second target or control).
@@ -505,10 +539,11 @@ class Parser {
   void body_statement() {
     const Token& t = peek();
     if (t.kind == Tok::Ident && t.text == "barrier") return barrier();
+    if (t.kind == Tok::Ident && t.text == "reset") return body_reset();
     if (t.kind == Tok::Ident &&
-        (t.text == "qreg" || t.text == "creg" || t.text == "measure" || t.text == "reset" || t.text == "if" ||
+        (t.text == "qreg" || t.text == "creg" || t.text == "measure" || t.text == "if" ||
          t.text == "gate" || t.text == "opaque" || t.text == "include"))
-      fail(t, "'" + t.text + "' is not allowed in a gate body (only gate calls and barrier)");
+      fail(t, "'" + t.text + "' is not allowed in a gate body (only gate calls, barrier and reset)");
     gate_call();
   }
 
