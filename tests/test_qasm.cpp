@@ -248,6 +248,9 @@ TEST(QasmGates, QelibDefinitions) {
       {"rzz(" + A + ") q[0],q[1];", "cx q[0],q[1]; u1(" + A + ") q[1]; cx q[0],q[1];", false},
       {"rccx q[0],q[1],q[2];", "u2(0,pi) q[2]; u1(pi/4) q[2]; cx q[1],q[2]; u1(-pi/4) q[2]; cx q[0],q[2];"
                                " u1(pi/4) q[2]; cx q[1],q[2]; u1(-pi/4) q[2]; u2(0,pi) q[2];", true},
+      {"rc3x q[0],q[1],q[2],q[3];", "u2(0,pi) q[3]; u1(pi/4) q[3]; cx q[2],q[3]; u1(-pi/4) q[3]; u2(0,pi) q[3];"
+       " cx q[0],q[3]; u1(pi/4) q[3]; cx q[1],q[3]; u1(-pi/4) q[3]; cx q[0],q[3]; u1(pi/4) q[3]; cx q[1],q[3];"
+       " u1(-pi/4) q[3]; u2(0,pi) q[3]; u1(pi/4) q[3]; cx q[2],q[3]; u1(-pi/4) q[3]; u2(0,pi) q[3];", true, 4},
       // Gray code: 4abc = a+b+c-(a^b)-(b^c)-(a^c)+(a^b^c); H u1(pi) H = X
       {"c3x q[0],q[1],q[2],q[3];", "h q[3]; cu1(pi/4) q[0],q[3]; h q[3]; cx q[0],q[1]; h q[3];"
        " cu1(-pi/4) q[1],q[3]; h q[3]; cx q[0],q[1]; h q[3]; cu1(pi/4) q[1],q[3]; h q[3]; cx q[1],q[2];"

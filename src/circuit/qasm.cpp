@@ -168,7 +168,7 @@ constexpr std::size_t kQasmMaxGates = std::size_t(1) << 20;
 
 enum class G {
   U3, U2, U1, U0, CU4, X, I, Y, Z, H, S, Sdg, T, Tdg, SX, SXdg, RX, RY, RZ,
-  CX, CY, CZ, CH, CSX, CCX, CRX, CRY, CRZ, CU1, CU3, Swap, CSwap, RZZ, RXX, RCCX, C3X, C3SX, C4X
+  CX, CY, CZ, CH, CSX, CCX, CRX, CRY, CRZ, CU1, CU3, Swap, CSwap, RZZ, RXX, RCCX, RC3X, C3X, C3SX, C4X
 };
 
 struct GateSpec {
@@ -201,7 +201,7 @@ const std::unordered_map<std::string, GateSpec>& gate_table() {
       {"cswap", {G::CSwap, 0, 3, false}}, {"rzz", {G::RZZ, 1, 2, false}},
       {"rxx", {G::RXX, 1, 2, false}},  {"rccx", {G::RCCX, 0, 3, false}},
       {"c3x", {G::C3X, 0, 4, false}},  {"c3sqrtx", {G::C3SX, 0, 4, false}},
-      {"c4x", {G::C4X, 0, 5, false}},
+      {"c4x", {G::C4X, 0, 5, false}},  {"rc3x", {G::RC3X, 0, 4, false}},
   };
   return t;
 }
@@ -939,6 +939,15 @@ class Parser {
         add(GateKind::X, q[2], {on(1)});
         add(GateKind::U1, q[2], {}, {C(-M_PI / 4)});
         return add(GateKind::U2, q[2], {}, {C(0), C(M_PI)});
+      case G::RC3X: {  // qelib1's relative-phase 3-controlled X, gate by gate (Qiskit writes it)
+        const auto h = [&] { add(GateKind::U2, q[3], {}, {C(0), C(M_PI)}); };
+        const auto t = [&](double sign) { add(GateKind::U1, q[3], {}, {C(sign * M_PI / 4)}); };
+        const auto cx = [&](std::size_t k) { add(GateKind::X, q[3], {on(k)}); };
+        h(); t(1); cx(2); t(-1); h();
+        cx(0); t(1); cx(1); t(-1); cx(0); t(1); cx(1); t(-1);
+        h(); t(1); cx(2); t(-1); h();
+        return;
+      }
       case G::C3X: return add(GateKind::X, q[3], {on(0), on(1), on(2)});
       case G::C3SX: return add(GateKind::SX, q[3], {on(0), on(1), on(2)});
       case G::C4X: return add(GateKind::X, q[4], {on(0), on(1), on(2), on(3)});
