@@ -6,6 +6,8 @@
 #include <complex>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <omp.h>
 #include <sstream>
 #include <random>
 #include <string>
@@ -14,6 +16,7 @@
 #include "circuit/circuit.hpp"
 #include "circuit/execute.hpp"
 #include "circuit/qasm.hpp"
+#include "circuit/qasm_dynamic.hpp"
 #include "grad/adjoint.hpp"
 #include "grad/param_shift.hpp"
 #include "sim/state.hpp"
@@ -245,6 +248,9 @@ TEST(QasmGates, QelibDefinitions) {
       {"rzz(" + A + ") q[0],q[1];", "cx q[0],q[1]; u1(" + A + ") q[1]; cx q[0],q[1];", false},
       {"rccx q[0],q[1],q[2];", "u2(0,pi) q[2]; u1(pi/4) q[2]; cx q[1],q[2]; u1(-pi/4) q[2]; cx q[0],q[2];"
                                " u1(pi/4) q[2]; cx q[1],q[2]; u1(-pi/4) q[2]; u2(0,pi) q[2];", true},
+      {"rc3x q[0],q[1],q[2],q[3];", "u2(0,pi) q[3]; u1(pi/4) q[3]; cx q[2],q[3]; u1(-pi/4) q[3]; u2(0,pi) q[3];"
+       " cx q[0],q[3]; u1(pi/4) q[3]; cx q[1],q[3]; u1(-pi/4) q[3]; cx q[0],q[3]; u1(pi/4) q[3]; cx q[1],q[3];"
+       " u1(-pi/4) q[3]; u2(0,pi) q[3]; u1(pi/4) q[3]; cx q[2],q[3]; u1(-pi/4) q[3]; u2(0,pi) q[3];", true, 4},
       // Gray code: 4abc = a+b+c-(a^b)-(b^c)-(a^c)+(a^b^c); H u1(pi) H = X
       {"c3x q[0],q[1],q[2],q[3];", "h q[3]; cu1(pi/4) q[0],q[3]; h q[3]; cx q[0],q[1]; h q[3];"
        " cu1(-pi/4) q[1],q[3]; h q[3]; cx q[0],q[1]; h q[3]; cu1(pi/4) q[1],q[3]; h q[3]; cx q[1],q[2];"
@@ -355,8 +361,30 @@ TEST(QasmErrors, PositionsAndMessages) {
       {H + "qreg a[20];\nqreg b[20];", 4, 8, "too many qubits"},
       {H + "qreg q[99999999999999999999];", 3, 8, "too large"},
       {H + "qreg q[1.5];", 3, 8, "expected a register size"},
-      {H + "qreg q[2];\nreset q[0];", 4, 1, "'reset' is not supported"},
-      {H + "qreg q[2];\ncreg c[2];\nif(c==1) x q[0];", 5, 1, "'if'"},
+      {H + "qreg q[2];\ncreg c[2];\nreset c[0];", 5, 7, "is a classical register"},
+      {H + "qreg q[2];\nreset q[2];", 4, 9, "out of range"},
+      {H + "qreg q[2];\nreset q[0]", 4, 11, "expected ';'"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c[0]==1) x q[0];", 5, 5, "not one bit"},
+      {H + "qreg q[2];\ncreg c[2];\nif(q==1) x q[0];", 5, 4, "is a quantum register"},
+      {H + "qreg q[2];\ncreg c[2];\nif(d==1) x q[0];", 5, 4, "unknown classical register 'd'"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==-1) x q[0];", 5, 7, "non-negative integer"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1.0) x q[0];", 5, 7, "non-negative integer"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==18446744073709551616) x q[0];", 5, 7, "too large"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c=1) x q[0];", 5, 5, "unexpected character '='"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c!=1) x q[0];", 5, 5, "unexpected character '!'"},
+      {H + "qreg q[2];\ncreg c[2];\nif c==1 x q[0];", 5, 4, "expected '('"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1 x q[0];", 5, 9, "expected ')'"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) barrier q;", 5, 10, "expected a gate call, measure or reset"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) if(c==0) x q[0];", 5, 10, "expected a gate call, measure or reset"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) creg d[1];", 5, 10, "expected a gate call, measure or reset"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) ;", 5, 10, "expected a gate call, measure or reset"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) foo q[0];", 5, 10, "unknown gate 'foo'"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) cx q[0], q[0];", 5, 19, "qubit used twice"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) measure q[0] -> c;", 5, 18, "both"},
+      {H + "qreg q[2];\ncreg c[2];\nif(c==1) reset c;", 5, 16, "is a classical register"},
+      {H + "qreg q[1];\ncreg c[1];\ngate g a {\n  measure a -> c[0];\n}\ng q[0];", 6, 3, "not allowed in a gate body"},
+      {H + "qreg q[1];\ngate g a {\n  reset a[0];\n}\ng q[0];", 5, 10, "without an index"},
+      {H + "qreg q[1];\ncreg c[1];\ngate g a {\n  if(c==1) x a;\n}\ng q[0];", 6, 3, "not allowed in a gate body"},
       {H + "opaque foo a;", 3, 1, "opaque gate 'foo' has no definition"},
       {H + "gate x a { h a; }", 3, 6, "gate 'x' is already defined"},
       {H + "gate g(t) a, t { h a; }", 3, 14, "'t' is declared twice"},
@@ -660,6 +688,422 @@ TEST(QasmUserGates, ExpansionIsBounded) {
     FAIL() << "expected an error";
   } catch (const QasmError& e) {
     EXPECT_NE(e.message().find("too many gates"), std::string::npos) << e.what();
+  }
+}
+
+
+// ---- dynamic programs: reset, if, mid-circuit measurement ---------------------------
+namespace {
+
+// Independent reference: the classical-quantum state as a map from the values
+// of all classical bits to an unnormalised density matrix, every step applied
+// where it stands (measurements project in place; nothing is deferred or
+// branched): gates U rho U^+, measurement P_v rho P_v into the bit,
+// reset P_0 rho P_0 + (X P_1) rho (X P_1)^+.
+using CqState = std::map<std::vector<char>, DenseMat>;
+
+DenseMat adjoint(const DenseMat& a, std::size_t dim) {
+  DenseMat r(dim * dim);
+  for (std::size_t i = 0; i < dim; ++i)
+    for (std::size_t j = 0; j < dim; ++j) r[j * dim + i] = std::conj(a[i * dim + j]);
+  return r;
+}
+
+// K rho K^+
+DenseMat sandwich(const DenseMat& k, const DenseMat& rho, std::size_t dim) {
+  return matmul(matmul(k, rho, dim), adjoint(k, dim), dim);
+}
+
+void add_to(CqState& st, const std::vector<char>& bits, const DenseMat& rho) {
+  auto [it, fresh] = st.emplace(bits, rho);
+  if (!fresh)
+    for (std::size_t i = 0; i < rho.size(); ++i) it->second[i] += rho[i];
+}
+
+// |v><v| on qubit q (target_zero: |0><v|, i.e. the reset's Kraus operator for v).
+DenseMat qubit_op(int n, int q, int v, bool target_zero) {
+  const std::size_t dim = std::size_t(1) << n;
+  DenseMat k(dim * dim, 0.0);
+  for (std::size_t i = 0; i < dim; ++i)
+    if (int((i >> q) & 1) == v) {
+      const std::size_t to = target_zero ? (i & ~(std::size_t(1) << q)) : i;
+      k[to * dim + i] = 1.0;
+    }
+  return k;
+}
+
+CqState reference_run(const ParsedQasm& p) {
+  const int n = p.circuit.n_qubits;
+  const std::size_t dim = std::size_t(1) << n;
+  long n_bits = 0;
+  for (const QasmRegister& r : p.cregs) n_bits += r.size;
+  DenseMat rho0(dim * dim, 0.0);
+  rho0[0] = 1.0;
+  CqState st;
+  st[std::vector<char>(std::size_t(n_bits), 0)] = rho0;
+  for (const QasmOp& op : p.ops) {
+    CqState next;
+    for (const auto& [bits, rho] : st) {
+      if (op.cond_reg >= 0) {
+        const QasmRegister& r = p.cregs[std::size_t(op.cond_reg)];
+        std::uint64_t v = 0;
+        for (int i = 0; i < r.size; ++i) v |= std::uint64_t(bits[std::size_t(r.offset + i)]) << i;
+        if (v != op.cond_value) {
+          add_to(next, bits, rho);
+          continue;
+        }
+      }
+      CqState cur;
+      cur[bits] = rho;
+      if (op.kind == QasmOp::Kind::Gates) {
+        DenseMat r = rho;
+        for (std::size_t g = op.begin; g < op.end; ++g) {
+          const Gate& gate = p.circuit.gates[g];
+          const auto a = resolve_angles(gate, p.theta.data(), nullptr);
+          r = sandwich(dense_gate_matrix(n, gate, a.data()), r, dim);
+        }
+        cur[bits] = r;
+      }
+      for (std::size_t k = 0; k < op.qubits.size(); ++k) {
+        CqState after;
+        for (const auto& [bb, r] : cur) {
+          if (op.kind == QasmOp::Kind::Reset) {
+            DenseMat z = sandwich(qubit_op(n, op.qubits[k], 0, true), r, dim);
+            const DenseMat o = sandwich(qubit_op(n, op.qubits[k], 1, true), r, dim);
+            for (std::size_t i = 0; i < z.size(); ++i) z[i] += o[i];
+            add_to(after, bb, z);
+          } else {
+            for (int v = 0; v < 2; ++v) {
+              std::vector<char> b2 = bb;
+              b2[std::size_t(op.bits[k])] = char(v);
+              add_to(after, b2, sandwich(qubit_op(n, op.qubits[k], v, false), r, dim));
+            }
+          }
+        }
+        cur = std::move(after);
+      }
+      for (const auto& [bb, r] : cur) add_to(next, bb, r);
+    }
+    st = std::move(next);
+  }
+  return st;
+}
+
+std::vector<double> reference_z(const ParsedQasm& p, const CqState& st) {
+  const int n = p.circuit.n_qubits;
+  const std::size_t dim = std::size_t(1) << n;
+  std::vector<double> z(std::size_t(n), 0.0);
+  for (const auto& [bits, rho] : st)
+    for (std::size_t i = 0; i < dim; ++i)
+      for (int q = 0; q < n; ++q) z[std::size_t(q)] += rho[i * dim + i].real() * (((i >> q) & 1) ? -1.0 : 1.0);
+  return z;
+}
+
+std::map<std::string, double> reference_counts(const ParsedQasm& p, const CqState& st) {
+  const std::size_t dim = std::size_t(1) << p.circuit.n_qubits;
+  std::map<std::string, double> prob;
+  for (const auto& [bits, rho] : st) {
+    double tr = 0;
+    for (std::size_t i = 0; i < dim; ++i) tr += rho[i * dim + i].real();
+    prob[classical_bits(p, bits)] += tr;
+  }
+  return prob;
+}
+
+ParsedQasm dyn(const std::string& body) { return parse_qasm(kHead + body); }
+
+// Shots agree with probabilities p: each count within 6 binomial standard errors.
+void expect_counts(const std::map<std::string, long>& counts, const std::map<std::string, double>& prob,
+                   long shots, const std::string& what) {
+  long total = 0;
+  for (const auto& [s, c] : counts) {
+    total += c;
+    EXPECT_TRUE(prob.count(s)) << what << ": unexpected value " << s;
+  }
+  EXPECT_EQ(total, shots) << what;
+  for (const auto& [s, pr] : prob) {
+    const auto it = counts.find(s);
+    const double f = it == counts.end() ? 0.0 : double(it->second) / double(shots);
+    const double sd = std::sqrt(std::max(pr * (1 - pr), 1.0 / double(shots)) / double(shots));
+    EXPECT_LE(std::abs(f - pr), 6 * sd) << what << ": value " << s << " frequency " << f << " vs " << pr;
+  }
+}
+
+}  // namespace
+
+TEST(QasmDynamic, StepsAndWhatMakesAProgramDynamic) {
+  // measured at the end only: static, the same circuit and `measured` as before
+  ParsedQasm p = dyn("qreg q[2];\ncreg c[2];\nreset q;\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n");
+  EXPECT_FALSE(p.dynamic);
+  ASSERT_EQ(p.ops.size(), 2u);  // the reset of fresh qubits is dropped
+  EXPECT_EQ(p.ops[0].kind, QasmOp::Kind::Gates);
+  EXPECT_EQ(p.ops[0].end - p.ops[0].begin, 2u);
+  EXPECT_EQ(p.ops[1].kind, QasmOp::Kind::Measure);
+  EXPECT_EQ(p.ops[1].at_end, std::vector<bool>({true, true}));
+  EXPECT_EQ(p.measured, (std::vector<std::pair<int, long>>{{0, 0}, {1, 1}}));
+  // a measurement followed by gates on other qubits only is still at the end
+  EXPECT_FALSE(dyn("qreg q[2];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nh q[1];\nmeasure q[1] -> c[1];\n").dynamic);
+  // ... but not when its qubit is used again
+  p = dyn("qreg q[2];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nh q[0];\n");
+  EXPECT_TRUE(p.dynamic);
+  EXPECT_EQ(p.ops[1].at_end, std::vector<bool>({false}));
+  // reset of a used qubit; `reset q;` keeps only the qubits gates have touched
+  p = dyn("qreg q[3];\nx q[1];\nreset q;\n");
+  EXPECT_TRUE(p.dynamic);
+  ASSERT_EQ(p.ops.size(), 2u);
+  EXPECT_EQ(p.ops[1].kind, QasmOp::Kind::Reset);
+  EXPECT_EQ(p.ops[1].qubits, std::vector<int>({1}));
+  // if: its register's measurements happen mid-circuit; another register's stay at the end
+  p = dyn("qreg q[2];\ncreg c[1];\ncreg d[1];\nh q[0];\nmeasure q[0] -> c[0];\nmeasure q[1] -> d[0];\n"
+          "if(c==1) x q[1];\nh q[0];\nif(d==18446744073709551615) reset q[0];\n");
+  EXPECT_TRUE(p.dynamic);
+  ASSERT_EQ(p.ops.size(), 6u);
+  EXPECT_EQ(p.ops[1].at_end, std::vector<bool>({false}));  // q[0] used again and c tested
+  EXPECT_EQ(p.ops[2].at_end, std::vector<bool>({false}));  // q[1] used again by the if's x
+  EXPECT_EQ(p.ops[3].kind, QasmOp::Kind::Gates);
+  EXPECT_EQ(p.ops[3].cond_reg, 0);
+  EXPECT_EQ(p.ops[3].cond_value, 1u);
+  EXPECT_EQ(p.ops[4].kind, QasmOp::Kind::Gates);
+  EXPECT_EQ(p.ops[4].cond_reg, -1);  // h q[0]: a step of its own after the conditioned one
+  EXPECT_EQ(p.ops[5].kind, QasmOp::Kind::Reset);
+  EXPECT_EQ(p.ops[5].cond_reg, 1);
+  EXPECT_EQ(p.ops[5].cond_value, 18446744073709551615u);
+  EXPECT_EQ(p.circuit.gates.size(), 3u);  // h, x, h
+  p = dyn("qreg q[2];\ncreg c[1];\ncreg d[1];\nmeasure q[0] -> c[0];\nif(d==0) x q[1];\n");
+  EXPECT_EQ(p.ops[0].at_end, std::vector<bool>({true}));  // d is tested, c is not
+  EXPECT_TRUE(p.dynamic);                                  // the if still is
+  // a bit measured again mid-circuit: the first measurement cannot wait for the end
+  p = dyn("qreg q[2];\ncreg c[1];\nmeasure q[0] -> c[0];\nmeasure q[1] -> c[0];\nh q[1];\n");
+  EXPECT_EQ(p.ops[0].at_end, std::vector<bool>({false}));
+  EXPECT_EQ(p.ops[1].at_end, std::vector<bool>({false}));
+  // spacing as Qiskit writes it, and with blanks
+  EXPECT_NO_THROW(dyn("qreg q[1];\ncreg c[1];\nif ( c == 0 ) u3(0.1,0.2,0.3) q[0];\nif(c==1) measure q[0] -> c[0];\n"));
+}
+
+// Qiskit's exporter writes `initialize` as a gate whose body starts with a
+// reset (not OpenQASM 2.0, accepted): dropped on a fresh qubit, a Reset step
+// between the body's gates otherwise (also under if).
+TEST(QasmDynamic, ResetInAGateBodyAsQiskitWritesInitialize) {
+  const std::string defs =
+      "gate state_preparation(param0,param1) q0 { ry(2.0943951023931953) q0; }\n"
+      "gate initialize(param0,param1) q0 { reset q0; state_preparation(param0,param1) q0; }\n"
+      "qreg q[2];\ncreg c[1];\n";
+  ParsedQasm p = dyn(defs + "initialize(0.5,0.8660254037844386) q[0];\nmeasure q[0] -> c[0];\n");
+  EXPECT_FALSE(p.dynamic);
+  ASSERT_EQ(p.ops.size(), 2u);
+  EXPECT_EQ(p.circuit.gates.size(), 1u);
+  p = dyn(defs + "h q;\ninitialize(0.5,0.8660254037844386) q;\nmeasure q[0] -> c[0];\nif(c==1) initialize(0,1) q[1];\n");
+  ASSERT_TRUE(p.dynamic);
+  // h h | reset q0 | ry q0 | reset q1 | ry q1 | measure | (if) reset q1 | (if) ry q1
+  ASSERT_EQ(p.ops.size(), 8u);
+  EXPECT_EQ(p.ops[1].kind, QasmOp::Kind::Reset);
+  EXPECT_EQ(p.ops[1].qubits, std::vector<int>({0}));
+  EXPECT_EQ(p.ops[2].end - p.ops[2].begin, 1u);
+  EXPECT_EQ(p.ops[3].qubits, std::vector<int>({1}));
+  EXPECT_EQ(p.ops[6].kind, QasmOp::Kind::Reset);
+  EXPECT_EQ(p.ops[6].cond_reg, 0);
+  EXPECT_EQ(p.ops[7].kind, QasmOp::Kind::Gates);
+  EXPECT_EQ(p.ops[7].cond_reg, 0);
+  const std::vector<double> z = dynamic_expval_z<double>(p), zr = reference_z(p, reference_run(p));
+  EXPECT_NEAR(z[0], -0.5, 1e-12);
+  EXPECT_NEAR(z[1], -0.5, 1e-12);
+  for (int q = 0; q < 2; ++q) EXPECT_NEAR(z[std::size_t(q)], zr[std::size_t(q)], 1e-12);
+}
+
+TEST(QasmDynamic, MeasureThenResetIsZero) {
+  const ParsedQasm p = dyn("qreg q[1];\ncreg c[1];\nh q[0];\nmeasure q[0] -> c[0];\nreset q[0];\n");
+  ASSERT_TRUE(p.dynamic);
+  EXPECT_NEAR(dynamic_expval_z<double>(p)[0], 1.0, 1e-14);
+  const DynamicShots r = dynamic_shots<double>(p, 2000, 1, true);
+  EXPECT_EQ(r.ones[0], 0);
+  expect_counts(r.counts, {{"0", 0.5}, {"1", 0.5}}, 2000, "h; measure; reset");
+  // without the measurement too (reset alone is not unitary)
+  const ParsedQasm p2 = dyn("qreg q[2];\nh q[0];\ncx q[0], q[1];\nreset q[0];\n");
+  const std::vector<double> z = dynamic_expval_z<double>(p2);
+  EXPECT_NEAR(z[0], 1.0, 1e-14);
+  EXPECT_NEAR(z[1], 0.0, 1e-14);
+}
+
+TEST(QasmDynamic, BellPairCorrectedByIf) {
+  const ParsedQasm p = dyn("qreg q[2];\ncreg c[1];\ncreg m[1];\nh q[0];\ncx q[0], q[1];\n"
+                           "measure q[0] -> c[0];\nif(c==1) x q[1];\nmeasure q[1] -> m[0];\n");
+  ASSERT_TRUE(p.dynamic);
+  const std::vector<double> z = dynamic_expval_z<double>(p);
+  EXPECT_NEAR(z[0], 0.0, 1e-14);
+  EXPECT_NEAR(z[1], 1.0, 1e-14);
+  const DynamicShots r = dynamic_shots<double>(p, 4000, 7, true);
+  EXPECT_EQ(r.ones[1], 0);
+  expect_counts(r.counts, {{"0 0", 0.5}, {"0 1", 0.5}}, 4000, "bell + if");  // m c
+}
+
+// Teleportation as Qiskit writes it (one 1-bit register per measurement): the
+// state u3(t, f, l)|0> arrives on q[2] whatever the outcomes, so its Bloch
+// vector (read with h, or sdg h, before the end) is (sin t cos f, sin t sin f, cos t).
+TEST(QasmDynamic, TeleportationReproducesTheState) {
+  const double t = 0.7, f = 0.4;
+  const std::string head = "qreg q[3];\ncreg c0[1];\ncreg c1[1];\ncreg c2[1];\n"
+                           "u3(0.7,0.4,-1.1) q[0];\nbarrier q[0],q[1],q[2];\nh q[1];\ncx q[1],q[2];\n"
+                           "cx q[0],q[1];\nh q[0];\nmeasure q[0] -> c0[0];\nmeasure q[1] -> c1[0];\n"
+                           "if(c1==1) x q[2];\nif(c0==1) z q[2];\n";
+  const std::vector<std::pair<std::string, double>> axes = {
+      {"", std::cos(t)}, {"h q[2];\n", std::sin(t) * std::cos(f)}, {"sdg q[2];\nh q[2];\n", std::sin(t) * std::sin(f)}};
+  for (const auto& [rot, want] : axes) {
+    const ParsedQasm p = dyn(head + rot + "measure q[2] -> c2[0];\n");
+    ASSERT_TRUE(p.dynamic);
+    EXPECT_NEAR(dynamic_expval_z<double>(p)[2], want, 1e-12) << rot;
+    EXPECT_NEAR(dynamic_expval_z<float>(p)[2], want, 1e-5) << rot;
+    const long n = 20000;
+    const DynamicShots r = dynamic_shots<double>(p, n, 11, true);
+    const double z = 1 - 2 * double(r.ones[2]) / double(n);
+    EXPECT_LE(std::abs(z - want), 5 * std::sqrt((1 - want * want) / double(n))) << rot;
+    EXPECT_LE(r.branches, 4);
+    // every outcome of the two measurements is equally likely
+    std::map<std::string, long> c01;
+    for (const auto& [s, k] : r.counts) c01[s.substr(2)] += k;  // drop c2
+    expect_counts(c01, {{"0 0", 0.25}, {"0 1", 0.25}, {"1 0", 0.25}, {"1 1", 0.25}}, n, "teleport " + rot);
+  }
+}
+
+TEST(QasmDynamic, ConditionsAndOverwrittenBits) {
+  // a broadcast measure under if: the register is tested before the first qubit is read
+  ParsedQasm p = dyn("qreg q[2];\ncreg c[2];\nx q;\nif(c==0) measure q -> c;\n");
+  DynamicShots r = dynamic_shots<double>(p, 100, 0, true);
+  EXPECT_EQ(r.counts, (std::map<std::string, long>{{"11", 100}}));
+  // a value the register cannot hold: never true
+  p = dyn("qreg q[1];\ncreg c[2];\nif(c==4) x q[0];\nif(c==0) h q[0];\nif(c==0) h q[0];\nmeasure q[0] -> c[1];\n");
+  r = dynamic_shots<double>(p, 100, 0, true);
+  EXPECT_EQ(r.counts, (std::map<std::string, long>{{"00", 100}}));
+  EXPECT_NEAR(dynamic_expval_z<double>(p)[0], 1.0, 1e-14);
+  // if on a measured bit, then the bit overwritten mid-circuit
+  p = dyn("qreg q[2];\ncreg c[1];\nx q[0];\nmeasure q[0] -> c[0];\nif(c==1) x q[1];\n"
+          "measure q[1] -> c[0];\nif(c==1) x q[0];\nmeasure q[0] -> c[0];\n");
+  r = dynamic_shots<double>(p, 10, 0, true);
+  EXPECT_EQ(r.counts, (std::map<std::string, long>{{"0", 10}}));
+  EXPECT_EQ(r.ones, (std::vector<long>{0, 10}));
+  // a bit whose first measurement could wait for the end, overwritten by a
+  // mid-circuit one: the later value stays
+  p = dyn("qreg q[2];\ncreg c[1];\nx q[0];\nmeasure q[0] -> c[0];\nmeasure q[1] -> c[0];\nh q[1];\n");
+  EXPECT_EQ(dynamic_shots<double>(p, 10, 0, true).counts, (std::map<std::string, long>{{"0", 10}}));
+}
+
+// Random programs on 3 qubits against the reference: exact expectations to
+// rounding, shots' counts and expectations within sampling error.
+TEST(QasmDynamic, MatchesTheDensityMatrixReference) {
+  std::mt19937_64 rng(2024);
+  auto pick = [&](int k) { return int(rng() % std::uint64_t(k)); };
+  auto angle = [&] { return std::to_string(std::uniform_real_distribution<double>(-3, 3)(rng)); };
+  auto qubit = [&] { return "q[" + std::to_string(pick(3)) + "]"; };
+  auto qop = [&](int kind) -> std::string {
+    switch (kind) {
+      case 0: {
+        const char* g[] = {"h ", "x ", "sx ", "t "};
+        return g[pick(4)] + qubit() + ";";
+      }
+      case 1: return (pick(2) ? "ry(" : "rx(") + angle() + ") " + qubit() + ";";
+      case 2: return "u3(" + angle() + "," + angle() + "," + angle() + ") " + qubit() + ";";
+      case 3: {
+        const int a = pick(3), b = (a + 1 + pick(2)) % 3;
+        return "cx q[" + std::to_string(a) + "], q[" + std::to_string(b) + "];";
+      }
+      case 4: return "measure " + qubit() + (pick(3) ? " -> a[" + std::to_string(pick(3)) + "];" : " -> b[0];");
+      case 5: return "reset " + qubit() + ";";
+      case 6: return pick(2) ? "measure q -> a;" : "reset q;";
+      default: return "rzz(" + angle() + ") " + "q[0], q[2];";
+    }
+  };
+  int dynamic = 0, ran = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    std::string text = "qreg q[3];\ncreg a[3];\ncreg b[1];\n";
+    const int len = 3 + pick(8);
+    for (int s = 0; s < len; ++s) {
+      const int kind = pick(10);
+      if (kind >= 8) {
+        const bool on_a = pick(2);
+        text += "if(" + std::string(on_a ? "a" : "b") + "==" + std::to_string(pick(on_a ? 9 : 3)) + ") " + qop(pick(7)) + "\n";
+      } else {
+        text += qop(kind) + "\n";
+      }
+    }
+    text += "measure q[2] -> a[2];\n";  // the other bits keep what the program wrote
+    const ParsedQasm p = dyn(text);
+    dynamic += p.dynamic;
+    const CqState ref = reference_run(p);
+    const std::vector<double> zr = reference_z(p, ref);
+    std::vector<double> z, zf;
+    try {
+      z = dynamic_expval_z<double>(p);
+      zf = dynamic_expval_z<float>(p);
+    } catch (const QasmBranchLimit&) {
+      continue;  // too many branches for the exact walk
+    }
+    ++ran;
+    for (int q = 0; q < 3; ++q) {
+      EXPECT_NEAR(z[std::size_t(q)], zr[std::size_t(q)], 1e-10) << text;
+      EXPECT_NEAR(zf[std::size_t(q)], zr[std::size_t(q)], 2e-5) << text;
+    }
+    const long n = 3000;
+    const DynamicShots r = dynamic_shots<double>(p, n, std::uint64_t(trial), true);
+    expect_counts(r.counts, reference_counts(p, ref), n, text);
+    for (int q = 0; q < 3; ++q) {
+      const double zs = 1 - 2 * double(r.ones[std::size_t(q)]) / double(n), zq = zr[std::size_t(q)];
+      EXPECT_LE(std::abs(zs - zq), 6 * std::sqrt(std::max(1 - zq * zq, 1.0 / double(n)) / double(n))) << text;
+    }
+    if (!p.dynamic) {  // the static path: the circuit's final state, measured
+      Workspace<double> ws;
+      std::vector<PauliString> obs = {PauliString::Z(0), PauliString::Z(1), PauliString::Z(2)};
+      std::vector<double> ev(3);
+      forward<double>(p.circuit, p.theta, nullptr, 1, obs, ev.data(), ws);
+      for (int q = 0; q < 3; ++q) EXPECT_NEAR(ev[std::size_t(q)], zr[std::size_t(q)], 1e-10) << text;
+    }
+  }
+  EXPECT_GE(dynamic, 40);
+  EXPECT_GE(ran, 55);
+}
+
+// Shots depend on the seed only: not on the thread count (a 17-qubit state is
+// above the size where the kernels run in parallel) or on repetition.
+TEST(QasmDynamic, ShotsAreSeededAndThreadIndependent) {
+  std::string text = "qreg q[17];\ncreg c[2];\nh q;\nreset q[16];\ncx q[0], q[16];\nmeasure q[0] -> c[0];\n"
+                     "if(c==1) x q[16];\nmeasure q[16] -> c[1];\nreset q[3];\nrx(0.3) q[3];\nh q[0];\n"
+                     "measure q[3] -> c[1];\nif(c==2) h q[5];\n";
+  const ParsedQasm p = dyn(text);
+  ASSERT_TRUE(p.dynamic);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const DynamicShots one = dynamic_shots<double>(p, 500, 5, true);
+  const std::vector<double> z1 = dynamic_expval_z<double>(p);
+  omp_set_num_threads(std::max(2, threads));
+  const DynamicShots many = dynamic_shots<double>(p, 500, 5, true);
+  const std::vector<double> zm = dynamic_expval_z<double>(p);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one.ones, many.ones);
+  EXPECT_EQ(one.counts, many.counts);
+  for (std::size_t q = 0; q < z1.size(); ++q) EXPECT_NEAR(z1[q], zm[q], 1e-14);
+  EXPECT_EQ(dynamic_shots<double>(p, 500, 5, true).counts, one.counts);
+  EXPECT_NE(dynamic_shots<double>(p, 500, 6, true).ones, one.ones);
+  EXPECT_NEAR(z1[16], 1.0, 1e-12);   // corrected by the if
+  EXPECT_NEAR(z1[3], std::cos(0.3), 1e-12);
+}
+
+TEST(QasmDynamic, BranchLimits) {
+  std::string text = "qreg q[2];\ncreg c[1];\n";
+  for (int k = 0; k < 13; ++k) text += "h q[0];\nmeasure q[0] -> c[0];\n";  // 2^13 outcomes
+  text += "x q[0];\n";
+  const ParsedQasm p = dyn(text);
+  EXPECT_THROW(dynamic_expval_z<double>(p), QasmBranchLimit);
+  DynamicLimits big;
+  big.max_branches = 1 << 14;
+  EXPECT_NEAR(dynamic_expval_z<double>(p, big)[0], 0.0, 1e-12);
+  const DynamicShots r = dynamic_shots<double>(p, 300, 0, true);  // at most one branch per shot
+  EXPECT_LE(r.branches, 300);
+  EXPECT_EQ(r.counts.size(), 2u);
+  DynamicLimits small;
+  small.max_state_bytes = 3 * 4 * sizeof(double) * 2 - 1;  // fewer than three 2-qubit states
+  try {
+    dynamic_shots<double>(p, 300, 0, false, small);
+    FAIL() << "expected QasmBranchLimit";
+  } catch (const QasmBranchLimit& e) {
+    EXPECT_NE(std::string(e.what()).find("states of 2 qubits at once"), std::string::npos) << e.what();
   }
 }
 

@@ -168,7 +168,7 @@ constexpr std::size_t kQasmMaxGates = std::size_t(1) << 20;
 
 enum class G {
   U3, U2, U1, U0, CU4, X, I, Y, Z, H, S, Sdg, T, Tdg, SX, SXdg, RX, RY, RZ,
-  CX, CY, CZ, CH, CSX, CCX, CRX, CRY, CRZ, CU1, CU3, Swap, CSwap, RZZ, RXX, RCCX, C3X, C3SX, C4X
+  CX, CY, CZ, CH, CSX, CCX, CRX, CRY, CRZ, CU1, CU3, Swap, CSwap, RZZ, RXX, RCCX, RC3X, C3X, C3SX, C4X
 };
 
 struct GateSpec {
@@ -201,7 +201,7 @@ const std::unordered_map<std::string, GateSpec>& gate_table() {
       {"cswap", {G::CSwap, 0, 3, false}}, {"rzz", {G::RZZ, 1, 2, false}},
       {"rxx", {G::RXX, 1, 2, false}},  {"rccx", {G::RCCX, 0, 3, false}},
       {"c3x", {G::C3X, 0, 4, false}},  {"c3sqrtx", {G::C3SX, 0, 4, false}},
-      {"c4x", {G::C4X, 0, 5, false}},
+      {"c4x", {G::C4X, 0, 5, false}},  {"rc3x", {G::RC3X, 0, 4, false}},
   };
   return t;
 }
@@ -214,6 +214,7 @@ class Parser {
     header();
     while (peek().kind != Tok::End) statement();
     out_.circuit.n_params = int(out_.theta.size());
+    analyse();
     return std::move(out_);
   }
 
@@ -232,6 +233,14 @@ class Parser {
     std::vector<int> qubits;
   };
   std::vector<Scope> scopes_;
+  // Qubits some gate has acted on, as of gate index scanned_ (for `reset`).
+  std::vector<char> touched_;
+  std::size_t scanned_ = 0;
+  // The top-level statement being read: its condition (-1: none) and where
+  // its gates not yet in a step begin.
+  int cond_reg_ = -1;
+  std::uint64_t cond_value_ = 0;
+  std::size_t run_begin_ = 0;
 
   const Token& peek(std::size_t k = 0) const {
     return toks_[std::min(pos_ + k, toks_.size() - 1)];
@@ -307,14 +316,181 @@ class Parser {
     if (w == "include") return include();
     if (w == "qreg" || w == "creg") return declare(w == "qreg");
     if (w == "barrier") return barrier();
-    if (w == "measure") return measure();
-    if (w == "reset") fail(t, "'reset' is not supported (the simulator has no mid-circuit reset)");
-    if (w == "if") fail(t, "classically controlled gates ('if') are not supported");
+    if (w == "measure") return measure(-1, 0);
+    if (w == "reset") return reset(-1, 0);
+    if (w == "if") return conditional();
     if (w == "gate") return define();
     if (w == "opaque")
       fail(t, "opaque gate" + (peek(1).kind == Tok::Ident ? " '" + peek(1).text + "'" : std::string()) +
                   " has no definition: qmoe cannot simulate it");
-    return gate_call();
+    return gates(-1, 0);
+  }
+
+  // A gate call at the top level (possibly under `if`): its expanded gates
+  // become a Gates step (several when a gate body resets a qubit).
+  void gates(int cond_reg, std::uint64_t cond_value) {
+    cond_reg_ = cond_reg;
+    cond_value_ = cond_value;
+    run_begin_ = out_.circuit.gates.size();
+    gate_call();
+    flush_gates();
+    cond_reg_ = -1;
+    cond_value_ = 0;
+  }
+
+  // The gates since run_begin_ as a step under the current condition, merged
+  // with the previous step when both are unconditioned gates.
+  void flush_gates() {
+    const std::size_t end = out_.circuit.gates.size();
+    if (end == run_begin_) return;  // e.g. a user gate of barriers only
+    if (cond_reg_ < 0 && !out_.ops.empty()) {
+      QasmOp& last = out_.ops.back();
+      if (last.kind == QasmOp::Kind::Gates && last.cond_reg < 0 && last.end == run_begin_) {
+        last.end = run_begin_ = end;
+        return;
+      }
+    }
+    QasmOp op;
+    op.begin = run_begin_;
+    op.end = end;
+    op.cond_reg = cond_reg_;
+    op.cond_value = cond_value_;
+    out_.ops.push_back(std::move(op));
+    run_begin_ = end;
+  }
+
+  // A Reset step under the current condition. Qubits no gate has touched are
+  // still |0>: an unconditioned reset of them does nothing and is dropped.
+  void add_reset(const std::vector<int>& qubits) {
+    const std::vector<char>& used = touched();
+    QasmOp op;
+    op.kind = QasmOp::Kind::Reset;
+    op.cond_reg = cond_reg_;
+    op.cond_value = cond_value_;
+    for (int q : qubits)
+      if (cond_reg_ >= 0 || used[std::size_t(q)]) op.qubits.push_back(q);
+    if (!op.qubits.empty()) out_.ops.push_back(std::move(op));
+  }
+
+  // if (creg == n) followed by one gate call, measure or reset.
+  void conditional() {
+    next();
+    expect_sym("(");
+    const Token& reg = peek();
+    if (reg.kind != Tok::Ident) fail(reg, "expected a classical register name, found " + show(reg));
+    const int r = find_register(out_.cregs, reg.text);
+    if (r < 0) {
+      if (find_register(out_.qregs, reg.text) >= 0)
+        fail(reg, "'" + reg.text + "' is a quantum register; 'if' tests a classical one");
+      fail(reg, "unknown classical register '" + reg.text + "'");
+    }
+    next();
+    if (is_sym("["))
+      fail(peek(), "'if' tests a whole classical register in OpenQASM 2.0 ('if (" + reg.text +
+                       " == n)'), not one bit");
+    expect_sym("==");
+    const Token& v = peek();
+    if (v.kind != Tok::Int) fail(v, "expected a non-negative integer after '==', found " + show(v));
+    std::uint64_t value = 0;
+    for (char ch : v.text) {
+      const std::uint64_t d = std::uint64_t(ch - '0');
+      if (value > (UINT64_MAX - d) / 10) fail(v, "value " + show(v) + " is too large (limit 2^64 - 1)");
+      value = value * 10 + d;
+    }
+    next();
+    expect_sym(")");
+    const Token& t = peek();
+    if (t.kind == Tok::Ident && t.text == "measure") return measure(r, value);
+    if (t.kind == Tok::Ident && t.text == "reset") return reset(r, value);
+    if (t.kind != Tok::Ident || t.text == "if" || t.text == "barrier" || t.text == "qreg" || t.text == "creg" ||
+        t.text == "gate" || t.text == "opaque" || t.text == "include" || t.text == "OPENQASM")
+      fail(t, "expected a gate call, measure or reset after 'if (...)', found " + show(t));
+    gates(r, value);
+  }
+
+  // reset q[i]; / reset q;
+  void reset(int cond_reg, std::uint64_t cond_value) {
+    next();
+    const QArg a = argument(true);
+    expect_sym(";");
+    const QasmRegister& qr = out_.qregs[std::size_t(a.reg)];
+    std::vector<int> qubits;
+    for (int i = 0; i < qr.size; ++i)
+      if (a.index < 0 || i == a.index) qubits.push_back(qr.offset + i);
+    cond_reg_ = cond_reg;
+    cond_value_ = cond_value;
+    add_reset(qubits);
+    cond_reg_ = -1;
+    cond_value_ = 0;
+  }
+
+  // `reset a;` in a gate body (not OpenQASM 2.0, but Qiskit's exporter writes
+  // it, e.g. for initialize): ends the gate step so far, then a Reset step.
+  void body_reset() {
+    next();
+    const QArg a = argument(true);
+    expect_sym(";");
+    flush_gates();
+    add_reset({a.qubit});
+  }
+
+  // Which qubits the gates so far act on (target, second target or control).
+  const std::vector<char>& touched() {
+    touched_.resize(std::size_t(out_.circuit.n_qubits), 0);
+    for (; scanned_ < out_.circuit.gates.size(); ++scanned_) {
+      const Gate& g = out_.circuit.gates[scanned_];
+      touched_[std::size_t(g.target)] = 1;
+      if (g.target2 >= 0) touched_[std::size_t(g.target2)] = 1;
+      for (const Control& c : g.controls) touched_[std::size_t(c.qubit)] = 1;
+    }
+    return touched_;
+  }
+
+  // Marks the measurements that can be read from the final state and decides
+  // whether the program is dynamic (see ParsedQasm::dynamic), last step first.
+  void analyse() {
+    long n_bits = 0;
+    for (const QasmRegister& r : out_.cregs) n_bits += r.size;
+    std::vector<int> reg_of(std::size_t(n_bits), 0);
+    for (std::size_t r = 0; r < out_.cregs.size(); ++r)
+      for (int i = 0; i < out_.cregs[r].size; ++i) reg_of[std::size_t(out_.cregs[r].offset + i)] = int(r);
+    std::vector<char> acted(std::size_t(out_.circuit.n_qubits), 0);  // a later gate or reset acts on it
+    std::vector<char> tested(out_.cregs.size(), 0);                  // a later `if` reads it
+    std::vector<char> written(std::size_t(n_bits), 0);               // a later mid-circuit measure writes it
+    bool dynamic = false;
+    for (auto op = out_.ops.rbegin(); op != out_.ops.rend(); ++op) {
+      switch (op->kind) {
+        case QasmOp::Kind::Gates:
+          for (std::size_t k = op->begin; k < op->end; ++k) {
+            const Gate& g = out_.circuit.gates[k];
+            acted[std::size_t(g.target)] = 1;
+            if (g.target2 >= 0) acted[std::size_t(g.target2)] = 1;
+            for (const Control& c : g.controls) acted[std::size_t(c.qubit)] = 1;
+          }
+          break;
+        case QasmOp::Kind::Reset:
+          dynamic = true;
+          for (int q : op->qubits) acted[std::size_t(q)] = 1;
+          break;
+        case QasmOp::Kind::Measure:
+          op->at_end.assign(op->qubits.size(), false);
+          for (std::size_t k = 0; k < op->qubits.size(); ++k) {
+            const auto b = std::size_t(op->bits[k]);
+            const bool at_end = op->cond_reg < 0 && !acted[std::size_t(op->qubits[k])] &&
+                                !tested[std::size_t(reg_of[b])] && !written[b];
+            op->at_end[k] = at_end;
+            if (!at_end) dynamic = true;
+          }
+          for (std::size_t k = 0; k < op->qubits.size(); ++k)
+            if (!op->at_end[k]) written[std::size_t(op->bits[k])] = 1;
+          break;
+      }
+      if (op->cond_reg >= 0) {
+        dynamic = true;
+        tested[std::size_t(op->cond_reg)] = 1;
+      }
+    }
+    out_.dynamic = dynamic;
   }
 
   // gate name(p, ...) a, b, ... { gate calls and barriers on a, b, ... }
@@ -363,10 +539,11 @@ class Parser {
   void body_statement() {
     const Token& t = peek();
     if (t.kind == Tok::Ident && t.text == "barrier") return barrier();
+    if (t.kind == Tok::Ident && t.text == "reset") return body_reset();
     if (t.kind == Tok::Ident &&
-        (t.text == "qreg" || t.text == "creg" || t.text == "measure" || t.text == "reset" || t.text == "if" ||
+        (t.text == "qreg" || t.text == "creg" || t.text == "measure" || t.text == "if" ||
          t.text == "gate" || t.text == "opaque" || t.text == "include"))
-      fail(t, "'" + t.text + "' is not allowed in a gate body (only gate calls and barrier)");
+      fail(t, "'" + t.text + "' is not allowed in a gate body (only gate calls, barrier and reset)");
     gate_call();
   }
 
@@ -478,7 +655,7 @@ class Parser {
     expect_sym(";");
   }
 
-  void measure() {
+  void measure(int cond_reg, std::uint64_t cond_value) {
     next();
     QArg q = argument(true);
     expect_sym("->");
@@ -491,10 +668,22 @@ class Parser {
       fail(c.tok, "measure: registers '" + out_.qregs[std::size_t(q.reg)].name + "' and '" +
                       out_.cregs[std::size_t(c.reg)].name + "' differ in size");
     const QasmRegister &qr = out_.qregs[std::size_t(q.reg)], &cr = out_.cregs[std::size_t(c.reg)];
+    QasmOp op;
+    op.kind = QasmOp::Kind::Measure;
+    op.cond_reg = cond_reg;
+    op.cond_value = cond_value;
     if (qreg)
-      for (int i = 0; i < qr.size; ++i) out_.measured.push_back({qr.offset + i, long(cr.offset) + i});
-    else
+      for (int i = 0; i < qr.size; ++i) {
+        out_.measured.push_back({qr.offset + i, long(cr.offset) + i});
+        op.qubits.push_back(qr.offset + i);
+        op.bits.push_back(long(cr.offset) + i);
+      }
+    else {
       out_.measured.push_back({qr.offset + q.index, long(cr.offset) + c.index});
+      op.qubits.push_back(qr.offset + q.index);
+      op.bits.push_back(long(cr.offset) + c.index);
+    }
+    out_.ops.push_back(std::move(op));
   }
 
   // ---- expressions ---------------------------------------------------------
@@ -750,6 +939,15 @@ class Parser {
         add(GateKind::X, q[2], {on(1)});
         add(GateKind::U1, q[2], {}, {C(-M_PI / 4)});
         return add(GateKind::U2, q[2], {}, {C(0), C(M_PI)});
+      case G::RC3X: {  // qelib1's relative-phase 3-controlled X, gate by gate (Qiskit writes it)
+        const auto h = [&] { add(GateKind::U2, q[3], {}, {C(0), C(M_PI)}); };
+        const auto t = [&](double sign) { add(GateKind::U1, q[3], {}, {C(sign * M_PI / 4)}); };
+        const auto cx = [&](std::size_t k) { add(GateKind::X, q[3], {on(k)}); };
+        h(); t(1); cx(2); t(-1); h();
+        cx(0); t(1); cx(1); t(-1); cx(0); t(1); cx(1); t(-1);
+        h(); t(1); cx(2); t(-1); h();
+        return;
+      }
       case G::C3X: return add(GateKind::X, q[3], {on(0), on(1), on(2)});
       case G::C3SX: return add(GateKind::SX, q[3], {on(0), on(1), on(2)});
       case G::C4X: return add(GateKind::X, q[4], {on(0), on(1), on(2), on(3)});
@@ -761,17 +959,29 @@ class Parser {
 
 ParsedQasm parse_qasm(std::string_view text) { return Parser(text).run(); }
 
+namespace {
+// bits: '0' / '1' (or 0 / 1) per global classical bit.
+template <class Bits>
+std::string register_string(const ParsedQasm& p, const Bits& bits) {
+  std::string out;
+  for (auto r = p.cregs.rbegin(); r != p.cregs.rend(); ++r) {
+    if (!out.empty()) out += ' ';
+    for (int i = r->size - 1; i >= 0; --i) out += bits[std::size_t(r->offset + i)] & 1 ? '1' : '0';
+  }
+  return out;
+}
+}  // namespace
+
 std::string classical_bits(const ParsedQasm& p, std::uint64_t state) {
   long total = 0;
   for (const QasmRegister& r : p.cregs) total += r.size;
   std::string bits(std::size_t(total), '0');  // global bit order
   for (const auto& [q, b] : p.measured) bits[std::size_t(b)] = ((state >> q) & 1) ? '1' : '0';
-  std::string out;
-  for (auto r = p.cregs.rbegin(); r != p.cregs.rend(); ++r) {
-    if (!out.empty()) out += ' ';
-    for (int i = r->size - 1; i >= 0; --i) out += bits[std::size_t(r->offset + i)];
-  }
-  return out;
+  return register_string(p, bits);
+}
+
+std::string classical_bits(const ParsedQasm& p, const std::vector<char>& bits) {
+  return register_string(p, bits);
 }
 
 // ============================================================================

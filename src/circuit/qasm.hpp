@@ -5,7 +5,10 @@
 // is the evaluated expression; `u3(a,b,c) q[0];` gives three parameters. A
 // broadcast gate (`rx(0.1) q;`) has one argument in the text, so its copies
 // share one parameter. Qubits are numbered in declaration order across qreg
-// statements (the first register's q[0] is qubit 0).
+// statements (the first register's q[0] is qubit 0). `reset`, `if (c == n)`
+// and measurements anywhere are kept as the program's steps (ParsedQasm::ops);
+// a program that needs them mid-circuit is `dynamic` and runs through
+// circuit/qasm_dynamic.hpp.
 //
 // Writer: a standalone file using only qelib1.inc gates with every angle
 // resolved to a number (17 significant digits). Gates with two or more
@@ -44,20 +47,44 @@ struct QasmRegister {
   int offset = 0;  // global index of element 0 (quantum registers)
 };
 
+// One step of the program, in file order (docs/qasm.md, "Dynamic programs").
+// Consecutive unconditioned gate statements share one Gates step.
+struct QasmOp {
+  enum class Kind { Gates, Measure, Reset };
+  Kind kind = Kind::Gates;
+  std::size_t begin = 0, end = 0;  // Gates: circuit.gates[begin, end)
+  std::vector<int> qubits;         // Measure, Reset (a broadcast statement has several)
+  std::vector<long> bits;          // Measure: bits[k] (a global classical bit) reads qubits[k]
+  // Measure: bits[k] may be read from the final state instead (nothing later
+  // acts on qubits[k], tests its register or overwrites the bit mid-circuit).
+  std::vector<bool> at_end;
+  int cond_reg = -1;               // `if (creg == cond_value)`: index into cregs; -1: always
+  std::uint64_t cond_value = 0;
+};
+
 struct ParsedQasm {
   Circuit circuit;                  // n_params == theta.size(), no features
   std::vector<double> theta;        // initial value of each parameter p_j
   std::vector<QasmRegister> qregs;  // in declaration order
   std::vector<QasmRegister> cregs;  // offset: global index of bit 0 (classical bits numbered across registers)
-  // Every `measure`: (qubit, global classical bit), in order. Measurements are
-  // taken as of the end of the circuit (mid-circuit measurement is not simulated).
+  // Every `measure`: (qubit, global classical bit), in order (conditioned ones too).
   std::vector<std::pair<int, long>> measured;
+  // The whole program step by step; `circuit` holds every gate, conditioned
+  // ones included, in order.
+  std::vector<QasmOp> ops;
+  // True when the program has a `reset` (other than of a qubit still in |0>,
+  // which is dropped), an `if`, or a measurement that is not at_end. Otherwise
+  // `circuit` followed by reading `measured` from the final state is the
+  // program exactly; a dynamic program needs circuit/qasm_dynamic.hpp.
+  bool dynamic = false;
 };
 
 // The classical registers' value for a sampled basis state (bit q of `state`
 // is qubit q), Qiskit's way: registers last-declared first, separated by
 // spaces, each with its bit 0 on the right; unmeasured bits read 0.
 std::string classical_bits(const ParsedQasm& p, std::uint64_t state);
+// The same for given values of every classical bit (bits[i]: global bit i, 0 or 1).
+std::string classical_bits(const ParsedQasm& p, const std::vector<char>& bits);
 
 // Limits that keep hostile input cheap.
 inline constexpr int kQasmMaxQubits = 30;

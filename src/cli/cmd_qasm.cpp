@@ -10,6 +10,9 @@
 // shifted circuit gets its own N shots, seeded from S and the evaluation).
 // With noise (grad/noise.hpp): expectations are trajectory means, or the shots
 // are spread over the trajectories; the JSON then has a "noise" object.
+// A dynamic program (reset, if, mid-circuit measurement; circuit/qasm_dynamic.hpp):
+// exact expectations of the mixture over every outcome branch, or shots split
+// over the branches; no --grad and no noise.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -27,6 +30,7 @@
 
 #include "circuit/execute.hpp"
 #include "circuit/qasm.hpp"
+#include "circuit/qasm_dynamic.hpp"
 #include "cli/cli.hpp"
 #include "cli/train_common.hpp"
 #include "grad/noise.hpp"
@@ -90,8 +94,50 @@ std::vector<double> shot_expvals(const Circuit& c, const std::vector<double>& th
   return z_from_ones(ones, shots);
 }
 
+// Counts keep one entry per distinct value: bounded by the shots.
+void check_counts_size(const ParsedQasm& p, const QasmOptions& o) {
+  if (o.shots > 10000000 && !p.measured.empty())
+    throw std::runtime_error("counts of more than 10^7 shots are not kept: use fewer --shots");
+}
+
+// A dynamic program (reset, if, mid-circuit measurement; circuit/qasm_dynamic.hpp):
+// exact expectations over every branch, or shots split over the branches.
+template <class T>
+nlohmann::ordered_json run_dynamic(const ParsedQasm& p, const QasmOptions& o) {
+  const int n = p.circuit.n_qubits;
+  nlohmann::ordered_json out;
+  out["n_qubits"] = n;
+  if (o.shots == 0) {
+    try {
+      out["expval_z"] = dynamic_expval_z<T>(p);
+    } catch (const QasmBranchLimit& e) {
+      throw std::runtime_error(o.file + ": " + e.what() + ": use --shots N");
+    }
+    return out;
+  }
+  check_counts_size(p, o);
+  DynamicShots r;
+  try {
+    r = dynamic_shots<T>(p, o.shots, o.seed, !p.measured.empty());
+  } catch (const QasmBranchLimit& e) {
+    throw std::runtime_error(o.file + ": " + e.what());
+  }
+  const std::vector<double> ev = z_from_ones(r.ones, o.shots);
+  out["expval_z"] = ev;
+  if (!p.measured.empty()) {
+    nlohmann::ordered_json cj = nlohmann::ordered_json::object();
+    for (const auto& [bits, k] : r.counts) cj[bits] = k;
+    out["counts"] = cj;
+  }
+  std::vector<double> se;
+  for (double v : ev) se.push_back(std::sqrt(std::max(0.0, 1.0 - v * v) / double(o.shots)));
+  out["std_error"] = se;
+  return out;
+}
+
 template <class T>
 nlohmann::ordered_json run(const ParsedQasm& p, const QasmOptions& o) {
+  if (p.dynamic) return run_dynamic<T>(p, o);
   const Circuit& c = p.circuit;
   const int n = c.n_qubits;
   std::vector<PauliString> obs;
@@ -200,6 +246,12 @@ void run_qasm(const QasmOptions& o) {
   if (o.seed_given && o.shots == 0 && !o.noise.active())
     throw std::runtime_error("--seed is for --shots or noise; without them the result is exact");
   o.noise.check();
+  if (p.dynamic && o.grad)
+    throw std::runtime_error(o.file + ": --grad is not supported for a dynamic program (reset, if or a "
+                             "mid-circuit measurement): drop --grad");
+  if (p.dynamic && o.noise.active())
+    throw std::runtime_error(o.file + ": noise is not supported for a dynamic program (reset, if or a "
+                             "mid-circuit measurement): drop the noise options");
   if (o.noise.density() && o.shots > 0)
     throw std::runtime_error("--method density gives exact expectations: drop --shots (or use --method trajectories)");
   if (o.noise.density() && c_too_big(p))

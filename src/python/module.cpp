@@ -379,6 +379,9 @@ py::tuple from_qasm(const std::string& text) {
     fail("OpenQASM line " + std::to_string(e.line()) + ", column " + std::to_string(e.column()) + ": " + e.message());
   }
   if (p.circuit.n_qubits < 1) fail("OpenQASM: no qubits declared (qreg)");
+  if (p.dynamic)
+    fail("OpenQASM: reset, if or a mid-circuit measurement make a dynamic program, which a Circuit "
+         "cannot hold: run it with `qmoe qasm` (docs/qasm.md)");
   Array theta = new_array({py::ssize_t(p.theta.size())});
   std::copy(p.theta.begin(), p.theta.end(), theta.mutable_data());
   return py::make_tuple(p.circuit, theta);

@@ -139,4 +139,58 @@ PYEOF
   fail "noisy counts show no read-out error"
 "$QMOE" qasm "$tmp/bell.qasm" >"$tmp/bell3.json" || fail "exact bell"
 grep -q counts "$tmp/bell3.json" && fail "counts without --shots"
+
+# Dynamic programs (docs/qasm.md): reset, if, mid-circuit measurement.
+# Teleportation with if corrections: <Z_2> = cos(0.7) exactly, and within
+# sampling error on shots; the c0 c1 outcomes are uniform.
+T=$DATA/teleport.qasm
+run "$T"
+check "$(near '.expval_z[2]' 0.7648421872844885 1e-12) and $(near '.expval_z[0]' 0 1e-12) and (has(\"counts\") | not)"
+run "$T" --float
+check "$(near '.expval_z[2]' 0.7648421872844885 1e-5)"
+run "$T" --shots $N --seed 5
+cp "$tmp/out" "$tmp/tele1"
+check "$(near '.expval_z[2]' 0.7648421872844885 "5 * ((1 - 0.585) / $N | sqrt)")"
+check "(.counts | add) == $N and (.counts | keys | length) == 8 and (.std_error | length) == 3"
+check "[.counts | to_entries[] | select(.key[0:1] == \"0\") | .value] | add > $N * 0.85"  # c2 = 0 mostly
+run "$T" --shots $N --seed 5
+cmp -s "$tmp/out" "$tmp/tele1" || fail "dynamic shots: same seed gave different output"
+OMP_NUM_THREADS=1 "$QMOE" qasm "$T" --shots $N --seed 5 >"$tmp/tele2"
+cmp -s "$tmp/tele2" "$tmp/tele1" || fail "dynamic shots depend on the thread count"
+run "$T" --shots $N --seed 6
+cmp -s "$tmp/out" "$tmp/tele1" && fail "dynamic shots: different seeds gave identical output"
+# h; measure; reset; if on a user gate and on a measure; reset q: c is 00 or 11, every qubit ends in |0>.
+R=$DATA/reset_if.qasm
+run "$R"
+[ "$(cat "$tmp/out")" = '{"n_qubits":2,"expval_z":[1.0,1.0]}' ] || fail "reset_if.qasm: $(cat "$tmp/out")"
+run "$R" --shots 2000 --seed 1
+check '(.counts | keys) == ["00", "11"] and (.counts | add) == 2000 and .expval_z == [1.0, 1.0] and .std_error == [0.0, 0.0]'
+check "$(near '.counts["00"]' 1000 "5 * 22.4")"
+# A Bell pair corrected by if: q[1] always ends in 0.
+printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[1];\nh q[0];\ncx q[0],q[1];\nmeasure q[0] -> c[0];\nif(c==1) x q[1];\n' >"$tmp/bellif.qasm"
+run "$tmp/bellif.qasm"
+check "$(near '.expval_z[0]' 0 1e-12) and $(near '.expval_z[1]' 1 1e-12)"
+run "$tmp/bellif.qasm" --shots 500
+check '.expval_z[1] == 1.0 and (.counts | keys) == ["0", "1"]'
+# A reset of qubits still in |0> is dropped: the program stays static, output bit-identical.
+{ printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nreset q;\n'; tail -n +4 "$DATA/x.qasm"; } >"$tmp/x_reset.qasm"
+for args in "" "--grad" "--shots 300 --seed 2" "--depol1 0.1 --trajectories 50"; do
+  # shellcheck disable=SC2086
+  [ "$("$QMOE" qasm "$tmp/x_reset.qasm" $args)" = "$("$QMOE" qasm "$DATA/x.qasm" $args)" ] ||
+    fail "reset of fresh qubits changed qasm $args"
+done
+# What a dynamic program does not support, and the limit of the exact walk.
+expect_error 1 "^qmoe: error: $T: --grad is not supported for a dynamic program (reset, if or a mid-circuit measurement): drop --grad\$" -- "$QMOE" qasm "$T" --grad
+expect_error 1 "^qmoe: error: $T: noise is not supported for a dynamic program" -- "$QMOE" qasm "$T" --depol1 0.01
+expect_error 1 "noise is not supported for a dynamic program" -- "$QMOE" qasm "$R" --readout-error 0.1 --shots 10
+{ printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\n'; for k in $(seq 13); do printf 'h q[0];\nmeasure q[0] -> c[0];\n'; done; printf 'x q[0];\n'; } >"$tmp/many.qasm"
+expect_error 1 "^qmoe: error: $tmp/many.qasm: the exact expectations need more than 4096 branches (outcomes of mid-circuit measurements and resets): use --shots N\$" -- "$QMOE" qasm "$tmp/many.qasm"
+run "$tmp/many.qasm" --shots 1000
+check "(.counts | add) == 1000"
+printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nif(c[0]==1) x q[0];\n' >"$tmp/ifbit.qasm"
+expect_error 1 "^qmoe: error: $tmp/ifbit.qasm:5:5: 'if' tests a whole classical register in OpenQASM 2.0 ('if (c == n)'), not one bit\$" -- "$QMOE" qasm "$tmp/ifbit.qasm"
+printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nif(c==1) barrier q;\n' >"$tmp/ifbar.qasm"
+expect_error 1 "^qmoe: error: $tmp/ifbar.qasm:5:10: expected a gate call, measure or reset after 'if (...)', found 'barrier'\$" -- "$QMOE" qasm "$tmp/ifbar.qasm"
+printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nreset c;\n' >"$tmp/resetc.qasm"
+expect_error 1 "^qmoe: error: $tmp/resetc.qasm:5:7: 'c' is a classical register; expected a quantum one\$" -- "$QMOE" qasm "$tmp/resetc.qasm"
 echo "qasm_cli: ok"

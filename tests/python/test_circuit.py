@@ -253,6 +253,8 @@ def test_pickle_and_append():
     (lambda: qmoe.Circuit(2).h(0).sample(shots=0), ValueError, "shots"),
     (lambda: qmoe.Circuit.from_qasm("OPENQASM 2.0;\nqreg q[1];\nfoo q[0];\n"), ValueError, "line 3"),
     (lambda: qmoe.Circuit.from_qasm(3), TypeError, "str"),
+    (lambda: qmoe.Circuit.from_qasm("OPENQASM 2.0;\nqreg q[1];\ncreg c[1];\nU(1,0,0) q[0];\nreset q[0];\n"),
+     ValueError, "dynamic program"),
 ])
 def test_bad_input_raises_one_clear_error(call, exc, words):
     with pytest.raises(exc) as e:
