@@ -12,6 +12,7 @@
 #include "cli/cli.hpp"
 #include "cli/mpi.hpp"
 #include "cli/train_common.hpp"
+#include "train/checkpoint.hpp"
 
 namespace qmoe::cli {
 namespace {

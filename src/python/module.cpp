@@ -36,6 +36,7 @@
 #include "grad/adjoint.hpp"
 #include "model/model.hpp"
 #include "sim/state.hpp"
+#include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
 namespace py = pybind11;
