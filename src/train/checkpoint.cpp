@@ -6,64 +6,99 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
-#include <stdexcept>
 
+#include "data/sha256.hpp"
 #include "model/json_integer.hpp"
 
 namespace qmoe::train {
 
 using nlohmann::json;
 
-static json metrics_json(const EpochMetrics& e) {
+namespace {
+
+json metrics_json(const EpochMetrics& e) {
   return json{{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_acc", e.train_acc},
               {"test_loss", e.test_loss}, {"test_acc", e.test_acc}, {"seconds", e.seconds}};
 }
 
+// A metric of the history: null (written for NaN, an epoch without an evaluation) reads as NaN.
+double metric(const json& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); }
+
+json adam_json(const Adam& a) {
+  return json{{"lr", a.lr}, {"beta1", a.beta1}, {"beta2", a.beta2}, {"eps", a.eps},
+              {"step", a.step_count}, {"m", a.m}, {"v", a.v}};
+}
+
+Adam adam_from_json(const json& a) {
+  Adam r;
+  r.lr = a.at("lr").get<double>();
+  r.beta1 = a.at("beta1").get<double>();
+  r.beta2 = a.at("beta2").get<double>();
+  r.eps = a.at("eps").get<double>();
+  r.step_count = json_integer<std::int64_t>(a.at("step"), "step");
+  r.m = a.at("m").get<std::vector<double>>();
+  r.v = a.at("v").get<std::vector<double>>();
+  return r;
+}
+
+// "sha256:" and the SHA-256 of the compact dump of j without its "checksum":
+// the content's hash, not the file's bytes. dump() is canonical (keys sorted,
+// numbers in their shortest round-trip form), so a file that parses to the
+// same values hashes the same however it is laid out.
+std::string content_checksum(json j) {
+  j.erase("checksum");
+  return "sha256:" + data::sha256_hex(j.dump());
+}
+
+// Parameters and Adam moments that fit the model, all finite.
+void check_parameters(const std::vector<double>& theta, const Adam& adam, std::size_t n_params, const std::string& which) {
+  if (theta.size() != n_params || (!adam.m.empty() && adam.m.size() != theta.size()) || adam.v.size() != adam.m.size())
+    throw std::runtime_error("damaged checkpoint: " + which + "parameter count does not match its model");
+  for (double t : theta)
+    if (!std::isfinite(t)) throw std::runtime_error("damaged checkpoint: non-finite " + which + "parameter");
+  if (adam.step_count < 0) throw std::runtime_error("damaged checkpoint: negative " + which + "step count");
+}
+
+}  // namespace
+
 json to_json(const Checkpoint& c) {
   json hist = json::array();
   for (const auto& e : c.state.history) hist.push_back(metrics_json(e));
-  return json{{"format", "qmoe-checkpoint"},
-              {"version", 1},
-              {"model", c.model.to_json()},
-              {"train", c.train.to_json()},
-              {"task", c.task},
-              {"state",
-               {{"theta", c.state.theta},
-                {"adam", {{"lr", c.state.adam.lr}, {"beta1", c.state.adam.beta1}, {"beta2", c.state.adam.beta2},
-                          {"eps", c.state.adam.eps}, {"step", c.state.adam.step_count}, {"m", c.state.adam.m},
-                          {"v", c.state.adam.v}}},
+  json state = {{"theta", c.state.theta},
+                {"adam", adam_json(c.state.adam)},
                 {"epoch", c.state.epoch},
                 {"rng", c.state.rng_state},
                 {"history", hist},
                 {"best_test_acc", c.state.best_test_acc},
-                {"best_epoch", c.state.best_epoch}}}};
-}
-
-// A metric of the history: null (written for NaN, an epoch without an evaluation) reads as NaN.
-static double metric(const json& v) {
-  return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+                {"best_epoch", c.state.best_epoch}};
+  json j = {{"format", "qmoe-checkpoint"}, {"version", kCheckpointVersion}, {"model", c.model.to_json()},
+            {"train", c.train.to_json()}, {"task", c.task}, {"state", state}};
+  j["checksum"] = content_checksum(j);
+  return j;
 }
 
 Checkpoint checkpoint_from_json(const json& j) {
   Checkpoint c;
   if (!j.is_object() || !j.contains("format") || j["format"] != "qmoe-checkpoint")
     throw std::runtime_error("not a qmoe checkpoint");
-  if (!j.contains("version") || !j["version"].is_number() || j["version"] != 1)
-    throw std::runtime_error("unsupported checkpoint version " + (j.contains("version") ? j["version"].dump() : "(none)"));
+  const json version = j.contains("version") ? j["version"] : json();
+  if (!version.is_number() || (version != 1 && version != kCheckpointVersion))
+    throw std::runtime_error("unsupported checkpoint version " + (version.is_null() ? "(none)" : version.dump()) +
+                             " (this qmoe reads versions 1 and " + std::to_string(kCheckpointVersion) + ")");
+  // Version 1 was written before the checksum and is read as before (docs/checkpoints.md).
+  if (version == kCheckpointVersion) {
+    if (!j.contains("checksum") || !j["checksum"].is_string())
+      throw ChecksumError("damaged checkpoint: version " + std::to_string(kCheckpointVersion) + " without its checksum");
+    if (j["checksum"] != content_checksum(j))
+      throw ChecksumError("damaged checkpoint: checksum mismatch: changed or corrupted since it was written");
+  }
   try {
     c.model = model::ModelConfig::from_json(j.at("model"));
     c.train = TrainConfig::from_json(j.at("train"));
     c.task = j.at("task");
     const json& s = j.at("state");
     c.state.theta = s.at("theta").get<std::vector<double>>();
-    const json& a = s.at("adam");
-    c.state.adam.lr = a.at("lr").get<double>();
-    c.state.adam.beta1 = a.at("beta1").get<double>();
-    c.state.adam.beta2 = a.at("beta2").get<double>();
-    c.state.adam.eps = a.at("eps").get<double>();
-    c.state.adam.step_count = json_integer<std::int64_t>(a.at("step"), "step");
-    c.state.adam.m = a.at("m").get<std::vector<double>>();
-    c.state.adam.v = a.at("v").get<std::vector<double>>();
+    c.state.adam = adam_from_json(s.at("adam"));
     c.state.epoch = json_integer<int>(s.at("epoch"), "epoch");
     c.state.rng_state = s.at("rng").get<std::string>();
     for (const json& e : s.at("history")) {
@@ -83,15 +118,10 @@ Checkpoint checkpoint_from_json(const json& j) {
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
   }
-  const model::Model m = model::build_model(c.model);
-  if (c.state.theta.size() != std::size_t(m.n_params()) ||
-      (!c.state.adam.m.empty() && c.state.adam.m.size() != c.state.theta.size()) ||
-      c.state.adam.v.size() != c.state.adam.m.size())
-    throw std::runtime_error("damaged checkpoint: parameter count does not match its model");
-  if (c.state.epoch < 0 || c.state.best_epoch < 0 || c.state.adam.step_count < 0)
-    throw std::runtime_error("damaged checkpoint: negative epoch or step count");
-  for (double t : c.state.theta)
-    if (!std::isfinite(t)) throw std::runtime_error("damaged checkpoint: non-finite parameter");
+  // The model's size from its configuration (validated above: no huge allocation).
+  const std::size_t n_params = std::size_t(model::build_model(c.model).n_params());
+  check_parameters(c.state.theta, c.state.adam, n_params, "");
+  if (c.state.epoch < 0 || c.state.best_epoch < 0) throw std::runtime_error("damaged checkpoint: negative epoch");
   return c;
 }
 
@@ -115,7 +145,6 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
 }
 
-
 std::string metrics_csv(const std::vector<EpochMetrics>& h, bool validation) {
   std::ostringstream os;
   os << (validation ? "epoch,train_loss,train_accuracy_percent,val_loss,val_accuracy_percent,seconds\n"
@@ -138,6 +167,11 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (j.is_discarded()) throw std::runtime_error("checkpoint " + path + " is damaged (not valid JSON)");
   try {
     return checkpoint_from_json(j);
+  } catch (const ChecksumError& e) {
+    std::string what = e.what();
+    const std::string prefix = "damaged checkpoint: ";
+    if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+    throw ChecksumError("checkpoint " + path + " is damaged (" + what + ")");
   } catch (const std::exception& e) {
     throw std::runtime_error("checkpoint " + path + ": " + e.what());
   }

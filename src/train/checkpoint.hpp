@@ -1,9 +1,11 @@
 // The files of a training run: the checkpoint (one JSON file with the settings
-// and the TrainState), metrics.csv, and the write they share (a temporary
-// name, then a rename: never half-written). The only file I/O of train/: the
-// trainer itself only trains.
+// and the TrainState, guarded by a SHA-256 checksum), metrics.csv, and the
+// write they share (a temporary name, then a rename: never half-written).
+// The only file I/O of train/: the trainer itself only trains. Format and
+// guarantees: docs/checkpoints.md.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,18 +16,33 @@
 
 namespace qmoe::train {
 
-// One JSON file: format tag, model + train config, task info, the TrainState.
+// 2: with "checksum"; 1: written before it, still read (without one).
+inline constexpr int kCheckpointVersion = 2;
+
 struct Checkpoint {
   model::ModelConfig model;
   TrainConfig train;
   nlohmann::json task;  // {"task": name, "scaling": ..., limits...}
   TrainState state;
 };
+
+// The checkpoint's content disagrees with its checksum, or a version-2 file
+// has none: it was changed or corrupted after it was written.
+struct ChecksumError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The checkpoint as JSON, version kCheckpointVersion, with its checksum.
 nlohmann::json to_json(const Checkpoint& c);
-Checkpoint checkpoint_from_json(const nlohmann::json& j);  // throws std::runtime_error
+// Reads a checkpoint: verifies the checksum (version 2; version 1 has none),
+// then validates every field as the CLI's flags are. Throws ChecksumError or
+// std::runtime_error ("not a qmoe checkpoint", "damaged checkpoint: ...").
+Checkpoint checkpoint_from_json(const nlohmann::json& j);
 // Written to path + ".tmp" and renamed: never half-written.
 void save_checkpoint(const std::string& path, const Checkpoint& c);
-Checkpoint load_checkpoint(const std::string& path);  // one clear error line on any problem
+// One clear error line on any problem, naming path ("checkpoint PATH is
+// damaged (checksum mismatch: ...)", "... (not valid JSON)", ...).
+Checkpoint load_checkpoint(const std::string& path);
 
 // metrics.csv: epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds
 // (val_ in place of test_ when the evaluation set is a validation split); 17 digits.
