@@ -1,5 +1,6 @@
 // Checkpoints (train/checkpoint.hpp, docs/checkpoints.md): the checksum that
-// refuses a damaged file (issue 16 item 9), and files from before it.
+// refuses a damaged file (issue 16 item 9), files from before it, and the best
+// epoch's state that checkpoint.best is rebuilt from (issue 16 item 8).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -66,7 +67,7 @@ std::string load_error(const std::string& path) {
 TEST(Checkpoint, FlippedDigitIsRefused) {
   const train::Checkpoint ck = trained(1).ck;
   const std::string path = temp_path("qmoe_test_ckpt_digit"), text = train::to_json(ck).dump();
-  // The first digit of state.theta[0] (the last "theta" of the dump).
+  // The first digit of state.theta[0] ("theta" sorts after "best": the last "theta" of the dump).
   const std::size_t at = text.rfind("\"theta\":[") + 9 + (text[text.rfind("\"theta\":[") + 9] == '-' ? 1 : 0);
   ASSERT_TRUE(text[at] >= '0' && text[at] <= '9') << text.substr(at, 20);
   std::string flipped = text;
@@ -88,7 +89,8 @@ TEST(Checkpoint, FlippedDigitIsRefused) {
 // checksum (the file read as version 1) the same flips are counted that
 // would have been read back with other values.
 TEST(Checkpoint, RandomBitFlipsAreRefused) {
-  const train::Checkpoint ck = trained(4).ck;
+  train::Checkpoint ck = trained(4).ck;
+  for (auto& e : ck.state.history) e.seconds = 0.125;  // the same file, and so the same counts, in every run
   const json want = train::to_json(ck);
   const std::string path = temp_path("qmoe_test_ckpt_flip"), text = want.dump();
   std::mt19937_64 rng(16);
@@ -155,6 +157,7 @@ TEST(Checkpoint, ChecksumAndVersions) {
 
   json v1 = unchecked;  // a checkpoint written before the checksum
   v1["version"] = 1;
+  v1["state"].erase("best");
   write(path, v1.dump());
   const train::Checkpoint back = train::load_checkpoint(path);
   EXPECT_EQ(back.state.theta, ck.state.theta);
@@ -174,4 +177,51 @@ TEST(Checkpoint, ChecksumAndVersions) {
     }
   }
   std::remove(path.c_str());
+}
+
+// The checkpoint carries the best epoch's state (issue 16 item 8): after every
+// epoch, best_checkpoint() of that epoch's checkpoint, read back from JSON, is
+// exactly the checkpoint on_epoch saw at the best epoch so far (what
+// checkpoint.best held).
+TEST(Checkpoint, BestCheckpointIsRebuiltFromTheLast) {
+  const Trained t = trained(6);
+  int rebuilt_from_kept_state = 0;
+  for (const train::Checkpoint& ck : t.after) {
+    const train::Checkpoint back = train::checkpoint_from_json(train::to_json(ck));
+    const auto best = train::best_checkpoint(back);
+    ASSERT_TRUE(best.has_value());
+    ASSERT_GE(ck.state.best_epoch, 1);
+    const train::Checkpoint& want = t.after[std::size_t(ck.state.best_epoch - 1)];
+    EXPECT_TRUE(train::to_json(*best) == train::to_json(want)) << "after epoch " << ck.state.epoch;
+    if (ck.state.best_epoch < ck.state.epoch) {
+      ++rebuilt_from_kept_state;
+      EXPECT_TRUE(train::to_json(ck)["state"].contains("best"));
+      // A version-1 file has no best state: nothing to rebuild checkpoint.best from.
+      json v1 = train::to_json(ck);
+      v1.erase("checksum");
+      v1["version"] = 1;
+      v1["state"].erase("best");
+      EXPECT_FALSE(train::best_checkpoint(train::checkpoint_from_json(v1)).has_value());
+      // A best state that does not fit the model is refused.
+      json bad = train::to_json(ck);
+      bad.erase("checksum");
+      bad["version"] = 1;
+      bad["state"]["best"]["theta"].erase(0);
+      EXPECT_THROW(train::checkpoint_from_json(bad), std::runtime_error);
+    } else {
+      EXPECT_FALSE(train::to_json(ck)["state"].contains("best"));  // the state itself is the best
+    }
+  }
+  EXPECT_GE(rebuilt_from_kept_state, 1) << "no epoch after the best one: the test covers less than it should";
+
+  // A checkpoint whose epoch, best epoch and history disagree is refused.
+  json j = train::to_json(t.ck);
+  j.erase("checksum");
+  j["version"] = 1;
+  json bad = j;
+  bad["state"]["best_epoch"] = 9;
+  EXPECT_THROW(train::checkpoint_from_json(bad), std::runtime_error);
+  bad = j;
+  bad["state"]["history"].erase(0);
+  EXPECT_THROW(train::checkpoint_from_json(bad), std::runtime_error);
 }

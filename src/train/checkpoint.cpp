@@ -71,6 +71,9 @@ json to_json(const Checkpoint& c) {
                 {"history", hist},
                 {"best_test_acc", c.state.best_test_acc},
                 {"best_epoch", c.state.best_epoch}};
+  // The best epoch's state, unless it is the last epoch's (then it is the state itself).
+  if (!c.state.best_theta.empty() && c.state.best_epoch != c.state.epoch)
+    state["best"] = {{"theta", c.state.best_theta}, {"adam", adam_json(c.state.best_adam)}, {"rng", c.state.best_rng_state}};
   json j = {{"format", "qmoe-checkpoint"}, {"version", kCheckpointVersion}, {"model", c.model.to_json()},
             {"train", c.train.to_json()}, {"task", c.task}, {"state", state}};
   j["checksum"] = content_checksum(j);
@@ -113,6 +116,12 @@ Checkpoint checkpoint_from_json(const json& j) {
     }
     c.state.best_test_acc = s.at("best_test_acc").get<double>();
     c.state.best_epoch = json_integer<int>(s.at("best_epoch"), "best_epoch");
+    if (s.contains("best")) {
+      const json& b = s.at("best");
+      c.state.best_theta = b.at("theta").get<std::vector<double>>();
+      c.state.best_adam = adam_from_json(b.at("adam"));
+      c.state.best_rng_state = b.at("rng").get<std::string>();
+    }
   } catch (const json::exception& e) {
     throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
   } catch (const std::invalid_argument& e) {
@@ -121,8 +130,33 @@ Checkpoint checkpoint_from_json(const json& j) {
   // The model's size from its configuration (validated above: no huge allocation).
   const std::size_t n_params = std::size_t(model::build_model(c.model).n_params());
   check_parameters(c.state.theta, c.state.adam, n_params, "");
-  if (c.state.epoch < 0 || c.state.best_epoch < 0) throw std::runtime_error("damaged checkpoint: negative epoch");
+  if (c.state.epoch < 0 || c.state.best_epoch < 0 || c.state.best_epoch > c.state.epoch ||
+      c.state.history.size() != std::size_t(c.state.epoch))
+    throw std::runtime_error("damaged checkpoint: its epoch, best epoch and history disagree");
+  if (!c.state.best_theta.empty()) {
+    if (c.state.best_epoch == 0 || c.state.best_epoch == c.state.epoch)
+      throw std::runtime_error("damaged checkpoint: a best state without an earlier best epoch");
+    check_parameters(c.state.best_theta, c.state.best_adam, n_params, "best ");
+  } else if (c.state.best_epoch > 0 && c.state.best_epoch == c.state.epoch) {
+    // The last epoch is the best: its state is the best state (as train() keeps it).
+    c.state.best_theta = c.state.theta;
+    c.state.best_adam = c.state.adam;
+    c.state.best_rng_state = c.state.rng_state;
+  }
   return c;
+}
+
+std::optional<Checkpoint> best_checkpoint(const Checkpoint& c) {
+  if (c.state.best_epoch <= 0) return std::nullopt;
+  if (c.state.best_epoch == c.state.epoch) return c;
+  if (c.state.best_theta.empty()) return std::nullopt;  // version 1: not kept
+  Checkpoint b = c;
+  b.state.theta = c.state.best_theta;
+  b.state.adam = c.state.best_adam;
+  b.state.rng_state = c.state.best_rng_state;
+  b.state.epoch = c.state.best_epoch;
+  b.state.history.resize(std::size_t(c.state.best_epoch));
+  return b;
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {

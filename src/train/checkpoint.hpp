@@ -5,6 +5,7 @@
 // guarantees: docs/checkpoints.md.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,7 +17,8 @@
 
 namespace qmoe::train {
 
-// 2: with "checksum"; 1: written before it, still read (without one).
+// 2: with "checksum" (and the best epoch's state); 1: written before the
+// checksum, still read (without one).
 inline constexpr int kCheckpointVersion = 2;
 
 struct Checkpoint {
@@ -43,6 +45,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& c);
 // One clear error line on any problem, naming path ("checkpoint PATH is
 // damaged (checksum mismatch: ...)", "... (not valid JSON)", ...).
 Checkpoint load_checkpoint(const std::string& path);
+
+// The checkpoint of c's best epoch (what checkpoint.best holds), rebuilt from
+// the best state that c carries; none before a best epoch, or when c does not
+// carry that state (a version-1 checkpoint whose best epoch is not its last).
+std::optional<Checkpoint> best_checkpoint(const Checkpoint& c);
 
 // metrics.csv: epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds
 // (val_ in place of test_ when the evaluation set is a validation split); 17 digits.

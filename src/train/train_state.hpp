@@ -66,6 +66,12 @@ struct TrainState {
   std::vector<EpochMetrics> history;
   double best_test_acc = -1;
   int best_epoch = 0;
+  // The state after best_epoch (what checkpoint.best holds), so that it can be
+  // rebuilt from the last checkpoint alone (docs/checkpoints.md). Empty theta:
+  // not known (no best epoch yet, or a checkpoint written before it was kept).
+  std::vector<double> best_theta;
+  Adam best_adam;
+  std::string best_rng_state;
 };
 
 // An accuracy fraction in [0,1] as a percentage, rounded to 12 decimals so that

@@ -362,7 +362,13 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     os << rng;
     work.rng_state = os.str();
     const bool best = em.test_acc > work.best_test_acc;  // never without an evaluation (NaN)
-    if (best) work.best_test_acc = em.test_acc, work.best_epoch = epoch;
+    if (best) {  // kept in the state: checkpoint.best can be rebuilt from the checkpoint alone
+      work.best_test_acc = em.test_acc;
+      work.best_epoch = epoch;
+      work.best_theta = work.theta;
+      work.best_adam = work.adam;
+      work.best_rng_state = work.rng_state;
+    }
     st = work;
     if (cb.on_epoch) cb.on_epoch(st, em, best);
   }
