@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "train/trainer.hpp"
+#include "train/checkpoint.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, false);

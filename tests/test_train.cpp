@@ -9,6 +9,7 @@
 
 #include "model/model.hpp"
 #include "model_helpers.hpp"
+#include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
 using namespace qmoe;

@@ -32,6 +32,7 @@
 #include "circuit/qasm.hpp"
 #include "grad/shots.hpp"
 #include "model/routed.hpp"
+#include "train/checkpoint.hpp"
 #include "cli/cli.hpp"
 #include "cli/train_common.hpp"
 

@@ -21,6 +21,7 @@
 #include "model/json_integer.hpp"
 #include "model/routing_loss.hpp"
 #include "model/specialisation.hpp"
+#include "train/checkpoint.hpp"
 #include "train/hard_routing.hpp"
 
 namespace qmoe::cli {

@@ -1,5 +1,6 @@
 // qmoe train: trains a QMoE or QNN on a task, writing DIR/config.json,
-// DIR/metrics.csv, DIR/checkpoint (last epoch) and DIR/checkpoint.best.
+// DIR/metrics.csv, DIR/checkpoint (last epoch) and DIR/checkpoint.best
+// (cli/run_dir.hpp: the checkpoint carries the truth, the rest follows from it).
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,12 +8,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cli/cli.hpp"
 #include "cli/mpi.hpp"
+#include "cli/run_dir.hpp"
 #include "cli/train_common.hpp"
 #include "grad/chunks.hpp"  // thread_count
+#include "train/checkpoint.hpp"
 
 namespace qmoe::cli {
 namespace {
@@ -241,13 +245,20 @@ void run_train(TrainArgs& a) {
   // Under mpirun every rank trains (its share of each batch, the same state
   // after each step); rank 0 alone writes (cli/mpi.hpp).
   const bool writer = mpi::rank() == 0;
-  if (writer) make_directories(a.out);
+  std::optional<RunDir> run;  // rank 0's files
+  if (writer) {
+    make_directories(a.out);
+    run.emplace(a.out, a.val > 0);
+    // After a kill between the checkpoint's rename and the others': checkpoint.best
+    // and metrics.csv as the checkpoint says (docs/checkpoints.md).
+    if (resumed) run->rebuild_from(ck);
+  }
   json model_cfg = ck.model.to_json();
   model_cfg["routing_qubits"] = m.routing_qubits.size();  // resolved (0 in the config means ceil(log2 L))
   json cfg = {{"model", model_cfg}, {"train", ck.train.to_json()}, {"task", ck.task},
                         {"params", m.n_params()}, {"qubits", m.circuit.n_qubits}, {"gates", m.circuit.gates.size()},
                         {"train_samples", td.train.size()}, {"test_samples", td.test.size()}};
-  if (writer) train::write_file_atomic((fs::path(a.out) / "config.json").string(), cfg.dump(2) + "\n");
+  if (writer) run->write_config(cfg);
 
   const bool tty = isatty(fileno(stderr));
   std::fprintf(stderr, "%s %s on %s: %d qubits, %d parameters, %zu train / %zu %s samples, about %s of memory%s\n",
@@ -277,11 +288,7 @@ void run_train(TrainArgs& a) {
   };
   cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics& e, bool best) {
     ck.state = st;
-    if (writer) {
-      train::save_checkpoint(ckpt_path, ck);
-      if (best) train::save_checkpoint(ckpt_path + ".best", ck);
-      train::write_file_atomic((fs::path(a.out) / "metrics.csv").string(), train::metrics_csv(st.history, a.val > 0));
-    }
+    if (writer) run->write_epoch(ck, best);
     std::fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%%, %s loss %.4f acc %.2f%%, %.1f s\n",
                  tty ? "\r\033[K" : "", e.epoch, ck.train.epochs, e.train_loss, 100 * e.train_acc,
                  a.val > 0 ? "validation" : "test", e.test_loss,
@@ -294,7 +301,7 @@ void run_train(TrainArgs& a) {
                                                                                std::to_string(ck.state.epoch)
                                                                          : "; no checkpoint was written"));
   }
-  if (writer) train::save_checkpoint(ckpt_path, ck);
+  if (writer) run->write_checkpoint(ck);
   if (mpi::size() > 1) {
     const mpi::CommStats c = mpi::comm_stats();
     std::fprintf(stderr, "%d ranks: %ld gathers, %.3g MB, %.3g s in MPI_Allgatherv on rank 0\n", mpi::size(), c.calls,

@@ -36,6 +36,7 @@
 #include "grad/adjoint.hpp"
 #include "model/model.hpp"
 #include "sim/state.hpp"
+#include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
 namespace py = pybind11;
@@ -651,12 +652,15 @@ PYBIND11_MODULE(_core, mod) {
             std::vector<std::vector<double>> hist;
             for (const auto& e : s.history)
               hist.push_back({double(e.epoch), e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.seconds});
+            const train::Adam& b = s.best_adam;
             return py::make_tuple(s.theta, s.adam.lr, s.adam.beta1, s.adam.beta2, s.adam.eps, s.adam.step_count,
                                   s.adam.m, s.adam.v, s.epoch, py::bytes(s.rng_state), hist, s.best_test_acc,
-                                  s.best_epoch);
+                                  s.best_epoch, s.best_theta,
+                                  py::make_tuple(b.lr, b.beta1, b.beta2, b.eps, b.step_count, b.m, b.v),
+                                  py::bytes(s.best_rng_state));
           },
-          [](const py::tuple& t) {
-            if (t.size() != 13) fail("damaged training state");
+          [](const py::tuple& t) {  // 13 fields: pickled before the best epoch's state was kept
+            if (t.size() != 13 && t.size() != 16) fail("damaged training state");
             train::TrainState s;
             s.theta = t[0].cast<std::vector<double>>();
             s.adam.lr = t[1].cast<double>(), s.adam.beta1 = t[2].cast<double>(), s.adam.beta2 = t[3].cast<double>();
@@ -668,6 +672,16 @@ PYBIND11_MODULE(_core, mod) {
               s.history.push_back({int(h[0]), h[1], h[2], h[3], h[4], h[5]});
             }
             s.best_test_acc = t[11].cast<double>(), s.best_epoch = t[12].cast<int>();
+            if (t.size() == 16) {
+              s.best_theta = t[13].cast<std::vector<double>>();
+              const auto b = t[14].cast<py::tuple>();
+              if (b.size() != 7) fail("damaged training state");
+              s.best_adam.lr = b[0].cast<double>(), s.best_adam.beta1 = b[1].cast<double>();
+              s.best_adam.beta2 = b[2].cast<double>(), s.best_adam.eps = b[3].cast<double>();
+              s.best_adam.step_count = b[4].cast<std::int64_t>();
+              s.best_adam.m = b[5].cast<std::vector<double>>(), s.best_adam.v = b[6].cast<std::vector<double>>();
+              s.best_rng_state = t[15].cast<std::string>();
+            }
             return s;
           }))
       .def_property_readonly("history", [](const train::TrainState& s) {

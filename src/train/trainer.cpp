@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 #include <limits>
 #include <numeric>
 #include <sstream>
@@ -13,149 +11,11 @@
 #include "grad/noise.hpp"
 #include "grad/param_shift.hpp"
 #include "grad/shots.hpp"
-#include "model/json_integer.hpp"
 #include "model/routing_loss.hpp"
 #include "sim/rng.hpp"
 #include "train/hard_routing.hpp"
 
 namespace qmoe::train {
-
-using nlohmann::json;
-
-GradientMethod parse_gradient_method(std::string_view s) {
-  if (s == "adjoint") return GradientMethod::Adjoint;
-  if (s == "param-shift") return GradientMethod::ParamShift;
-  throw std::invalid_argument("gradient must be adjoint or param-shift, got '" + std::string(s) + "'");
-}
-
-const char* to_string(GradientMethod m) { return m == GradientMethod::ParamShift ? "param-shift" : "adjoint"; }
-
-json TrainConfig::to_json() const {
-  json j{{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"seed", seed}, {"gradient", to_string(gradient)},
-         {"chunk", chunk}};
-  j["shots"] = shots;
-  j["noise"] = noise.empty() ? json(nullptr) : noise_model_to_json(noise);
-  return j;
-}
-
-TrainConfig TrainConfig::from_json(const json& j) {
-  if (!j.is_object()) throw std::invalid_argument("train config: expected a JSON object");
-  TrainConfig t;
-  for (const char* key : {"epochs", "batch", "lr", "seed", "gradient"})
-    if (!j.contains(key)) throw std::invalid_argument(std::string("train config: \"") + key + "\" is missing");
-  // Each field by name, so an error says which one (not the JSON library's text).
-  const auto wrong_type = [&j](const char* key) {
-    return std::invalid_argument(std::string("\"") + key + "\" has the wrong type (" + j.at(key).dump() + ")");
-  };
-  try {
-    t.epochs = model::json_integer<int>(j.at("epochs"), "epochs");
-    t.batch = model::json_integer<int>(j.at("batch"), "batch");
-    if (!j.at("lr").is_number()) throw wrong_type("lr");
-    t.lr = j.at("lr").get<double>();
-    t.seed = model::json_integer<std::uint64_t>(j.at("seed"), "seed");
-    if (!j.at("gradient").is_string()) throw wrong_type("gradient");
-    t.gradient = parse_gradient_method(j.at("gradient").get<std::string>());
-    if (j.contains("chunk")) t.chunk = model::json_integer<int>(j.at("chunk"), "chunk");
-    if (j.contains("shots")) t.shots = model::json_integer<long>(j.at("shots"), "shots");
-    if (j.contains("noise") && !j.at("noise").is_null()) t.noise = noise_model_from_json(j.at("noise"));
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("train config: ") + e.what());
-  }
-  t.validate();
-  return t;
-}
-
-void TrainConfig::validate() const {
-  // The one check of every path (CLI flags, checkpoints, experiment files).
-  if (epochs < 0 || epochs > kMaxEpochs) throw std::invalid_argument("epochs must be 0..100000");
-  if (batch < 1 || batch > kMaxBatch) throw std::invalid_argument("batch must be 1..1000000");
-  if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be > 0");
-  if (chunk < 1 || chunk > kMaxBatch) throw std::invalid_argument("chunk must be 1..1000000");
-  if (shots < 0 || shots > kMaxShots) throw std::invalid_argument("shots must be 0..100000000");
-  if (shots > 0 && gradient != GradientMethod::ParamShift)
-    throw std::invalid_argument("training from shots takes parameter-shift gradients (gradient param-shift)");
-  noise.validate();
-}
-
-json noise_model_to_json(const NoiseModel& n) {
-  // Only the values that are set: the model reads back equal field by field.
-  const auto fields = [](json& j, double p1, double p2, double pm, double amp, double phase, double r01, double r10) {
-    const std::pair<const char*, double> all[] = {{"depol1", p1},        {"depol2", p2},
-                                                  {"depol_multi", pm},   {"amp_damping", amp},
-                                                  {"phase_damping", phase}, {"readout_01", r01},
-                                                  {"readout_10", r10}};
-    for (const auto& [k, v] : all)
-      if (v >= 0) j[k] = v;
-  };
-  json j = json::object();
-  fields(j, n.p1, n.p2, n.p_multi, n.amp_damping, n.phase_damping, n.readout_01, n.readout_10);
-  j["readout_error"] = n.readout;
-  for (std::size_t q = 0; q < n.qubits.size(); ++q) {
-    const QubitNoise& u = n.qubits[q];
-    json o = json::object();
-    fields(o, u.p1, u.p2, u.p_multi, u.amp_damping, u.phase_damping, u.readout_01, u.readout_10);
-    if (!o.empty()) j["qubits"][std::to_string(q)] = o;
-  }
-  return j;
-}
-
-NoiseModel noise_model_from_json(const json& j) {
-  const auto bad = [](const std::string& field, const std::string& what) {
-    return std::invalid_argument("field '" + field + "': " + what);
-  };
-  if (!j.is_object()) throw std::invalid_argument("expected a JSON object (docs/noise.md)");
-  const auto prob = [&](const json& v, const std::string& field) {
-    if (!v.is_number()) throw bad(field, "expected a number");
-    const double p = v.get<double>();
-    if (!(p >= 0.0 && p <= 1.0)) throw bad(field, "must be a probability in [0, 1], not " + v.dump());
-    return p;
-  };
-  // The error fields of the top level and of each qubit.
-  const auto error_field = [&](const std::string& k, const json& v, const std::string& field, double& p1, double& p2,
-                               double& pm, double& amp, double& phase, double& r01, double& r10) {
-    if (k == "depol1") p1 = prob(v, field);
-    else if (k == "depol2") p2 = prob(v, field);
-    else if (k == "depol_multi") pm = prob(v, field);
-    else if (k == "amp_damping") amp = prob(v, field);
-    else if (k == "phase_damping") phase = prob(v, field);
-    else if (k == "readout_01") r01 = prob(v, field);
-    else if (k == "readout_10") r10 = prob(v, field);
-    else return false;
-    return true;
-  };
-  NoiseModel m;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    if (k == "readout_error") {
-      m.readout = prob(it.value(), k);
-    } else if (k == "description") {
-      if (!it.value().is_string()) throw bad(k, "expected a string");
-    } else if (k == "qubits") {
-      if (!it.value().is_object()) throw bad(k, "expected an object {\"0\": {...}, \"1\": {...}}");
-      for (auto q = it.value().begin(); q != it.value().end(); ++q) {
-        const std::string qf = "qubits." + q.key();
-        const std::string& key = q.key();
-        if (key.empty() || key.size() > 2 || key.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoi(key) > 63)
-          throw bad(qf, "a qubit index 0..63 is expected as the key");
-        if (!q.value().is_object()) throw bad(qf, "expected an object of error fields");
-        const std::size_t qi = std::size_t(std::stoi(key));
-        if (m.qubits.size() <= qi) m.qubits.resize(qi + 1);
-        QubitNoise& n = m.qubits[qi];
-        for (auto f = q.value().begin(); f != q.value().end(); ++f)
-          if (!error_field(f.key(), f.value(), qf + "." + f.key(), n.p1, n.p2, n.p_multi, n.amp_damping,
-                           n.phase_damping, n.readout_01, n.readout_10))
-            throw bad(qf + "." + f.key(), "unknown field (known: depol1, depol2, depol_multi, amp_damping, "
-                                          "phase_damping, readout_01, readout_10)");
-      }
-    } else if (!error_field(k, it.value(), k, m.p1, m.p2, m.p_multi, m.amp_damping, m.phase_damping, m.readout_01,
-                            m.readout_10)) {
-      throw bad(k, "unknown field (known: description, depol1, depol2, depol_multi, amp_damping, phase_damping, "
-                   "readout_error, readout_01, readout_10, qubits)");
-    }
-  }
-  return m;
-}
 
 namespace {
 
@@ -502,112 +362,15 @@ void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& tr
     os << rng;
     work.rng_state = os.str();
     const bool best = em.test_acc > work.best_test_acc;  // never without an evaluation (NaN)
-    if (best) work.best_test_acc = em.test_acc, work.best_epoch = epoch;
+    if (best) {  // kept in the state: checkpoint.best can be rebuilt from the checkpoint alone
+      work.best_test_acc = em.test_acc;
+      work.best_epoch = epoch;
+      work.best_theta = work.theta;
+      work.best_adam = work.adam;
+      work.best_rng_state = work.rng_state;
+    }
     st = work;
     if (cb.on_epoch) cb.on_epoch(st, em, best);
-  }
-}
-
-// ---- checkpoints ---------------------------------------------------------------
-
-static json metrics_json(const EpochMetrics& e) {
-  return json{{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_acc", e.train_acc},
-              {"test_loss", e.test_loss}, {"test_acc", e.test_acc}, {"seconds", e.seconds}};
-}
-
-json to_json(const Checkpoint& c) {
-  json hist = json::array();
-  for (const auto& e : c.state.history) hist.push_back(metrics_json(e));
-  return json{{"format", "qmoe-checkpoint"},
-              {"version", 1},
-              {"model", c.model.to_json()},
-              {"train", c.train.to_json()},
-              {"task", c.task},
-              {"state",
-               {{"theta", c.state.theta},
-                {"adam", {{"lr", c.state.adam.lr}, {"beta1", c.state.adam.beta1}, {"beta2", c.state.adam.beta2},
-                          {"eps", c.state.adam.eps}, {"step", c.state.adam.step_count}, {"m", c.state.adam.m},
-                          {"v", c.state.adam.v}}},
-                {"epoch", c.state.epoch},
-                {"rng", c.state.rng_state},
-                {"history", hist},
-                {"best_test_acc", c.state.best_test_acc},
-                {"best_epoch", c.state.best_epoch}}}};
-}
-
-// A metric of the history: null (written for NaN, an epoch without an evaluation) reads as NaN.
-static double metric(const json& v) {
-  return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
-}
-
-Checkpoint checkpoint_from_json(const json& j) {
-  Checkpoint c;
-  if (!j.is_object() || !j.contains("format") || j["format"] != "qmoe-checkpoint")
-    throw std::runtime_error("not a qmoe checkpoint");
-  if (!j.contains("version") || !j["version"].is_number() || j["version"] != 1)
-    throw std::runtime_error("unsupported checkpoint version " + (j.contains("version") ? j["version"].dump() : "(none)"));
-  try {
-    c.model = model::ModelConfig::from_json(j.at("model"));
-    c.train = TrainConfig::from_json(j.at("train"));
-    c.task = j.at("task");
-    const json& s = j.at("state");
-    c.state.theta = s.at("theta").get<std::vector<double>>();
-    const json& a = s.at("adam");
-    c.state.adam.lr = a.at("lr").get<double>();
-    c.state.adam.beta1 = a.at("beta1").get<double>();
-    c.state.adam.beta2 = a.at("beta2").get<double>();
-    c.state.adam.eps = a.at("eps").get<double>();
-    c.state.adam.step_count = model::json_integer<std::int64_t>(a.at("step"), "step");
-    c.state.adam.m = a.at("m").get<std::vector<double>>();
-    c.state.adam.v = a.at("v").get<std::vector<double>>();
-    c.state.epoch = model::json_integer<int>(s.at("epoch"), "epoch");
-    c.state.rng_state = s.at("rng").get<std::string>();
-    for (const json& e : s.at("history")) {
-      EpochMetrics m;
-      m.epoch = model::json_integer<int>(e.at("epoch"), "epoch");
-      m.train_loss = e.at("train_loss").get<double>();
-      m.train_acc = e.at("train_acc").get<double>();
-      m.test_loss = metric(e.at("test_loss"));
-      m.test_acc = metric(e.at("test_acc"));
-      m.seconds = e.at("seconds").get<double>();
-      c.state.history.push_back(m);
-    }
-    c.state.best_test_acc = s.at("best_test_acc").get<double>();
-    c.state.best_epoch = model::json_integer<int>(s.at("best_epoch"), "best_epoch");
-  } catch (const json::exception& e) {
-    throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(std::string("damaged checkpoint: ") + e.what());
-  }
-  const model::Model m = model::build_model(c.model);
-  if (c.state.theta.size() != std::size_t(m.n_params()) ||
-      (!c.state.adam.m.empty() && c.state.adam.m.size() != c.state.theta.size()) ||
-      c.state.adam.v.size() != c.state.adam.m.size())
-    throw std::runtime_error("damaged checkpoint: parameter count does not match its model");
-  if (c.state.epoch < 0 || c.state.best_epoch < 0 || c.state.adam.step_count < 0)
-    throw std::runtime_error("damaged checkpoint: negative epoch or step count");
-  for (double t : c.state.theta)
-    if (!std::isfinite(t)) throw std::runtime_error("damaged checkpoint: non-finite parameter");
-  return c;
-}
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  bool ok;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write " + tmp);
-    f << text;
-    f.flush();
-    ok = bool(f);
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write " + tmp + " (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path);
   }
 }
 
@@ -616,35 +379,6 @@ double estimate_training_bytes(const model::Model& m, const TrainConfig& tc, int
   const double samples = double(std::min(tc.chunk, tc.batch));
   const double states = 3.0 + (tc.gradient == GradientMethod::ParamShift ? 0.0 : double(kTrainingSavedLayers));
   return double(std::max(threads, 1)) * states * amplitudes * samples * 16.0;
-}
-
-double to_percent(double fraction) { return std::round(fraction * 1e14) / 1e12; }
-
-std::string metrics_csv(const std::vector<EpochMetrics>& h, bool validation) {
-  std::ostringstream os;
-  os << (validation ? "epoch,train_loss,train_accuracy_percent,val_loss,val_accuracy_percent,seconds\n"
-                    : "epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds\n");
-  os.precision(17);
-  for (const auto& e : h)
-    os << e.epoch << ',' << e.train_loss << ',' << to_percent(e.train_acc) << ',' << e.test_loss << ','
-       << to_percent(e.test_acc) << ',' << e.seconds << '\n';
-  return os.str();
-}
-
-void save_checkpoint(const std::string& path, const Checkpoint& c) { write_file_atomic(path, to_json(c).dump()); }
-
-Checkpoint load_checkpoint(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open checkpoint " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) throw std::runtime_error("checkpoint " + path + " is damaged (not valid JSON)");
-  try {
-    return checkpoint_from_json(j);
-  } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint " + path + ": " + e.what());
-  }
 }
 
 }  // namespace qmoe::train

@@ -1,6 +1,7 @@
-// Training and evaluation of a model on a data set. No printing: progress and
-// end-of-epoch results go to callbacks (the CLI draws a progress bar and writes
-// checkpoints; Python bindings or MPI can plug in their own).
+// Training and evaluation of a model on a data set. No printing and no files:
+// progress and end-of-epoch results go to callbacks (the CLI draws a progress
+// bar and writes checkpoints, train/checkpoint.hpp; Python bindings or MPI can
+// plug in their own). The settings and the state: train/train_state.hpp.
 #pragma once
 
 #include <cstdint>
@@ -8,65 +9,16 @@
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "data/data.hpp"
 #include "grad/adjoint.hpp"
 #include "grad/noise.hpp"
 #include "model/model.hpp"
 #include "train/optim.hpp"
+#include "train/train_state.hpp"
 
 namespace qmoe::train {
-
-// How batch_gradient differentiates: the adjoint sweep, or parameter shift
-// (two circuit runs per parameter; the reference). One parse / to_string pair,
-// spelled "adjoint" and "param-shift" in JSON and on the command line.
-enum class GradientMethod { Adjoint, ParamShift };
-GradientMethod parse_gradient_method(std::string_view s);  // throws std::invalid_argument
-const char* to_string(GradientMethod m);
-
-struct TrainConfig {
-  int epochs = 10;
-  int batch = 32;
-  double lr = 2e-3;
-  std::uint64_t seed = 0;
-  GradientMethod gradient = GradientMethod::Adjoint;
-  int chunk = 16;                    // samples per thread work item (batch 32: both cores busy)
-  // Training as a device would (docs/noise.md). shots > 0: expectations and
-  // parameter-shift gradients estimated from `shots` shots per sample (needs
-  // gradient = param-shift). noise non-empty: noise-aware training, each step
-  // on one sampled error realisation of it (grad/noise.hpp error_realisation).
-  // Both draw from (seed, epoch, step).
-  long shots = 0;
-  NoiseModel noise;
-
-  // Limits of validate(), which every path calls (the CLI's flag ranges use them too).
-  static constexpr int kMaxEpochs = 100000, kMaxBatch = 1000000;
-  static constexpr long kMaxShots = 100000000;
-
-  nlohmann::json to_json() const;
-  static TrainConfig from_json(const nlohmann::json& j);  // validated; throws std::invalid_argument
-  void validate() const;                                   // throws std::invalid_argument
-};
-
-struct EpochMetrics {
-  int epoch = 0;  // 1-based
-  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, seconds = 0;
-};
-
-// Everything needed to continue training exactly where it stopped.
-struct TrainState {
-  std::vector<double> theta;
-  Adam adam;
-  int epoch = 0;            // completed epochs
-  std::string rng_state;    // std::mt19937_64 state (shuffling), as text
-  std::vector<EpochMetrics> history;
-  double best_test_acc = -1;
-  int best_epoch = 0;
-};
 
 struct Evaluation {
   double loss = 0, accuracy = 0;  // accuracy in [0,1]
@@ -143,11 +95,6 @@ std::pair<double, int> batch_gradient(const model::Model& m, const std::vector<d
                                       Workspace<double>& ws, const DataParallel& dp = {},
                                       std::uint64_t route_seed = 0, const Shots& shots = {});
 
-// The noise model as JSON in --noise-model's schema (docs/noise.md), and back
-// (throws std::invalid_argument "field 'F': what is wrong").
-nlohmann::json noise_model_to_json(const NoiseModel& n);
-NoiseModel noise_model_from_json(const nlohmann::json& j);
-
 struct Callbacks {
   // after each mini-batch: samples done this epoch, of total; running loss and accuracy
   std::function<void(int epoch, std::size_t done, std::size_t total, double loss, double acc)> on_batch;
@@ -178,31 +125,5 @@ TrainState initial_state(const model::Model& m, const TrainConfig& tc);
 // stored as null in a checkpoint): the Python estimators' fit() without an eval_set.
 void train(const model::Model& m, const TrainConfig& tc, const data::Dataset& train_set,
            const data::Dataset& test_set, TrainState& state, const Callbacks& cb, const DataParallel& dp = {});
-
-// ---- checkpoints -------------------------------------------------------------
-// One JSON file: format tag, model + train config, task info, the TrainState.
-struct Checkpoint {
-  model::ModelConfig model;
-  TrainConfig train;
-  nlohmann::json task;  // {"task": name, "scaling": ..., limits...}
-  TrainState state;
-};
-nlohmann::json to_json(const Checkpoint& c);
-Checkpoint checkpoint_from_json(const nlohmann::json& j);  // throws std::runtime_error
-// Written to path + ".tmp" and renamed: never half-written.
-void save_checkpoint(const std::string& path, const Checkpoint& c);
-Checkpoint load_checkpoint(const std::string& path);  // one clear error line on any problem
-
-// An accuracy fraction in [0,1] as a percentage, rounded to 12 decimals so that
-// k/n prints as 28 and not 28.000000000000004. Every accuracy qmoe reports
-// (metrics.csv, --json, result.json) is a percentage with "percent" in its name.
-double to_percent(double fraction);
-
-// metrics.csv: epoch,train_loss,train_accuracy_percent,test_loss,test_accuracy_percent,seconds
-// (val_ in place of test_ when the evaluation set is a validation split); 17 digits.
-std::string metrics_csv(const std::vector<EpochMetrics>& history, bool validation);
-
-// Writes text to path atomically (temporary file + rename).
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace qmoe::train

@@ -21,7 +21,14 @@ expect_error 1 "not a qmoe checkpoint" -- "$QMOE" predict --checkpoint "$tmp/oth
 /usr/bin/python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1])); j["state"]["theta"] = j["state"]["theta"][:-1]
-json.dump(j, open(sys.argv[2], "w"))' "$ck" "$tmp/short" || fail "python"
+json.dump(j, open(sys.argv[2], "w"))  # edited, checksum kept: refused as damaged
+del j["checksum"]; j["version"] = 1  # as a checkpoint from before the checksum: its fields are checked
+json.dump(j, open(sys.argv[3], "w"))' "$ck" "$tmp/edited" "$tmp/short" || fail "python"
+for cmd in eval "predict --index 0" "export --index 0 --qasm $tmp/a.qasm"; do
+  # shellcheck disable=SC2086
+  expect_error 1 "checkpoint $tmp/edited is damaged (checksum mismatch: changed or corrupted since it was written)" -- \
+    "$QMOE" $cmd --checkpoint "$tmp/edited"
+done
 expect_error 1 "parameter count does not match" -- "$QMOE" export --checkpoint "$tmp/short" --index 0 --qasm "$tmp/a.qasm"
 [ ! -e "$tmp/a.qasm" ] || fail "export wrote a file despite the error"
 

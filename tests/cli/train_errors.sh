@@ -38,5 +38,10 @@ $PY - "$tmp/t/checkpoint" <<'PYEOF'
 import json, sys
 j = json.load(open(sys.argv[1])); j["task"] = "x"; json.dump(j, open(sys.argv[1], "w"))
 PYEOF
-expect_error 1 "damaged checkpoint" -- "$QMOE" train --epochs 2 --resume --out "$tmp/t"
+expect_error 1 "checkpoint $tmp/t/checkpoint is damaged (checksum mismatch" -- "$QMOE" train --epochs 2 --resume --out "$tmp/t"
+$PY - "$tmp/t/checkpoint" <<'PYEOF'
+import json, sys  # as a checkpoint from before the checksum (version 1): the task entry is checked
+j = json.load(open(sys.argv[1])); del j["checksum"]; j["version"] = 1; json.dump(j, open(sys.argv[1], "w"))
+PYEOF
+expect_error 1 "damaged checkpoint: bad \"task\" entry" -- "$QMOE" train --epochs 2 --resume --out "$tmp/t"
 echo "train_errors: ok"

@@ -54,6 +54,25 @@ def test_python_checkpoint_evaluated_by_cli(cli, cli_json, tmp_path, mnist4):
     np.testing.assert_array_equal(back.predict_proba(mnist4.x_test), est.predict_proba(mnist4.x_test))
 
 
+def test_checkpoint_checksum_and_pickled_best_state(tmp_path, mnist4):
+    import pickle
+    est = qmoe.QNNClassifier(depth=1, epochs=3, batch_size=16, random_state=3)
+    est.fit(mnist4.x_train, mnist4.y_train, eval_set=(mnist4.x_test, mnist4.y_test))
+    est.save(tmp_path / "a", task=mnist4)
+    pickle.loads(pickle.dumps(est)).save(tmp_path / "b", task=mnist4)  # the best epoch's state pickles too
+    a = (tmp_path / "a").read_text()
+    assert a == (tmp_path / "b").read_text()
+    ck = json.loads(a)
+    assert ck["version"] == 2 and ck["checksum"].startswith("sha256:")
+    assert 1 <= ck["state"]["best_epoch"] < 3 and "best" in ck["state"]  # an earlier best epoch: its state is kept
+    digit = a.index('"theta":[') + 9  # a digit of a parameter, changed (issue 16 item 9)
+    digit += a[digit] == "-"
+    bit = 2 if a[digit] < "8" else 1  # one bit: 0 <-> 2, 1 <-> 3, 4 <-> 6, 5 <-> 7, 8 <-> 9
+    (tmp_path / "c").write_text(a[:digit] + chr(ord(a[digit]) ^ bit) + a[digit + 1:])
+    with pytest.raises(ValueError, match="is damaged \\(checksum mismatch"):
+        qmoe.load(tmp_path / "c")
+
+
 def test_damaged_checkpoint(tmp_path):
     p = tmp_path / "bad"
     p.write_text('{"format": "qmoe-checkpoint", "version": 1, "model": {}')
