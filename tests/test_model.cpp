@@ -196,6 +196,13 @@ TEST(Model, ConfigValidationAndJson) {
   // More classes than data qubits read <Z_j Z_j+1> (issue 19): at most 2n - 1 = 15 on the default 8 qubits.
   EXPECT_NO_THROW(model::build_model(bad([](auto& c) { c.n_classes = 15; })));
   EXPECT_THROW(model::build_model(bad([](auto& c) { c.n_classes = 16; })), std::invalid_argument);
+  // An unknown key: one "model config: " prefix, not two.
+  try {
+    model::ModelConfig::from_json(nlohmann::json{{"bogus", 1}});
+    ADD_FAILURE() << "an unknown key was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "model config: unknown key 'bogus'");
+  }
   // One data qubit has no neighbour to pair with: 2 classes on it are refused
   // (fuzz_config found build_model reading past data_qubits for this config).
   EXPECT_THROW(model::build_model(bad([](auto& c) {

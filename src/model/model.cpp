@@ -169,7 +169,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
       else if (k == "routing_reupload") c.routing_reupload = v.get<bool>();
       else if (k == "routing") c.routing = parse_routing(v.get<std::string>());
       else if (k == "top_k") c.top_k = json_integer<int>(v, k);
-      else throw std::invalid_argument("model config: unknown key '" + k + "'");
+      else throw std::invalid_argument("unknown key '" + k + "'");  // prefixed below
     } catch (const json::exception&) {
       throw std::invalid_argument("model config: '" + k + "' has the wrong type");
     } catch (const std::invalid_argument& e) {
