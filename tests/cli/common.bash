@@ -22,3 +22,17 @@ expect_error() {
   grep -q -- "$pat" "$tmp/err" || fail "$*: stderr '$(cat "$tmp/err")' does not match '$pat'"
   [ ! -s "$tmp/out" ] || fail "$*: printed output despite the error"
 }
+
+# tiny_common SRC DEST: a copy of an experiments common.json for a test run of
+# `reproduce`: 4 data qubits, 1 epoch, no per-task epochs.
+tiny_common() {
+  "$PY" - "$1" "$2" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["model"]["data_qubits"] = 4
+c["train"]["epochs"] = 1
+if "epochs_by_task" in c:
+    c["epochs_by_task"] = {}
+json.dump(c, open(sys.argv[2], "w"))
+PYEOF
+}

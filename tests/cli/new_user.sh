@@ -40,14 +40,7 @@ grep -q "filesystem error" "$tmp/err" && fail "raw filesystem text: $(cat "$tmp/
 # 3 and 5. reproduce: every cell checked before any run; a wrong type names file and field;
 # a cell of the paper's table without a file is listed; paths relative to the experiments dir.
 mkdir -p "$tmp/exp/table2" "$tmp/elsewhere"
-"$PY" - "$SRC/experiments/common.json" "$tmp/exp/common.json" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["model"]["data_qubits"] = 4
-c["train"]["epochs"] = 1
-c["epochs_by_task"] = {}
-json.dump(c, open(sys.argv[2], "w"))
-PYEOF
+tiny_common "$SRC/experiments/common.json" "$tmp/exp/common.json"
 echo '{"task": "mnist4", "model": "qmoe", "ops": "ry", "experts": 2}' >"$tmp/exp/table2/a.json"
 echo '{"task": "mnist4", "model": "qmoe", "ops": "rq", "experts": 3}' >"$tmp/exp/table2/z.json"
 repro=("$QMOE" reproduce --table 2 --seeds 1 --jobs 1 --experiments "$tmp/exp" --train-limit 32 --test-limit 16)

@@ -6,14 +6,7 @@
 source "$(dirname "$0")/common.bash" "$@"
 
 mkdir -p "$tmp/exp/table2"
-"$PY" - "$SRC/experiments/common.json" "$tmp/exp/common.json" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["model"]["data_qubits"] = 4
-c["train"]["epochs"] = 1
-c["epochs_by_task"] = {}
-json.dump(c, open(sys.argv[2], "w"))
-PYEOF
+tiny_common "$SRC/experiments/common.json" "$tmp/exp/common.json"
 echo '{"task": "mnist4", "model": "qmoe", "ops": "ry", "experts": 2}' >"$tmp/exp/table2/mnist4-qmoe-ry-L2.json"
 run() {
   "$QMOE" reproduce --table 2 --seeds 1 --jobs 1 --experiments "$tmp/exp" --out "$tmp/results" \

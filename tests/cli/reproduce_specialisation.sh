@@ -8,13 +8,7 @@
 source "$(dirname "$0")/common.bash" "$@"
 
 mkdir -p "$tmp/exp/specialisation"
-"$PY" - "$SRC/experiments/specialisation/common.json" "$tmp/exp/specialisation/common.json" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["model"]["data_qubits"] = 4
-c["train"]["epochs"] = 1
-json.dump(c, open(sys.argv[2], "w"))
-PYEOF
+tiny_common "$SRC/experiments/specialisation/common.json" "$tmp/exp/specialisation/common.json"
 d="$tmp/exp/specialisation"
 echo '{"task": "mnist4", "model": "qmoe", "ops": "ry", "experts": 4, "config": {"routing": "sampled", "load_balance": 0.1}, "baseline": "qnn-matched"}' >"$d/mnist4-sampled.json"
 echo '{"task": "mnist4", "model": "qmoe", "ops": "ry", "experts": 4, "config": {"routing_entropy": 0.1}, "baseline": "qnn-matched"}' >"$d/mnist4-entropy.json"

@@ -5,14 +5,7 @@
 # Usage: reproduce_ranks.sh QMOE_BINARY SOURCE_DIR MPIEXEC
 source "$(dirname "$0")/common.bash" "$@"
 mkdir -p "$tmp/exp/table2"
-"$PY" - "$SRC/experiments/common.json" "$tmp/exp/common.json" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["model"]["data_qubits"] = 4
-c["train"]["epochs"] = 1
-c["epochs_by_task"] = {}
-json.dump(c, open(sys.argv[2], "w"))
-PYEOF
+tiny_common "$SRC/experiments/common.json" "$tmp/exp/common.json"
 for l in 2 3 4; do
   echo "{\"task\": \"mnist4\", \"model\": \"qmoe\", \"ops\": \"ry\", \"experts\": $l}" >"$tmp/exp/table2/mnist4-qmoe-ry-L$l.json"
 done
