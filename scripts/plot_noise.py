@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 LABELS = {
     ("qmoe", "coherent"): "QMoE, coherent",
     ("qmoe", "routed"): "QMoE, routed",
+    ("qmoe", "decomposed"): "QMoE, coherent, expert gates as CNOTs (approx.)",
     ("qmoe-nat", "coherent"): "QMoE noise-aware, coherent",
     ("qmoe-nat", "routed"): "QMoE noise-aware, routed",
     ("qnn", "coherent"): "QNN",
