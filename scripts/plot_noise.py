@@ -49,7 +49,7 @@ def main():
     for task in sorted({k[0] for k in cells}):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         for ax, sweep in zip(axes, ("noise", "shots")):
-            for (model, execution), label in LABELS.items():
+            for i, ((model, execution), label) in enumerate(LABELS.items()):
                 pts = sorted((k[4], v) for k, v in cells.items()
                              if k[0] == task and k[1] == model and k[2] == execution and k[3] == sweep)
                 if sweep == "shots":  # the exact value as the right end
@@ -62,7 +62,8 @@ def main():
                 ys = [sum(a for a, _ in v) / len(v) for _, v in pts]
                 es = [math.sqrt(sum(e * e for _, e in v)) / len(v) for _, v in pts]
                 style = "--" if "nat" in model else "-"
-                ax.errorbar(xs, ys, yerr=es, label=label, marker="o", ms=3, capsize=2, linestyle=style)
+                ax.errorbar(xs, ys, yerr=es, label=label, marker="o", ms=3, capsize=2, linestyle=style,
+                            color=f"C{i}")  # one colour per model in both panels
             ax.set_xscale("log")
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
