@@ -10,6 +10,7 @@
 #include "grad/shots.hpp"
 #include "model/model.hpp"
 #include "model/routed.hpp"
+#include "model_helpers.hpp"
 #include "test_helpers.hpp"
 
 using namespace qmoe;
@@ -17,19 +18,9 @@ using namespace qmoe::testing;
 
 namespace {
 
+// The test QMoE of model_helpers.hpp with the given router encoder.
 model::ModelConfig routed_config(int experts, const std::string& enc) {
-  model::ModelConfig c;
-  c.model = model::ModelKind::QMoE;
-  c.ops = "rxryrz";
-  c.n_classes = 4;
-  c.routing_encoder = model::parse_routing_encoder(enc);
-  c.n_features = enc == "quadrant" ? 64 : 16;
-  c.data_qubits = 4;
-  c.depth = 2;
-  c.experts = experts;
-  c.routing_depth = 2;
-  c.encoder_ring_every = 2;
-  return c;
+  return small_qmoe(experts, "rxryrz", model::parse_routing_encoder(enc));
 }
 
 std::vector<double> coherent(const model::Model& m, const std::vector<double>& theta, const std::vector<double>& x,
