@@ -20,20 +20,6 @@ using namespace qmoe::testing;
 
 namespace {
 
-using Dense = std::vector<cplx>;  // row-major dim x dim
-
-// rho <- M rho M^dagger for a dense dim x dim M.
-Dense dense_conj(const Dense& m, const Dense& rho, std::size_t dim) {
-  Dense t(dim * dim, 0.0), out(dim * dim, 0.0);
-  for (std::size_t r = 0; r < dim; ++r)
-    for (std::size_t k = 0; k < dim; ++k)
-      for (std::size_t c = 0; c < dim; ++c) t[r * dim + c] += m[r * dim + k] * rho[k * dim + c];
-  for (std::size_t r = 0; r < dim; ++r)
-    for (std::size_t k = 0; k < dim; ++k)
-      for (std::size_t c = 0; c < dim; ++c) out[r * dim + c] += t[r * dim + k] * std::conj(m[c * dim + k]);
-  return out;
-}
-
 // The 2x2 operator k on qubit q of n, as a dense 2^n x 2^n matrix (kron by hand).
 Dense embed(int n, int q, const Mat2& k) {
   const std::size_t dim = std::size_t(1) << n;
@@ -103,16 +89,6 @@ double dense_measured_z(const Dense& rho, int n, std::uint64_t z, double e01, do
     }
   }
   return out;
-}
-
-double dense_pauli(const Dense& rho, int n, const PauliString& p) {
-  const std::size_t dim = std::size_t(1) << n;
-  cplx ph = 1.0;
-  for (int k = 0; k < std::popcount(p.x & p.z); ++k) ph *= cplx(0, 1);
-  cplx acc = 0.0;
-  for (std::size_t j = 0; j < dim; ++j)
-    acc += rho[j * dim + (j ^ p.x)] * ph * ((std::popcount(j & p.z) & 1) ? -1.0 : 1.0);
-  return acc.real();
 }
 
 NoiseModel all_noise() {

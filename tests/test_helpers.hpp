@@ -1,6 +1,7 @@
 // Shared test helpers: random circuits and a slow dense-matrix reference.
 #pragma once
 
+#include <bit>
 #include <complex>
 #include <random>
 #include <vector>
@@ -220,5 +221,32 @@ inline Circuit layered_circuit(std::mt19937_64& rng, int n, bool controlled) {
   return c;
 }
 
+
+
+// ---- dense density-matrix references (tests of noise and the density matrix) ----
+using Dense = std::vector<cplx>;  // row-major dim x dim
+
+// M rho M^dagger for dense dim x dim matrices.
+inline Dense dense_conj(const Dense& m, const Dense& rho, std::size_t dim) {
+  Dense t(dim * dim, 0.0), out(dim * dim, 0.0);
+  for (std::size_t r = 0; r < dim; ++r)
+    for (std::size_t k = 0; k < dim; ++k)
+      for (std::size_t c = 0; c < dim; ++c) t[r * dim + c] += m[r * dim + k] * rho[k * dim + c];
+  for (std::size_t r = 0; r < dim; ++r)
+    for (std::size_t k = 0; k < dim; ++k)
+      for (std::size_t c = 0; c < dim; ++c) out[r * dim + c] += t[r * dim + k] * std::conj(m[c * dim + k]);
+  return out;
+}
+
+// tr(rho P) of an n-qubit density matrix: P|j> = phase(j) |j ^ x>.
+inline double dense_pauli(const Dense& rho, int n, const PauliString& p) {
+  const std::size_t dim = std::size_t(1) << n;
+  cplx ph = 1.0;
+  for (int k = 0; k < std::popcount(p.x & p.z); ++k) ph *= cplx(0, 1);
+  cplx acc = 0.0;
+  for (std::size_t j = 0; j < dim; ++j)
+    acc += rho[j * dim + (j ^ p.x)] * ph * ((std::popcount(j & p.z) & 1) ? -1.0 : 1.0);
+  return acc.real();
+}
 
 }  // namespace qmoe::testing

@@ -16,27 +16,13 @@ using namespace qmoe::testing;
 
 namespace {
 
-using Dense = std::vector<cplx>;  // row-major dim x dim
-
-// rho <- U rho U^dagger
-void dense_unitary(const Dense& u, Dense& rho, std::size_t dim) {
-  Dense t(dim * dim, 0.0), out(dim * dim, 0.0);
-  for (std::size_t r = 0; r < dim; ++r)
-    for (std::size_t k = 0; k < dim; ++k)
-      for (std::size_t c = 0; c < dim; ++c) t[r * dim + c] += u[r * dim + k] * rho[k * dim + c];
-  for (std::size_t r = 0; r < dim; ++r)
-    for (std::size_t k = 0; k < dim; ++k)
-      for (std::size_t c = 0; c < dim; ++c) out[r * dim + c] += t[r * dim + k] * std::conj(u[c * dim + k]);
-  rho = out;
-}
-
 // rho <- (1 - p) rho + p/3 (X rho X + Y rho Y + Z rho Z) on qubit q.
 void dense_depolarize(int n, int q, double p, Dense& rho) {
   const std::size_t dim = std::size_t(1) << n;
   Dense sum(dim * dim, 0.0);
   for (GateKind k : {GateKind::X, GateKind::Y, GateKind::Z}) {
     Dense r = rho;
-    dense_unitary(dense_gate_matrix(n, make_gate(k, q), nullptr), r, dim);
+    r = dense_conj(dense_gate_matrix(n, make_gate(k, q), nullptr), r, dim);
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += r[i];
   }
   for (std::size_t i = 0; i < rho.size(); ++i) rho[i] = (1 - p) * rho[i] + p / 3 * sum[i];
@@ -51,7 +37,7 @@ std::vector<double> dense_noisy(const Circuit& c, const std::vector<double>& the
   rho[0] = 1.0;
   for (const Gate& g : c.gates) {
     const auto a = resolve_angles(g, theta.data(), x);
-    dense_unitary(dense_gate_matrix(n, g, a.data()), rho, dim);
+    rho = dense_conj(dense_gate_matrix(n, g, a.data()), rho, dim);
     const bool multi = !g.controls.empty() || g.kind == GateKind::Swap;
     std::vector<int> qs{g.target};
     if (g.kind == GateKind::Swap) qs.push_back(g.target2);
@@ -59,18 +45,7 @@ std::vector<double> dense_noisy(const Circuit& c, const std::vector<double>& the
     for (int q : qs) dense_depolarize(n, q, multi ? noise.p2 : noise.p1, rho);
   }
   std::vector<double> out;
-  for (const PauliString& p : obs) {
-    // tr(rho P) = sum_j <j| rho P |j>, P|j> = phase(j) |j ^ x>
-    const int ny = std::popcount(p.x & p.z);
-    cplx ph = 1.0;
-    for (int k = 0; k < ny; ++k) ph *= cplx(0, 1);
-    cplx acc = 0.0;
-    for (std::size_t j = 0; j < dim; ++j) {
-      const double sign = (std::popcount(j & p.z) & 1) ? -1.0 : 1.0;
-      acc += rho[j * dim + (j ^ p.x)] * ph * sign;
-    }
-    out.push_back(acc.real());
-  }
+  for (const PauliString& p : obs) out.push_back(dense_pauli(rho, n, p));
   return out;
 }
 
