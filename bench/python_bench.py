@@ -2,7 +2,8 @@
 (qnn8, qmoe10; src/cli/cmd_bench.cpp) at batch 32 through
 qmoe.torch.QuantumLayer (torch autograd + torch.optim.Adam) and through the
 scikit-learn estimator (the core's trainer), against `qmoe bench` run in the
-same process tree, alternating, min-of-rounds. Not a test: figures go to
+same process tree, alternating, best of rounds. A layer that costs nothing
+(NoOpLayer) measures torch's own per-step cost in the same run. Not a test: figures go to
 bench/RESULTS.md.
 
     [OMP_NUM_THREADS=1] /usr/bin/python3 bench/python_bench.py [--rounds 3] [--seconds 2] [--qmoe build/qmoe]
@@ -107,8 +108,37 @@ def rate(step, batch, seconds):
     return n / (time.perf_counter() - t0)
 
 
-def layer_rate(circuit, batch, seconds):
-    layer = qmoe.torch.QuantumLayer(circuit, seed=5)
+class _NoOp(torch.autograd.Function):
+    """A layer that costs nothing: the same inputs, output shape and gradient
+    shapes as the QuantumLayer, from preallocated tensors."""
+
+    @staticmethod
+    def forward(ctx, x, weight, out, dtheta):
+        ctx.dtheta = dtheta
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return None, ctx.dtheta, None, None
+
+
+class NoOpLayer(torch.nn.Module):
+    def __init__(self, circuit, n_out):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(circuit.n_params, dtype=torch.float64))
+        self._out = torch.zeros(1, n_out, dtype=torch.float64)
+        self._dtheta = torch.zeros(circuit.n_params, dtype=torch.float64)
+
+    def forward(self, x):
+        if self._out.shape[0] != x.shape[0]:
+            self._out = torch.zeros(x.shape[0], self._out.shape[1], dtype=torch.float64)
+        return _NoOp.apply(x, self.weight, self._out, self._dtheta)
+
+
+def layer_rate(circuit, batch, seconds, noop=False):
+    """Training steps through QuantumLayer (noop: through NoOpLayer, which
+    measures torch's own per-step cost: autograd, cross_entropy, Adam)."""
+    layer = NoOpLayer(circuit, circuit.n_qubits) if noop else qmoe.torch.QuantumLayer(circuit, seed=5)
     opt = torch.optim.Adam(layer.parameters(), lr=2e-3)
     X, y = inputs(circuit.n_features, batch)
     X, y = torch.from_numpy(X), torch.from_numpy(y)
@@ -160,16 +190,22 @@ def main():
         cli = cli_rates(a.qmoe, a.seconds)
         for name, (circuit, model, nf) in shapes.items():
             vals = {"cli": cli[name], "layer": layer_rate(circuit, 32, a.seconds),
+                    "torch": layer_rate(circuit, 32, a.seconds, noop=True),
                     "estimator": estimator_rate(model, nf, 32, a.seconds)}
             print(f"round {r + 1} {name}: " + ", ".join(f"{k} {v:.0f}" for k, v in vals.items()) + " samples/s",
                   flush=True)
             for k, v in vals.items():
                 best[(name, k)] = max(best.get((name, k), 0), v)
     print(f"\nthreads {qmoe.get_threads()}, batch 32, best of {a.rounds} rounds (samples/s)")
-    print(f"{'circuit':8} {'qmoe bench':>11} {'QuantumLayer':>13} {'overhead':>9} {'estimator':>10} {'overhead':>9}")
+    # Per step at batch 32: bench b/c, layer b/l, torch's own ops b/t. "beyond torch" counts the
+    # layer's step less torch's own: the cost qmoe's layer adds over `qmoe bench`.
+    print(f"{'circuit':8} {'qmoe bench':>11} {'QuantumLayer':>13} {'overhead':>9} {'torch only':>11} "
+          f"{'beyond torch':>13} {'estimator':>10} {'overhead':>9}")
     for name in shapes:
-        c, l, e = best[(name, "cli")], best[(name, "layer")], best[(name, "estimator")]
-        print(f"{name:8} {c:11.0f} {l:13.0f} {100 * (c / l - 1):8.1f}% {e:10.0f} {100 * (c / e - 1):8.1f}%")
+        c, l, e, t = (best[(name, k)] for k in ("cli", "layer", "estimator", "torch"))
+        beyond = (1 / l - 1 / t) * c - 1
+        print(f"{name:8} {c:11.0f} {l:13.0f} {100 * (c / l - 1):8.1f}% {t:11.0f} {100 * beyond:12.1f}% "
+              f"{e:10.0f} {100 * (c / e - 1):8.1f}%")
 
 
 def _qnn8_parts():

@@ -175,15 +175,19 @@ class QMoEClassifier(_QuantumClassifier):
 
     _model_kind = "qmoe"
     _model_keys = ("ops", "experts", "depth", "qubits", "routing_depth", "routing_encoder",
-                   "aggregation", "readout", "ring_every", "logit_scale", "load_balance")
+                   "aggregation", "readout", "ring_every", "logit_scale", "load_balance", "routing_qubits",
+                   "routing_entropy", "expert_reupload", "routing_reupload", "routing", "top_k")
 
     def __init__(self, model=None, *, ops=None, experts=None, depth=None, qubits=None, routing_depth=None,
                  routing_encoder=None, aggregation=None, readout=None, ring_every=None, logit_scale=None,
-                 load_balance=None, epochs=None, batch_size=None, lr=None, random_state=0, gradient=None,
-                 chunk=None, threads=None, dtype="float64", progress=False):
+                 load_balance=None, routing_qubits=None, routing_entropy=None, expert_reupload=None,
+                 routing_reupload=None, routing=None, top_k=None, epochs=None, batch_size=None, lr=None,
+                 random_state=0, gradient=None, chunk=None, threads=None, dtype="float64", progress=False):
         self.model, self.ops, self.experts, self.depth, self.qubits = model, ops, experts, depth, qubits
         self.routing_depth, self.routing_encoder, self.aggregation = routing_depth, routing_encoder, aggregation
         self.readout, self.ring_every, self.logit_scale, self.load_balance = readout, ring_every, logit_scale, load_balance
+        self.routing_qubits, self.routing_entropy, self.expert_reupload = routing_qubits, routing_entropy, expert_reupload
+        self.routing_reupload, self.routing, self.top_k = routing_reupload, routing, top_k
         self.epochs, self.batch_size, self.lr, self.random_state, self.gradient = epochs, batch_size, lr, random_state, gradient
         self.chunk, self.threads, self.dtype, self.progress = chunk, threads, dtype, progress
 
@@ -192,17 +196,18 @@ class QNNClassifier(_QuantumClassifier):
     """The baseline QNN (qmoe.models.qnn; matched=True: qnn_matched, as many
     parameters as the QMoE of the same options) or any custom `model`."""
 
-    _model_keys = ("ops", "depth", "qubits", "ring_every", "readout", "logit_scale", "experts")
+    _model_keys = ("ops", "depth", "qubits", "ring_every", "readout", "logit_scale", "experts", "expert_reupload")
 
     @property
     def _model_kind(self):
         return "qnn_matched" if self.matched else "qnn"
 
     def __init__(self, model=None, *, matched=False, ops=None, depth=None, qubits=None, ring_every=None,
-                 readout=None, logit_scale=None, experts=None, epochs=None, batch_size=None, lr=None,
-                 random_state=0, gradient=None, chunk=None, threads=None, dtype="float64", progress=False):
+                 readout=None, logit_scale=None, experts=None, expert_reupload=None, epochs=None, batch_size=None,
+                 lr=None, random_state=0, gradient=None, chunk=None, threads=None, dtype="float64", progress=False):
         self.model, self.matched, self.ops, self.depth, self.qubits = model, matched, ops, depth, qubits
         self.ring_every, self.readout, self.logit_scale, self.experts = ring_every, readout, logit_scale, experts
+        self.expert_reupload = expert_reupload
         self.epochs, self.batch_size, self.lr, self.random_state, self.gradient = epochs, batch_size, lr, random_state, gradient
         self.chunk, self.threads, self.dtype, self.progress = chunk, threads, dtype, progress
 
@@ -215,13 +220,20 @@ def load(path):
     common = dict(epochs=tc["epochs"], batch_size=tc["batch"], lr=tc["lr"], random_state=tc["seed"],
                   gradient=tc["gradient"], chunk=tc["chunk"], ops=cfg["ops"], depth=cfg["depth"], qubits=cfg["data_qubits"],
                   ring_every=cfg["encoder_ring_every"], readout=cfg["readout"], logit_scale=cfg["logit_scale"])
+    # Options the checkpoint leaves out (at their defaults) stay None: the core's defaults.
+    common["expert_reupload"] = cfg.get("expert_reupload")
+    model = Model(core, ("config", cfg))
     if cfg["model"] == "qmoe":
         est = QMoEClassifier(experts=cfg["experts"], routing_depth=cfg["routing_depth"],
                              routing_encoder=cfg["routing_encoder"], aggregation=cfg["aggregation"],
-                             load_balance=cfg["load_balance"], **common)
+                             load_balance=cfg["load_balance"], routing_qubits=cfg["routing_qubits"],
+                             **{k: cfg.get(k) for k in ("routing_entropy", "routing_reupload", "routing", "top_k")},
+                             **common)
+    elif cfg["model"] == "sum":  # no estimator keyword builds it: the model itself is the option
+        est = QMoEClassifier(model, **{k: v for k, v in common.items() if k in _TRAIN_KEYS + ("chunk",)})
     else:
         est = QNNClassifier(**common)
-    est.model_ = Model(core, ("config", cfg))
+    est.model_ = model
     est.state_ = state
     est.train_config_ = tc
     est.classes_ = np.arange(cfg["n_classes"])

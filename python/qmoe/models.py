@@ -5,7 +5,8 @@ Every keyword left at None takes the core's default (model::ModelConfig), so
 these follow the CLI's defaults wherever they change. Keyword names follow the
 CLI flags: ops, experts, depth, qubits (--qubits), routing_depth,
 routing_encoder, aggregation, readout, ring_every, logit_scale, load_balance,
-routing_qubits; n_classes and n_features describe the data (default: mnist4's
+routing_qubits, routing_entropy, expert_reupload, routing_reupload, routing,
+top_k (docs/models.md, "Hard routing" and the issue-19 variants); n_classes and n_features describe the data (default: mnist4's
 4 classes of 64 features).
 """
 import json
@@ -18,11 +19,13 @@ _KEYS = {"ops": "ops", "experts": "experts", "depth": "depth", "qubits": "data_q
          "routing_depth": "routing_depth", "routing_encoder": "routing_encoder",
          "aggregation": "aggregation", "readout": "readout", "ring_every": "encoder_ring_every",
          "logit_scale": "logit_scale", "load_balance": "load_balance",
-         "routing_qubits": "routing_qubits", "n_classes": "n_classes", "n_features": "n_features"}
+         "routing_qubits": "routing_qubits", "routing_entropy": "routing_entropy",
+         "expert_reupload": "expert_reupload", "routing_reupload": "routing_reupload", "routing": "routing",
+         "top_k": "top_k", "n_classes": "n_classes", "n_features": "n_features"}
 
 
 def config(model, **kw):
-    """The ModelConfig (a dict) for model "qmoe" or "qnn" with the given keywords."""
+    """The ModelConfig (a dict) for model "qmoe", "qnn" or "sum" with the given keywords."""
     cfg = json.loads(_core.default_model_config())
     for k, v in kw.items():
         if k not in _KEYS:
@@ -36,6 +39,12 @@ def config(model, **kw):
 def paper_qmoe(**kw):
     """The paper's QMoE as `qmoe train --model qmoe` builds it."""
     return from_config(config("qmoe", **kw))
+
+
+def sum_of_experts(**kw):
+    """The experts summed with no router, the routing register in uniform
+    superposition (`qmoe train --model sum`; docs/models.md)."""
+    return from_config(config("sum", **kw))
 
 
 def qnn(**kw):

@@ -20,35 +20,39 @@ from .model import Model
 
 
 def _np(t):
-    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
+    """A float64 C-contiguous numpy view of a CPU tensor (a copy only when needed)."""
+    t = t.detach()
+    if t.dtype is not torch.float64:
+        t = t.double()
+    return t.contiguous().numpy()
 
 
 class _Expval(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, layer):
         theta = _np(weight)
-        X = _np(x) if x is not None else None
-        # A tape (the core's Workspace: states, cached execution plans) from the
+        X = None if x is None else _np(x)
+        # A tape (the core's Workspace with its cached execution plans) from the
         # layer's pool: a fresh one would plan the circuit again on every call.
-        tape = layer._tapes.pop() if layer._tapes else _core.Tape(layer._single)
-        out = _core.tape_forward(tape, layer._circuit, theta, X, layer.observables)
-        ctx.layer, ctx.has_x = layer, x is not None
-        if any(ctx.needs_input_grad[:2]):  # a backward may follow: it gives the tape back to the pool
-            ctx.tape, ctx.token, ctx.theta, ctx.X = tape, object(), theta.copy(), X
-            layer._owner[id(tape)] = ctx.token
+        tape = layer._tapes.pop() if layer._tapes else layer._new_tape()
+        out = tape.forward(theta, X)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:  # a backward may follow: it returns the tape
+            ctx.layer, ctx.tape, ctx.generation = layer, tape, tape.generation
+            ctx.theta, ctx.X = theta.copy(), X  # for a backward after the tape went to another forward
         else:
             layer._tapes.append(tape)
-        return torch.from_numpy(out).to(layer.dtype)
+        out = torch.from_numpy(out)
+        return out if layer.dtype is torch.float64 else out.to(layer.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        layer = ctx.layer
-        want_dx = ctx.has_x and ctx.needs_input_grad[0]
+        layer, tape = ctx.layer, ctx.tape
+        want_dx = ctx.X is not None and ctx.needs_input_grad[0]
         g = _np(grad_out)
-        if layer._owner.get(id(ctx.tape)) is ctx.token:  # the tape still holds this forward
-            dtheta, dx = _core.tape_backward(ctx.tape, layer._circuit, layer.observables, g, want_dx)
-            if ctx.tape not in layer._tapes:
-                layer._tapes.append(ctx.tape)
+        if tape.generation == ctx.generation:  # the tape still holds this forward
+            dtheta, dx = tape.backward(g, want_dx)
+            if tape not in layer._tapes:
+                layer._tapes.append(tape)
         else:  # a second backward (retain_graph) after the tape went to another forward
             dtheta, dx = _core.vjp(layer._circuit, ctx.theta, ctx.X, layer.observables, g, layer._single)
         gx = torch.from_numpy(dx).to(grad_out.dtype) if want_dx else None
@@ -68,8 +72,7 @@ class QuantumLayer(torch.nn.Module):
         self.dtype = dtype
         self._single = single_precision(dtype)
         self._quadrants = False
-        self._tapes = []  # workspaces free for the next forward
-        self._owner = {}  # id(tape) -> the autograd node whose forward it holds
+        self._tapes = []  # tapes (core workspaces) free for the next forward
         if isinstance(circuit_or_model, Model):
             m = circuit_or_model
             circuit = m.circuit
@@ -87,7 +90,7 @@ class QuantumLayer(torch.nn.Module):
         else:
             raise TypeError(f"QuantumLayer takes a qmoe.Circuit or model, got {type(circuit_or_model).__name__}")
         self.circuit = circuit
-        self._circuit = circuit._c
+        self._circuit = circuit._c.copy()  # the layer's own: later edits of `circuit` do not reach it
         self.observables = circuit._obs(observables)
         w = default if weight is None else _np(torch.as_tensor(weight))
         if w.shape != (circuit.n_params,):
@@ -104,6 +107,9 @@ class QuantumLayer(torch.nn.Module):
                 q = x.reshape(-1, 2, 4, 2, 4).mean(dim=(2, 4)).reshape(-1, 4)
                 x = torch.cat([x, q], dim=1)
         return _Expval.apply(x, self.weight, self)
+
+    def _new_tape(self):
+        return _core.Tape(self._circuit, self.observables, self._single)
 
     def extra_repr(self):
         return f"{self.circuit!r}, observables={self.observables}, dtype={self.dtype}"

@@ -18,6 +18,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -240,8 +241,13 @@ py::tuple vjp(const Circuit& c, const Array& theta, const OptArray& X, const std
 }
 
 // A forward() whose states a backward() follows (qmoe.torch.QuantumLayer):
-// the workspace lives as long as the autograd node that holds the tape.
+// the circuit (a copy) and its observables, parsed once, and the workspace,
+// which lives as long as the autograd node that holds the tape. Each forward
+// counts up `generation`, so a backward can tell whether the tape still holds
+// its forward.
 struct Tape {
+  Circuit circuit;
+  std::vector<PauliString> obs;
   bool single = false;
   Workspace<double> ws64;
   Workspace<float> ws32;
@@ -249,50 +255,51 @@ struct Tape {
   std::vector<double> x;  // the inputs of the forward (the backward re-reads them)
   int batch = 0;
   bool ready = false;
+  std::uint64_t generation = 0;
+
+  Tape(const Circuit& c, const std::vector<std::string>& names, bool single_precision)
+      : circuit(c), obs(observables_of(c, names)), single(single_precision) {
+    ws64.saved_layers = ws32.saved_layers = kTrainingSavedLayers;
+  }
+  void run_forward(double* out) {
+    const Inputs in{x.empty() ? nullptr : x.data(), batch};
+    if (single) qmoe::python::run_forward(circuit, theta, in, obs, out, ws32);
+    else qmoe::python::run_forward(circuit, theta, in, obs, out, ws64);
+  }
 };
 
-Array tape_forward(Tape& tape, const Circuit& c, const Array& theta, const OptArray& X,
-                   const std::vector<std::string>& names) {
+Array tape_forward(Tape& tape, const Array& theta, const OptArray& X) {
+  const Circuit& c = tape.circuit;
   tape.theta = theta_of(c, theta);
-  Inputs in = inputs_of(c, X);
-  const std::vector<PauliString> obs = observables_of(c, names);
+  const Inputs in = inputs_of(c, X);
   tape.x.assign(in.x, in.x + (in.x ? std::size_t(in.batch) * c.n_features : 0));
-  in.x = tape.x.empty() ? nullptr : tape.x.data();
   tape.batch = in.batch;
-  Array out = new_array({in.batch, py::ssize_t(obs.size())});
+  ++tape.generation;
+  Array out = new_array({in.batch, py::ssize_t(tape.obs.size())});
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
-  if (tape.single) {
-    tape.ws32.saved_layers = kTrainingSavedLayers;
-    run_forward(c, tape.theta, in, obs, o, tape.ws32);
-  } else {
-    tape.ws64.saved_layers = kTrainingSavedLayers;
-    run_forward(c, tape.theta, in, obs, o, tape.ws64);
-  }
+  tape.run_forward(o);
   tape.ready = true;
   return out;
 }
 
-py::tuple tape_backward(Tape& tape, const Circuit& c, const std::vector<std::string>& names, const Array& grad_out,
-                        bool want_dx) {
-  const std::vector<PauliString> obs = observables_of(c, names);
-  const double* x = tape.x.empty() ? nullptr : tape.x.data();
-  if (!tape.ready) {  // a second backward through the same forward (retain_graph): run it again
-    std::vector<double> ev(std::size_t(tape.batch) * obs.size());
-    py::gil_scoped_release nogil;
-    if (tape.single) run_forward(c, tape.theta, Inputs{x, tape.batch}, obs, ev.data(), tape.ws32);
-    else run_forward(c, tape.theta, Inputs{x, tape.batch}, obs, ev.data(), tape.ws64);
-  }
-  check_grad_out(grad_out, tape.batch, obs.size());
+py::tuple tape_backward(Tape& tape, const Array& grad_out, bool want_dx) {
+  const Circuit& c = tape.circuit;
+  check_grad_out(grad_out, tape.batch, tape.obs.size());
   Array dtheta = new_array({c.n_params});
   std::fill(dtheta.mutable_data(), dtheta.mutable_data() + c.n_params, 0.0);
   Array dx = new_array({tape.batch, want_dx ? c.n_features : 0});
   double* dt = dtheta.mutable_data();
   double* dxp = want_dx && c.n_features > 0 ? dx.mutable_data() : nullptr;
+  const double* x = tape.x.empty() ? nullptr : tape.x.data();
   {
     py::gil_scoped_release nogil;
-    if (tape.single) backward<float>(c, tape.theta, x, tape.batch, obs, grad_out.data(), dt, dxp, tape.ws32);
-    else backward<double>(c, tape.theta, x, tape.batch, obs, grad_out.data(), dt, dxp, tape.ws64);
+    if (!tape.ready) {  // a second backward through the same forward (retain_graph): run it again
+      std::vector<double> ev(std::size_t(tape.batch) * tape.obs.size());
+      tape.run_forward(ev.data());
+    }
+    if (tape.single) backward<float>(c, tape.theta, x, tape.batch, tape.obs, grad_out.data(), dt, dxp, tape.ws32);
+    else backward<double>(c, tape.theta, x, tape.batch, tape.obs, grad_out.data(), dt, dxp, tape.ws64);
   }
   tape.ready = false;
   return py::make_tuple(dtheta, dx);
@@ -629,13 +636,11 @@ PYBIND11_MODULE(_core, mod) {
   mod.def("to_qasm", &to_qasm);
   mod.def("from_qasm", &from_qasm);
 
-  py::class_<Tape>(mod, "Tape").def(py::init([](bool single) {
-    auto t = std::make_unique<Tape>();
-    t->single = single;
-    return t;
-  }));
-  mod.def("tape_forward", &tape_forward);
-  mod.def("tape_backward", &tape_backward);
+  py::class_<Tape>(mod, "Tape")
+      .def(py::init<const Circuit&, const std::vector<std::string>&, bool>())
+      .def("forward", &tape_forward)
+      .def("backward", &tape_backward)
+      .def_readonly("generation", &Tape::generation);
 
   py::class_<train::TrainState>(mod, "TrainState")
       .def_property_readonly("theta",

@@ -35,6 +35,49 @@ def test_qnn_matched_equals_cli(cli, tmp_path, mnist4):
     assert np.isnan(est.history_[0]["test_acc"])  # no eval_set: no evaluation
 
 
+# The issue-19 options as estimator keywords, each against `qmoe train` with the same flags.
+VARIANTS = [
+    (dict(routing="sampled", top_k=2, routing_entropy=0.05),
+     ["--routing", "sampled", "--top-k", "2", "--routing-entropy", "0.05"]),
+    (dict(expert_reupload=True, routing_reupload=True, routing_encoder="grid"),
+     ["--expert-reupload", "--routing-reupload", "--routing-encoder", "grid"]),
+]
+
+
+@pytest.mark.parametrize("kw,flags", VARIANTS)
+def test_variant_keywords_equal_cli_and_reload(cli, tmp_path, mnist4, kw, flags):
+    out = tmp_path / "run"
+    cli("train", *TRAIN, "--epochs", "1", "--batch", "16", "--seed", "4", "--experts", "2", "--depth", "1",
+        *flags, "--out", out)
+    ck = json.loads((out / "checkpoint").read_text())
+    est = qmoe.QMoEClassifier(experts=2, depth=1, epochs=1, batch_size=16, random_state=4, **kw)
+    est.fit(mnist4.x_train, mnist4.y_train)
+    assert est.model_.config == ck["model"]
+    np.testing.assert_allclose(est.theta_, ck["state"]["theta"], rtol=0, atol=1e-12)
+    back = qmoe.load(out / "checkpoint")  # the CLI's checkpoint gives back the same keywords
+    assert {k: back.get_params()[k] for k in kw} == kw
+    refit = clone(back).fit(mnist4.x_train, mnist4.y_train)
+    np.testing.assert_allclose(refit.theta_, est.theta_, rtol=0, atol=1e-12)
+
+
+def test_qnn_reupload_and_sum_of_experts_equal_cli(cli, tmp_path, mnist4):
+    cases = [(qmoe.QNNClassifier(expert_reupload=True, depth=2, epochs=1, random_state=3),
+              ["--model", "qnn", "--expert-reupload", "--depth", "2"]),
+             (qmoe.QMoEClassifier(qmoe.models.sum_of_experts(experts=2, depth=1), epochs=1, random_state=3),
+              ["--model", "sum", "--experts", "2", "--depth", "1"])]
+    for i, (est, flags) in enumerate(cases):
+        out = tmp_path / f"run{i}"
+        cli("train", *TRAIN, "--epochs", "1", "--seed", "3", *flags, "--out", out)
+        ck = json.loads((out / "checkpoint").read_text())
+        est.fit(mnist4.x_train, mnist4.y_train)
+        assert est.model_.config == ck["model"]
+        np.testing.assert_allclose(est.theta_, ck["state"]["theta"], rtol=0, atol=1e-12)
+        back = qmoe.load(out / "checkpoint")
+        np.testing.assert_array_equal(back.predict_proba(mnist4.x_test), est.predict_proba(mnist4.x_test))
+        np.testing.assert_allclose(clone(back).fit(mnist4.x_train, mnist4.y_train).theta_, est.theta_,
+                                   rtol=0, atol=1e-12)
+
+
 def test_python_checkpoint_evaluated_by_cli(cli, cli_json, tmp_path, mnist4):
     est = qmoe.QMoEClassifier(experts=2, depth=1, epochs=1, random_state=1)
     est.fit(mnist4.x_train, mnist4.y_train)
