@@ -13,8 +13,6 @@
 namespace qmoe::model {
 namespace {
 
-bool targets(const Gate& g, int q) { return g.target == q || g.target2 == q; }
-
 // The routing register's (data register's) parts of a Z string, as bit masks
 // over routing bits (and as a string on the data register).
 struct SplitString {
