@@ -24,34 +24,20 @@ TEST(Adjoint, PlannedAdjointMatchesDenseFiniteDifferences) {
     Circuit c = structured_circuit(rng, n);
     const auto theta = random_vector(rng, std::size_t(c.n_params));
     const auto x = random_vector(rng, std::size_t(c.n_features) * batch);
-    std::vector<PauliString> obs;
-    for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-    obs.push_back(PauliString::parse("X0"));
+    const std::vector<PauliString> obs = z_each_then(n, {"X0"});
     const auto w = random_vector(rng, obs.size() * batch, -1, 1);
-    auto loss = [&](const std::vector<double>& th, const std::vector<double>& xx) {
-      double L = 0;
-      for (int b = 0; b < batch; ++b) {
-        const auto psi = dense_run(c, th, xx.data() + std::size_t(b) * c.n_features);
-        for (std::size_t k = 0; k < obs.size(); ++k) L += w[b * obs.size() + k] * dense_expval(psi, obs[k]);
-      }
-      return L;
-    };
+    const auto loss_of_theta = [&](const std::vector<double>& t) { return dense_loss(c, t, x, batch, obs, w); };
+    const auto loss_of_x = [&](const std::vector<double>& xx) { return dense_loss(c, theta, xx, batch, obs, w); };
     Workspace<double> ws;
     ws.chunk_size = 2;
     std::vector<double> ev(obs.size() * batch), dtheta(theta.size(), 0.0), dx(x.size());
     forward(c, theta, x.data(), batch, obs, ev.data(), ws);
     backward(c, theta, x.data(), batch, obs, w.data(), dtheta.data(), dx.data(), ws);
     const double h = 1e-5;
-    for (std::size_t j = 0; j < theta.size(); ++j) {
-      auto tp = theta, tm = theta;
-      tp[j] += h, tm[j] -= h;
-      EXPECT_NEAR(dtheta[j], (loss(tp, x) - loss(tm, x)) / (2 * h), 1e-6) << "theta " << j;
-    }
-    for (std::size_t j = 0; j < x.size(); ++j) {
-      auto xp = x, xm = x;
-      xp[j] += h, xm[j] -= h;
-      EXPECT_NEAR(dx[j], (loss(theta, xp) - loss(theta, xm)) / (2 * h), 1e-6) << "x " << j;
-    }
+    for (std::size_t j = 0; j < theta.size(); ++j)
+      EXPECT_NEAR(dtheta[j], central_difference(loss_of_theta, theta, j, h), 1e-6) << "theta " << j;
+    for (std::size_t j = 0; j < x.size(); ++j)
+      EXPECT_NEAR(dx[j], central_difference(loss_of_x, x, j, h), 1e-6) << "x " << j;
     // theta only (the sweep stops at the first Param gate, after the encoder)
     std::vector<double> dtheta2(theta.size(), 0.0);
     backward(c, theta, x.data(), batch, obs, w.data(), dtheta2.data(), nullptr, ws);
@@ -68,10 +54,7 @@ namespace {
 
 // Z on every qubit and one non-diagonal string: what the sweep tests read out.
 std::vector<PauliString> sweep_observables(int n) {
-  std::vector<PauliString> obs;
-  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-  if (n >= 2) obs.push_back(PauliString::parse("X0 Y1"));
-  return obs;
+  return n >= 2 ? z_each_then(n, {"X0 Y1"}) : z_each_then(n, {});
 }
 
 // The adjoint method gate by gate with the generic kernels (no plan, no

@@ -29,11 +29,7 @@ struct Trained {
 Trained trained(int epochs) {
   const model::Model m = model::build_model(small_qmoe(2, "rxry"));
   const data::Dataset tr = synthetic(24, 16, 4, 1), te = synthetic(16, 16, 4, 2);
-  train::TrainConfig tc;
-  tc.epochs = epochs;
-  tc.batch = 8;
-  tc.lr = 0.05;
-  tc.seed = 4;
+  const train::TrainConfig tc = short_run(epochs, 8, 4);
   Trained t{{m.config, tc, {{"task", "synthetic"}}, train::initial_state(m, tc)}, {}};
   train::Callbacks cb;
   cb.on_epoch = [&](const train::TrainState& st, const train::EpochMetrics&, bool) {
@@ -131,6 +127,29 @@ TEST(Checkpoint, RandomBitFlipsAreRefused) {
   EXPECT_EQ(by_checksum + otherwise_refused + same_content, trials);
   EXPECT_GT(silent_without_checksum, trials / 10);  // the defect is real: most flips land in numbers
   EXPECT_GE(by_checksum, silent_without_checksum);
+}
+
+// Damaged and foreign files give a clear runtime_error: cut short, a theta
+// longer than the model's, not a checkpoint at all, a non-string format or a
+// huge version (our error, not nlohmann's type error or undefined behaviour),
+// a missing file.
+TEST(Checkpoint, DamagedAndForeignFilesAreRefused) {
+  const train::Checkpoint ck = trained(1).ck;
+  const std::string path = temp_path("qmoe_test_ckpt_damaged");
+  write(path, "{\"format\": \"qmoe-checkpoint\", \"version\": 1, \"model\": {}");
+  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  json j = train::to_json(ck);
+  j["state"]["theta"].push_back(0.5);
+  write(path, j.dump());
+  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  write(path, "[1,2,3]");
+  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
+  EXPECT_THROW(train::checkpoint_from_json({{"format", 5}}), std::runtime_error);
+  json huge = train::to_json(ck);
+  huge["version"] = 1e20;
+  EXPECT_THROW(train::checkpoint_from_json(huge), std::runtime_error);
+  EXPECT_THROW(train::load_checkpoint(path + ".missing"), std::runtime_error);
+  std::remove(path.c_str());
 }
 
 // The checksum is of the content: the same checkpoint laid out otherwise (e.g.

@@ -50,30 +50,23 @@ std::vector<Mat2> kraus_depol(double p) {
 std::vector<Mat2> kraus_amp(double g) { return {Mat2{1, 0, 0, std::sqrt(1 - g)}, Mat2{0, std::sqrt(g), 0, 0}}; }
 std::vector<Mat2> kraus_phase(double l) { return {Mat2{1, 0, 0, std::sqrt(1 - l)}, Mat2{0, 0, 0, std::sqrt(l)}}; }
 
+// The dense run with every channel of nm after each gate, on each qubit it
+// touches: depolarizing (p1 for a one-qubit gate, p2 otherwise), amplitude
+// damping, phase damping.
 Dense dense_noisy_rho(const Circuit& c, const std::vector<double>& theta, const double* x, const NoiseModel& nm) {
   const int n = c.n_qubits;
-  const std::size_t dim = std::size_t(1) << n;
-  Dense rho(dim * dim, 0.0);
-  rho[0] = 1.0;
-  for (const Gate& g : c.gates) {
-    const auto a = resolve_angles(g, theta.data(), x);
-    rho = dense_conj(dense_gate_matrix(n, g, a.data()), rho, dim);
-    const bool multi = !g.controls.empty() || g.kind == GateKind::Swap;
-    std::vector<int> qs{g.target};
-    if (g.kind == GateKind::Swap) qs.push_back(g.target2);
-    for (const Control& ctl : g.controls) qs.push_back(ctl.qubit);
-    for (int q : qs) {
-      dense_kraus(n, q, kraus_depol(multi ? nm.p2 : nm.p1), rho);
-      dense_kraus(n, q, kraus_amp(nm.amp_damping), rho);
-      dense_kraus(n, q, kraus_phase(nm.phase_damping), rho);
-    }
-  }
-  return rho;
+  return dense_noisy_run(c, theta, x, [&](Dense& rho, int q, int touched) {
+    dense_kraus(n, q, kraus_depol(touched > 1 ? nm.p2 : nm.p1), rho);
+    dense_kraus(n, q, kraus_amp(nm.amp_damping), rho);
+    dense_kraus(n, q, kraus_phase(nm.phase_damping), rho);
+  });
 }
 
-// <Z string> as measured: the diagonal's distribution, every bit flipped with
-// its own read-out error (0->1: e01, 1->0: e10), then the string's +-1 mean.
-double dense_measured_z(const Dense& rho, int n, std::uint64_t z, double e01, double e10) {
+// <Z string> as measured: the diagonal's distribution, every bit q flipped
+// with its own read-out error (0->1: e01[q], 1->0: e10[q]), then the string's
+// +-1 mean.
+double dense_measured_z(const Dense& rho, int n, std::uint64_t z, const std::vector<double>& e01,
+                        const std::vector<double>& e10) {
   const std::size_t dim = std::size_t(1) << n;
   double out = 0;
   for (std::size_t i = 0; i < dim; ++i) {
@@ -82,7 +75,7 @@ double dense_measured_z(const Dense& rho, int n, std::uint64_t z, double e01, do
       double pm = pi;
       for (int q = 0; q < n; ++q) {
         const int t = (i >> q) & 1, r = (m >> q) & 1;
-        const double flip = t ? e10 : e01;
+        const double flip = t ? e10[std::size_t(q)] : e01[std::size_t(q)];
         pm *= t == r ? 1 - flip : flip;
       }
       out += pm * ((std::popcount(m & z) & 1) ? -1.0 : 1.0);
@@ -119,20 +112,30 @@ TEST(Density, ChannelsMatchDenseKraus) {
     for (std::size_t i = 0; i < dim; ++i)
       for (std::size_t j = 0; j < dim; ++j) rho[i * dim + j] += w[b] * v[i] * std::conj(v[j]);
   }
+  // each channel: the simulator's Kraus operators and the ones written out here
+  const struct {
+    const char* name;
+    sim::Kraus (*kraus)(double);
+    std::vector<Mat2> (*reference)(double);
+  } channels[] = {
+      {"depolarizing", sim::depolarizing_kraus, kraus_depol},
+      {"amplitude damping", sim::amplitude_damping_kraus, kraus_amp},
+      {"phase damping", sim::phase_damping_kraus, kraus_phase},
+  };
+  const double p = 0.23;
   for (int q = 0; q < n; ++q)
-    for (int ch = 0; ch < 3; ++ch) {
+    for (const auto& ch : channels) {
+      SCOPED_TRACE(std::string(ch.name) + " on qubit " + std::to_string(q));
       sim::State<double> s = sim::make_density(n, 1);
       for (std::size_t i = 0; i < dim; ++i)
         for (std::size_t j = 0; j < dim; ++j) s.re[i + (j << n)] = rho[i * dim + j].real(), s.im[i + (j << n)] = rho[i * dim + j].imag();
       Dense ref = rho;
-      const double p = 0.23;
-      if (ch == 0) sim::apply_channel(s, q, sim::depolarizing_kraus(p)), dense_kraus(n, q, kraus_depol(p), ref);
-      if (ch == 1) sim::apply_channel(s, q, sim::amplitude_damping_kraus(p)), dense_kraus(n, q, kraus_amp(p), ref);
-      if (ch == 2) sim::apply_channel(s, q, sim::phase_damping_kraus(p)), dense_kraus(n, q, kraus_phase(p), ref);
+      sim::apply_channel(s, q, ch.kraus(p));
+      dense_kraus(n, q, ch.reference(p), ref);
       for (std::size_t i = 0; i < dim; ++i)
         for (std::size_t j = 0; j < dim; ++j) {
-          EXPECT_NEAR(s.re[i + (j << n)], ref[i * dim + j].real(), 1e-14) << q << ch;
-          EXPECT_NEAR(s.im[i + (j << n)], ref[i * dim + j].imag(), 1e-14) << q << ch;
+          EXPECT_NEAR(s.re[i + (j << n)], ref[i * dim + j].real(), 1e-14);
+          EXPECT_NEAR(s.im[i + (j << n)], ref[i * dim + j].imag(), 1e-14);
         }
       double tr;
       sim::density_trace(s, &tr);
@@ -159,7 +162,10 @@ TEST(Density, ForwardMatchesDenseReference) {
     for (int b = 0; b < B; ++b) {
       const Dense rho = dense_noisy_rho(c, theta, x.data() + 2 * b, nm);
       for (std::size_t k = 0; k < zs.size(); ++k)
-        EXPECT_NEAR(got[b * zs.size() + k], dense_measured_z(rho, 3, zs[k].z, nm.flip01(), nm.flip10()), 1e-12)
+        EXPECT_NEAR(got[b * zs.size() + k],
+                    dense_measured_z(rho, 3, zs[k].z, std::vector<double>(3, nm.flip01()),
+                                     std::vector<double>(3, nm.flip10())),
+                    1e-12)
             << trial << " " << zs[k].str();
     }
     nm.readout_01 = nm.readout_10 = -1;
@@ -181,9 +187,7 @@ TEST(Density, ForwardMatchesDenseReference) {
   forward(c, theta, nullptr, 1, obs, exact.data(), ws);
   density_forward(c, theta, nullptr, 1, obs, NoiseModel{}, dm.data());
   for (std::size_t k = 0; k < obs.size(); ++k) EXPECT_NEAR(dm[k], exact[k], 1e-12);
-  Circuit big;
-  big.n_qubits = 13;
-  add_gate(big, make_gate(GateKind::H, 12));
+  const Circuit big = circuit_of(13, {make_gate(GateKind::H, 12)});
   std::vector<double> one(1);
   EXPECT_THROW(density_forward(big, {}, nullptr, 1, {PauliString::Z(0)}, NoiseModel{}, one.data()), std::invalid_argument);
 }
@@ -191,15 +195,9 @@ TEST(Density, ForwardMatchesDenseReference) {
 // Closed forms: X then amplitude damping G: <Z> = -(1 - 2G); H then phase
 // damping L: <X> = sqrt(1 - L); read-out 0->1 and 1->0 seen separately.
 TEST(Density, ClosedForms) {
-  Circuit x1;
-  x1.n_qubits = 1;
-  add_gate(x1, make_gate(GateKind::X, 0));
-  Circuit h1;
-  h1.n_qubits = 1;
-  add_gate(h1, make_gate(GateKind::H, 0));
-  Circuit id1;
-  id1.n_qubits = 1;
-  add_gate(id1, make_gate(GateKind::I, 0));
+  const Circuit x1 = circuit_of(1, {make_gate(GateKind::X, 0)});
+  const Circuit h1 = circuit_of(1, {make_gate(GateKind::H, 0)});
+  const Circuit id1 = circuit_of(1, {make_gate(GateKind::I, 0)});
   double v;
   NoiseModel a;
   a.amp_damping = 0.3;
@@ -257,9 +255,7 @@ TEST(Density, TrajectoriesMatchDensityMatrix) {
 
 // Noisy shots with an asymmetric read-out: a |0> qubit reads 1 with e01, a |1> qubit 0 with e10.
 TEST(Density, AsymmetricReadoutShots) {
-  Circuit c;
-  c.n_qubits = 2;
-  add_gate(c, make_gate(GateKind::X, 1));
+  const Circuit c = circuit_of(2, {make_gate(GateKind::X, 1)});
   NoiseModel nm;
   nm.readout_01 = 0.1;
   nm.readout_10 = 0.3;
@@ -330,41 +326,20 @@ TEST(Density, PerQubitErrors) {
                           {0.01, 0.1, 0.08, 0.02, 0.15, 0.07, 0},
                           {0.01, 0.04, 0.0, 0.0, 0, 0, 0}};
   const int n = 3;
-  const std::size_t dim = 8;
-  Dense rho(dim * dim, 0.0);
-  rho[0] = 1.0;
-  for (const Gate& g : c.gates) {
-    const auto a = resolve_angles(g, theta.data(), nullptr);
-    rho = dense_conj(dense_gate_matrix(n, g, a.data()), rho, dim);
-    std::vector<int> qs{g.target};
-    if (g.kind == GateKind::Swap) qs.push_back(g.target2);
-    for (const Control& ctl : g.controls) qs.push_back(ctl.qubit);
-    const int kind = qs.size() == 1 ? 0 : qs.size() == 2 ? 1 : 2;
-    for (int q : qs) {
-      dense_kraus(n, q, kraus_depol(v[q][kind]), rho);
-      dense_kraus(n, q, kraus_amp(v[q][3]), rho);
-      dense_kraus(n, q, kraus_phase(v[q][4]), rho);
-    }
-  }
+  // touched qubits 1, 2, 3 -> the depolarizing probability v[q][0], v[q][1], v[q][2]
+  const Dense rho = dense_noisy_run(c, theta, nullptr, [&](Dense& r, int q, int touched) {
+    dense_kraus(n, q, kraus_depol(v[q][touched - 1]), r);
+    dense_kraus(n, q, kraus_amp(v[q][3]), r);
+    dense_kraus(n, q, kraus_phase(v[q][4]), r);
+  });
   const std::vector<PauliString> obs = {PauliString::Z(0), PauliString::Z(1), PauliString::Z(2),
                                         PauliString::parse("Z0 Z1")};
   std::vector<double> dm(obs.size()), tr(obs.size()), se(obs.size());
   density_forward(c, theta, nullptr, 1, obs, nm, dm.data());
   // the reference's read-out: per qubit, bit by bit
-  for (std::size_t k = 0; k < obs.size(); ++k) {
-    double ref = 0;
-    for (std::size_t i = 0; i < dim; ++i)
-      for (std::size_t m = 0; m < dim; ++m) {
-        double pm = rho[i * dim + i].real();
-        for (int q = 0; q < n; ++q) {
-          const int t = (i >> q) & 1, r = (m >> q) & 1;
-          const double flip = t ? v[q][6] : v[q][5];
-          pm *= t == r ? 1 - flip : flip;
-        }
-        ref += pm * ((std::popcount(m & obs[k].z) & 1) ? -1.0 : 1.0);
-      }
-    EXPECT_NEAR(dm[k], ref, 1e-12) << obs[k].str();
-  }
+  const std::vector<double> e01 = {v[0][5], v[1][5], v[2][5]}, e10 = {v[0][6], v[1][6], v[2][6]};
+  for (std::size_t k = 0; k < obs.size(); ++k)
+    EXPECT_NEAR(dm[k], dense_measured_z(rho, n, obs[k].z, e01, e10), 1e-12) << obs[k].str();
   const int N = 6000;
   noisy_forward<double>(c, theta, nullptr, 1, obs, nm, N, 8, tr.data(), se.data());
   for (std::size_t k = 0; k < obs.size(); ++k) {

@@ -17,12 +17,8 @@ using namespace qmoe::testing;
 
 namespace {
 
-std::vector<PauliString> z_observables(int n) {
-  std::vector<PauliString> obs;
-  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-  obs.push_back(PauliString::parse("Z0 Z1"));
-  return obs;
-}
+// Z on each qubit and Z0 Z1: what a device measures in the computational basis.
+std::vector<PauliString> z_observables(int n) { return z_each_then(n, {"Z0 Z1"}); }
 
 // Shifted evaluations the rules need: 2 per parameter occurrence, 4 when the
 // angle is a controlled rotation's (param_shift.hpp).
@@ -46,11 +42,10 @@ TEST(DeviceTraining, BatchedParameterShiftMatchesAdjointAtItsEvaluationCount) {
   std::mt19937_64 rng(21);
   for (int trial = 0; trial < 8; ++trial) {
     const int n = 2 + trial % 3, batch = 1 + trial % 4, P = 4, F = 3;
-    const Circuit c = random_circuit(rng, n, 30, 2, P, F);
-    const auto theta = random_vector(rng, P);
-    const auto x = random_vector(rng, std::size_t(F) * batch);
-    const auto obs = z_observables(n);
-    const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+    const GradProblem pr = random_grad_problem(rng, n, 30, 2, P, F, batch, z_observables(n));
+    const Circuit& c = pr.c;
+    const std::vector<double> &theta = pr.theta, &x = pr.x, &w = pr.w;
+    const std::vector<PauliString>& obs = pr.obs;
     Workspace<double> ws;
     std::vector<double> ev(obs.size() * batch), adj(P, 0.0), ps(P, 0.0), ps2(P, 0.0);
     forward(c, theta, x.data(), batch, obs, ev.data(), ws);
@@ -75,11 +70,10 @@ TEST(DeviceTraining, BatchedParameterShiftMatchesAdjointAtItsEvaluationCount) {
 TEST(DeviceTraining, ShotParameterShiftIsUnbiasedAndSeeded) {
   std::mt19937_64 rng(5);
   const int n = 3, batch = 2, P = 3, F = 2;
-  const Circuit c = random_circuit(rng, n, 12, 1, P, F, false);
-  const auto theta = random_vector(rng, P);
-  const auto x = random_vector(rng, std::size_t(F) * batch);
-  const auto obs = z_observables(n);
-  const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+  const GradProblem pr = random_grad_problem(rng, n, 12, 1, P, F, batch, z_observables(n), false);
+  const Circuit& c = pr.c;
+  const std::vector<double> &theta = pr.theta, &x = pr.x, &w = pr.w;
+  const std::vector<PauliString>& obs = pr.obs;
   Workspace<double> ws;
   std::vector<double> exact(P, 0.0);
   param_shift_gradient(c, theta, x.data(), batch, obs, w.data(), exact.data(), ws);
@@ -144,9 +138,7 @@ TEST(DeviceTraining, ErrorRealisationsAverageToTheNoisyChannel) {
   EXPECT_EQ(error_realisation(c, NoiseModel{}, 9).gates.size(), c.gates.size());
 
   // Amplitude damping G after an H on |0>: <X> = sqrt(1-G) (read as <Z> after a second H).
-  Circuit h;
-  h.n_qubits = 1;
-  add_gate(h, make_gate(GateKind::H, 0));
+  const Circuit h = circuit_of(1, {make_gate(GateKind::H, 0)});
   NoiseModel amp;
   amp.amp_damping = 0.3;
   double mean_x = 0;

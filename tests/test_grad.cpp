@@ -14,23 +14,9 @@ using namespace qmoe::testing;
 
 namespace {
 
+// Z on each qubit, X0 Z1, and Y2 X0 where there is a qubit 2.
 std::vector<PauliString> test_observables(int n) {
-  std::vector<PauliString> obs;
-  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-  obs.push_back(PauliString::parse("X0 Z1"));
-  if (n >= 3) obs.push_back(PauliString::parse("Y2 X0"));
-  return obs;
-}
-
-// L = sum_b sum_k w[b,k] <O_k>_b, evaluated with the dense reference.
-double dense_loss(const Circuit& c, const std::vector<double>& theta, const std::vector<double>& x,
-                  int batch, const std::vector<PauliString>& obs, const std::vector<double>& w) {
-  double L = 0;
-  for (int b = 0; b < batch; ++b) {
-    const auto psi = dense_run(c, theta, x.data() + std::size_t(b) * c.n_features);
-    for (std::size_t k = 0; k < obs.size(); ++k) L += w[b * obs.size() + k] * dense_expval(psi, obs[k]);
-  }
-  return L;
+  return n >= 3 ? z_each_then(n, {"X0 Z1", "Y2 X0"}) : z_each_then(n, {"X0 Z1"});
 }
 
 }  // namespace
@@ -42,11 +28,10 @@ TEST(Grad, AdjointMatchesParameterShiftAndFiniteDifferences) {
   std::mt19937_64 rng(11);
   for (int trial = 0; trial < 12; ++trial) {
     const int n = 2 + trial % 4, batch = 1 + trial % 3, P = 5, F = 4;
-    Circuit c = random_circuit(rng, n, 40, 2, P, F);
-    const auto theta = random_vector(rng, P);
-    const auto x = random_vector(rng, std::size_t(F) * batch);
-    const auto obs = test_observables(n);
-    const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+    const GradProblem pr = random_grad_problem(rng, n, 40, 2, P, F, batch, test_observables(n));
+    const Circuit& c = pr.c;
+    const std::vector<double> &theta = pr.theta, &x = pr.x, &w = pr.w;
+    const std::vector<PauliString>& obs = pr.obs;
 
     Workspace<double> ws;
     ws.chunk_size = 2;  // several chunks even for small batches
@@ -66,18 +51,13 @@ TEST(Grad, AdjointMatchesParameterShiftAndFiniteDifferences) {
     for (int j = 0; j < P; ++j) EXPECT_NEAR(dtheta[j], ps[j], 1e-10) << "trial " << trial << " param " << j;
     // finite differences on theta and x
     const double h = 1e-5;
-    for (int j = 0; j < P; ++j) {
-      auto tp = theta, tm = theta;
-      tp[j] += h, tm[j] -= h;
-      const double fd = (dense_loss(c, tp, x, batch, obs, w) - dense_loss(c, tm, x, batch, obs, w)) / (2 * h);
-      EXPECT_NEAR(dtheta[j], fd, 1e-6) << "trial " << trial << " param " << j;
-    }
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      auto xp = x, xm = x;
-      xp[i] += h, xm[i] -= h;
-      const double fd = (dense_loss(c, theta, xp, batch, obs, w) - dense_loss(c, theta, xm, batch, obs, w)) / (2 * h);
-      EXPECT_NEAR(dx[i], fd, 1e-6) << "trial " << trial << " feature " << i;
-    }
+    const auto loss_of_theta = [&](const std::vector<double>& t) { return dense_loss(c, t, x, batch, obs, w); };
+    const auto loss_of_x = [&](const std::vector<double>& xx) { return dense_loss(c, theta, xx, batch, obs, w); };
+    for (int j = 0; j < P; ++j)
+      EXPECT_NEAR(dtheta[j], central_difference(loss_of_theta, theta, std::size_t(j), h), 1e-6)
+          << "trial " << trial << " param " << j;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(dx[i], central_difference(loss_of_x, x, i, h), 1e-6) << "trial " << trial << " feature " << i;
   }
 }
 
@@ -115,11 +95,10 @@ TEST(Grad, FourTermRuleForControlledRotations) {
 TEST(Grad, SameNumbersForAnyThreadCountAndChunk) {
   std::mt19937_64 rng(12);
   const int n = 6, batch = 37, P = 10, F = 8;
-  Circuit c = random_circuit(rng, n, 80, 2, P, F);
-  const auto theta = random_vector(rng, P);
-  const auto x = random_vector(rng, std::size_t(F) * batch);
-  const auto obs = test_observables(n);
-  const auto w = random_vector(rng, obs.size() * batch, -1, 1);
+  const GradProblem pr = random_grad_problem(rng, n, 80, 2, P, F, batch, test_observables(n));
+  const Circuit& c = pr.c;
+  const std::vector<double> &theta = pr.theta, &x = pr.x, &w = pr.w;
+  const std::vector<PauliString>& obs = pr.obs;
   auto run = [&](int threads, int chunk) {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -171,9 +150,7 @@ TEST(Grad, SameNumbersForAnyThreadCountAndChunk) {
 }
 
 TEST(Grad, BackwardWithoutForwardThrows) {
-  Circuit c;
-  c.n_qubits = 1;
-  add_gate(c, make_gate(GateKind::RX, 0, {}, {Angle::param(0)}));
+  const Circuit c = circuit_of(1, {make_gate(GateKind::RX, 0, {}, {Angle::param(0)})});
   Workspace<double> ws;
   std::vector<double> th = {0.1}, d(1), dl = {1.0};
   EXPECT_THROW(backward(c, th, nullptr, 1, {PauliString::Z(0)}, dl.data(), d.data(), nullptr, ws),

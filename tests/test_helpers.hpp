@@ -4,6 +4,7 @@
 #include <bit>
 #include <complex>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "circuit/circuit.hpp"
@@ -72,6 +73,23 @@ inline Circuit random_circuit(std::mt19937_64& rng, int n, int n_gates, int max_
   return c;
 }
 
+// The observables most tests read out: Z on each of the n qubits, then the
+// given Pauli strings ("X0 Y1").
+inline std::vector<PauliString> z_each_then(int n, const std::vector<std::string>& more) {
+  std::vector<PauliString> obs;
+  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
+  for (const std::string& p : more) obs.push_back(PauliString::parse(p));
+  return obs;
+}
+
+// A circuit on n qubits made of the given gates, in order.
+inline Circuit circuit_of(int n, const std::vector<Gate>& gates) {
+  Circuit c;
+  c.n_qubits = n;
+  for (const Gate& g : gates) add_gate(c, g);
+  return c;
+}
+
 inline std::vector<double> random_vector(std::mt19937_64& rng, std::size_t n, double lo = -M_PI,
                                          double hi = M_PI) {
   std::uniform_real_distribution<double> u(lo, hi);
@@ -130,6 +148,50 @@ inline double dense_expval(const std::vector<cplx>& psi, const PauliString& p) {
     acc += std::conj(psi[i ^ p.x]) * phase * sign * psi[i];
   }
   return acc.real();
+}
+
+// L = sum_b sum_k w[b, k] <O_k>_b over a batch (features of sample b at
+// x[b * n_features]), with the dense reference: the loss whose gradient the
+// adjoint and parameter-shift tests check.
+inline double dense_loss(const Circuit& c, const std::vector<double>& theta, const std::vector<double>& x,
+                         int batch, const std::vector<PauliString>& obs, const std::vector<double>& w) {
+  double L = 0;
+  for (int b = 0; b < batch; ++b) {
+    const auto psi = dense_run(c, theta, x.data() + std::size_t(b) * c.n_features);
+    for (std::size_t k = 0; k < obs.size(); ++k) L += w[b * obs.size() + k] * dense_expval(psi, obs[k]);
+  }
+  return L;
+}
+
+// The central finite difference (f(v + h e_i) - f(v - h e_i)) / 2h: the
+// reference every gradient test compares against.
+template <class F>
+double central_difference(F f, const std::vector<double>& v, std::size_t i, double h) {
+  std::vector<double> vp = v, vm = v;
+  vp[i] += h, vm[i] -= h;
+  return (f(vp) - f(vm)) / (2 * h);
+}
+
+// A random gradient problem: a circuit on n qubits with P parameters and F
+// features, theta, a batch of features x (sample b at x[b * F]) and loss
+// weights w[b, k] for the observables, drawn from rng in that order.
+struct GradProblem {
+  Circuit c;
+  int batch = 0;
+  std::vector<double> theta, x;
+  std::vector<PauliString> obs;
+  std::vector<double> w;
+};
+inline GradProblem random_grad_problem(std::mt19937_64& rng, int n, int n_gates, int max_ctrl, int P, int F,
+                                       int batch, std::vector<PauliString> obs, bool allow_swap = true) {
+  GradProblem p;
+  p.c = random_circuit(rng, n, n_gates, max_ctrl, P, F, allow_swap);
+  p.batch = batch;
+  p.theta = random_vector(rng, std::size_t(P));
+  p.x = random_vector(rng, std::size_t(F) * batch);
+  p.obs = std::move(obs);
+  p.w = random_vector(rng, p.obs.size() * batch, -1, 1);
+  return p;
 }
 
 // s.phase i^phase X^x Z^z applied to a dense vector gate by gate: the Z's,
@@ -236,6 +298,33 @@ inline Dense dense_conj(const Dense& m, const Dense& rho, std::size_t dim) {
     for (std::size_t k = 0; k < dim; ++k)
       for (std::size_t c = 0; c < dim; ++c) out[r * dim + c] += t[r * dim + k] * std::conj(m[c * dim + k]);
   return out;
+}
+
+// The qubits a gate touches: its target (and a SWAP's second), then its controls.
+inline std::vector<int> gate_qubits(const Gate& g) {
+  std::vector<int> qs{g.target};
+  if (g.kind == GateKind::Swap) qs.push_back(g.target2);
+  for (const Control& ctl : g.controls) qs.push_back(ctl.qubit);
+  return qs;
+}
+
+// The dense noisy run of one sample: rho starts as |0><0|; after each gate's
+// U rho U^dagger, noise(rho, q, touched) acts on every qubit q the gate
+// touches (touched: how many it touches, 1 for a one-qubit gate). The noise
+// is the caller's, so each test keeps its own independent channel reference.
+template <class Noise>
+Dense dense_noisy_run(const Circuit& c, const std::vector<double>& theta, const double* x, Noise noise) {
+  const int n = c.n_qubits;
+  const std::size_t dim = std::size_t(1) << n;
+  Dense rho(dim * dim, 0.0);
+  rho[0] = 1.0;
+  for (const Gate& g : c.gates) {
+    const auto a = resolve_angles(g, theta.data(), x);
+    rho = dense_conj(dense_gate_matrix(n, g, a.data()), rho, dim);
+    const std::vector<int> qs = gate_qubits(g);
+    for (int q : qs) noise(rho, q, int(qs.size()));
+  }
+  return rho;
 }
 
 // tr(rho P) of an n-qubit density matrix: P|j> = phase(j) |j ^ x>.

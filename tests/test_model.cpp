@@ -1,10 +1,7 @@
-// Models: QMoE structure (Eq. 1), gradients through the loss, configurations
-// (typed options, limits, JSON). Training and checkpoints: test_train.cpp.
+// Models: QMoE structure (Eq. 1), configurations (typed options, limits,
+// JSON). Gradients of a batch's loss, data parallelism and training:
+// test_train.cpp; checkpoints: test_checkpoint.cpp.
 #include <gtest/gtest.h>
-
-#include <barrier>
-#include <numeric>
-#include <thread>
 
 #include <cstdio>
 #include <filesystem>
@@ -112,60 +109,6 @@ TEST(Model, QmoeIsMixtureOfExperts) {
   }
 }
 
-// dLoss/dtheta of a mini-batch (NLL + load balancing) == central finite differences.
-TEST(Model, BatchGradientMatchesFiniteDifferences) {
-  for (model::ModelKind kind : {model::ModelKind::QMoE, model::ModelKind::QNN}) {
-    model::ModelConfig cfg = small_qmoe(3, "rxry");
-    cfg.model = kind;
-    cfg.load_balance = kind == model::ModelKind::QMoE ? 0.3 : 0.0;
-    cfg.n_classes = 2;  // the 'pairs' read-out
-    cfg.depth = 1;
-    const model::Model m = model::build_model(cfg);
-    const data::Dataset d = synthetic(6, 16, 2, 5);
-    std::vector<std::size_t> rows = {0, 3, 4};
-    std::mt19937_64 rng(9);
-    auto theta = random_vector(rng, std::size_t(m.n_params()));
-    Workspace<double> ws;
-    std::vector<double> grad, ps_grad, g2;
-    train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
-    train::batch_gradient(m, theta, d, rows, train::GradientMethod::ParamShift, ps_grad, ws);
-    const double h = 1e-5;
-    for (int j = 0; j < m.n_params(); ++j) {
-      auto tp = theta, tm = theta;
-      tp[std::size_t(j)] += h, tm[std::size_t(j)] -= h;
-      const double fp = train::batch_gradient(m, tp, d, rows, train::GradientMethod::Adjoint, g2, ws).first;
-      const double fm = train::batch_gradient(m, tm, d, rows, train::GradientMethod::Adjoint, g2, ws).first;
-      EXPECT_NEAR(grad[std::size_t(j)], (fp - fm) / (2 * h), 1e-7) << model::to_string(kind) << " param " << j;
-      EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << model::to_string(kind) << " param " << j;
-    }
-  }
-}
-
-// The trainer's chunk-by-chunk path (forward_backward, chunks of 3 over 16
-// rows: a short last chunk) gives the loss, the hit count and the gradient of
-// the whole-batch parameter-shift path: each chunk's loss and dlogits are
-// divided by the batch size, not the chunk's.
-TEST(Model, BatchGradientByChunksMatchesWholeBatch) {
-  model::ModelConfig cfg = small_qmoe(3, "rxry");
-  cfg.model = model::ModelKind::QNN;
-  cfg.n_classes = 2;
-  cfg.depth = 1;
-  const model::Model m = model::build_model(cfg);
-  const data::Dataset d = synthetic(16, 16, 2, 5);
-  std::vector<std::size_t> rows(16);
-  std::iota(rows.begin(), rows.end(), std::size_t(0));
-  std::mt19937_64 rng(11);
-  const auto theta = random_vector(rng, std::size_t(m.n_params()));
-  Workspace<double> ws;
-  ws.chunk_size = 3;
-  std::vector<double> grad, ps_grad;
-  const auto [loss, hits] = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
-  const auto [ps_loss, ps_hits] = train::batch_gradient(m, theta, d, rows, train::GradientMethod::ParamShift, ps_grad, ws);
-  EXPECT_NEAR(loss, ps_loss, 1e-12);
-  EXPECT_EQ(hits, ps_hits);
-  for (int j = 0; j < m.n_params(); ++j) EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << "param " << j;
-}
-
 TEST(Model, ParameterCountsAndMatchedBaseline) {
   model::ModelConfig q;  // defaults: 8 data qubits, 4 experts, depth 3, rxry
   const model::Model qm = model::build_model(q);
@@ -244,14 +187,7 @@ TEST(Model, QuadrantMeansAreFiniteAndExact) {
 // enforce hold for JSON too, before anything is allocated.
 TEST(Model, ConfigLimitsHoldForJson) {
   using MC = model::ModelConfig;
-  const auto err = [](const nlohmann::json& j) {
-    try {
-      MC::from_json(j);
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  const auto err = model_config_error;
   EXPECT_EQ(err({{"routing_depth", 200000000}}), "model config: routing_depth must be 0..1000");
   EXPECT_EQ(err({{"routing_depth", MC::kMaxDepth}}), "accepted");
   EXPECT_EQ(err({{"depth", MC::kMaxDepth + 1}}), "model config: depth must be 0..1000");
@@ -279,14 +215,7 @@ TEST(Model, ConfigLimitsHoldForJson) {
 // or 8.5 for an int, -1 or 1e20 for the seed are errors naming the field, not
 // a conversion (undefined behaviour out of range, silent truncation in range).
 TEST(Model, JsonIntegersAreCheckedBeforeConversion) {
-  const auto err = [](const nlohmann::json& j) {
-    try {
-      model::ModelConfig::from_json(j);
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  const auto err = model_config_error;
   EXPECT_EQ(err({{"data_qubits", 1e20}}),
             "model config: 'data_qubits' must be an integer in -2147483648 .. 2147483647, got 1e+20");
   EXPECT_EQ(err({{"depth", 2.5}}), "model config: 'depth' must be an integer in -2147483648 .. 2147483647, got 2.5");
@@ -344,127 +273,4 @@ TEST(Model, OptionSpellingsRoundTrip) {
   EXPECT_EQ(c.aggregation, model::Aggregation::None);
   EXPECT_EQ(c.readout, model::Readout::Qubits);
   for (const char* k : {"model", "routing_encoder", "aggregation", "readout"}) EXPECT_EQ(c.to_json()[k], old[k]);
-}
-
-// In-process workers for train::DataParallel (what src/cli/mpi.cpp does with
-// MPI_Allgatherv): K threads, each worker's partials in a shared slot.
-struct ThreadWorkers {
-  int size;
-  std::barrier<> sync;
-  std::vector<std::vector<double>> parts;
-  explicit ThreadWorkers(int k) : size(k), sync(k), parts(std::size_t(k)) {}
-  train::DataParallel worker(int rank) {
-    return {rank, size, [this, rank](const std::vector<double>& mine, const std::vector<int>& counts) {
-              EXPECT_EQ(int(mine.size()), counts[std::size_t(rank)]);
-              parts[std::size_t(rank)] = mine;
-              sync.arrive_and_wait();
-              std::vector<double> all;
-              for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
-              sync.arrive_and_wait();  // nobody refills a slot before all have read
-              return all;
-            }};
-  }
-  // Runs f(dp) on every worker at once; returns each worker's result.
-  template <class F>
-  auto run(F f) {
-    std::vector<decltype(f(worker(0)))> out(static_cast<std::size_t>(size));
-    std::vector<std::thread> threads;
-    for (int r = 0; r < size; ++r) threads.emplace_back([&, r] { out[std::size_t(r)] = f(worker(r)); });
-    for (auto& t : threads) t.join();
-    return out;
-  }
-};
-
-TEST(DataParallel, ShareIsContiguousAndBalanced) {
-  for (int n : {0, 1, 5, 16}) {
-    for (int k : {1, 2, 3, 7}) {
-      int next = 0;
-      for (int r = 0; r < k; ++r) {
-        const auto [f, l] = train::share(n, r, k);
-        EXPECT_EQ(f, next);
-        EXPECT_LE(l - f, (n + k - 1) / k);
-        EXPECT_GE(l - f, n / k);
-        next = l;
-      }
-      EXPECT_EQ(next, n);
-    }
-  }
-  EXPECT_THROW(train::share(4, 2, 2), std::invalid_argument);
-}
-
-// K workers, each with its run of a batch's chunks, give the loss, hits and
-// gradient of one worker bit for bit (5 chunks of 8 over 3 workers; 2 chunks
-// over 3 workers, one idle), and the evaluation likewise.
-TEST(DataParallel, WorkersGiveTheNumbersOfOne) {
-  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
-  const data::Dataset d = synthetic(50, 16, 4, 7);
-  std::mt19937_64 rng(13);
-  const auto theta = random_vector(rng, std::size_t(m.n_params()));
-  for (int B : {40, 12}) {
-    std::vector<std::size_t> rows(static_cast<std::size_t>(B));
-    for (int i = 0; i < B; ++i) rows[std::size_t(i)] = std::size_t((7 * i + 3) % 50);
-    Workspace<double> ws;
-    ws.chunk_size = 8;
-    std::vector<double> grad;
-    const auto one = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
-    ThreadWorkers w(3);
-    const auto got = w.run([&](const train::DataParallel& dp) {
-      Workspace<double> wws;
-      wws.chunk_size = 8;
-      std::vector<double> g;
-      const auto lh = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, g, wws, dp);
-      return std::make_tuple(lh.first, lh.second, g);
-    });
-    for (const auto& [loss, hits, g] : got) {
-      EXPECT_EQ(loss, one.first) << "batch " << B;
-      EXPECT_EQ(hits, one.second);
-      EXPECT_EQ(g, grad);
-    }
-  }
-  Workspace<double> ws;
-  ws.chunk_size = 8;
-  const train::Evaluation one = train::evaluate(m, theta, d, ws);
-  ThreadWorkers w(3);
-  const auto got = w.run([&](const train::DataParallel& dp) {
-    Workspace<double> wws;
-    wws.chunk_size = 8;
-    return train::evaluate(m, theta, d, wws, nullptr, dp);
-  });
-  for (const train::Evaluation& e : got) {
-    EXPECT_EQ(e.expvals, one.expvals);
-    EXPECT_EQ(e.loss, one.loss);
-    EXPECT_EQ(e.accuracy, one.accuracy);
-    EXPECT_EQ(e.confusion, one.confusion);
-    EXPECT_EQ(e.routing_by_class, one.routing_by_class);
-  }
-}
-
-// Training with 2 workers ends in the state of 1 worker, bit for bit.
-TEST(DataParallel, TrainingWithTwoWorkersEqualsOne) {
-  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
-  const data::Dataset tr = synthetic(44, 16, 4, 1), te = synthetic(12, 16, 4, 2);
-  train::TrainConfig tc;
-  tc.epochs = 2;
-  tc.batch = 12;
-  tc.chunk = 4;
-  tc.lr = 0.05;
-  tc.seed = 3;
-  auto one = train::initial_state(m, tc);
-  train::train(m, tc, tr, te, one, {});
-  ThreadWorkers w(2);
-  const auto got = w.run([&](const train::DataParallel& dp) {
-    auto st = train::initial_state(m, tc);
-    train::train(m, tc, tr, te, st, {}, dp);
-    return st;
-  });
-  for (const train::TrainState& st : got) {
-    EXPECT_EQ(st.theta, one.theta);
-    EXPECT_EQ(st.adam.m, one.adam.m);
-    ASSERT_EQ(st.history.size(), one.history.size());
-    for (std::size_t e = 0; e < st.history.size(); ++e) {
-      EXPECT_EQ(st.history[e].train_loss, one.history[e].train_loss);
-      EXPECT_EQ(st.history[e].test_loss, one.history[e].test_loss);
-      EXPECT_EQ(st.history[e].train_acc, one.history[e].train_acc);
-    }
-  }
 }

@@ -28,35 +28,20 @@ void dense_depolarize(int n, int q, double p, Dense& rho) {
   for (std::size_t i = 0; i < rho.size(); ++i) rho[i] = (1 - p) * rho[i] + p / 3 * sum[i];
 }
 
-// tr(rho P) under the noise model (without the read-out factor).
+// tr(rho P) under the noise model's depolarizing errors (p1 after a one-qubit
+// gate, p2 on each qubit of a larger one), without the read-out factor.
 std::vector<double> dense_noisy(const Circuit& c, const std::vector<double>& theta, const double* x,
                                 const NoiseModel& noise, const std::vector<PauliString>& obs) {
   const int n = c.n_qubits;
-  const std::size_t dim = std::size_t(1) << n;
-  Dense rho(dim * dim, 0.0);
-  rho[0] = 1.0;
-  for (const Gate& g : c.gates) {
-    const auto a = resolve_angles(g, theta.data(), x);
-    rho = dense_conj(dense_gate_matrix(n, g, a.data()), rho, dim);
-    const bool multi = !g.controls.empty() || g.kind == GateKind::Swap;
-    std::vector<int> qs{g.target};
-    if (g.kind == GateKind::Swap) qs.push_back(g.target2);
-    for (const Control& ctl : g.controls) qs.push_back(ctl.qubit);
-    for (int q : qs) dense_depolarize(n, q, multi ? noise.p2 : noise.p1, rho);
-  }
+  const Dense rho = dense_noisy_run(c, theta, x, [&](Dense& r, int q, int touched) {
+    dense_depolarize(n, q, touched > 1 ? noise.p2 : noise.p1, r);
+  });
   std::vector<double> out;
   for (const PauliString& p : obs) out.push_back(dense_pauli(rho, n, p));
   return out;
 }
 
-std::vector<PauliString> some_observables(int n) {
-  std::vector<PauliString> obs;
-  for (int q = 0; q < n; ++q) obs.push_back(PauliString::Z(q));
-  obs.push_back(PauliString::parse("X0 Y1"));
-  obs.push_back(PauliString::parse("Z0 Z2"));
-  obs.push_back(PauliString::parse("Y2"));
-  return obs;
-}
+std::vector<PauliString> some_observables(int n) { return z_each_then(n, {"X0 Y1", "Z0 Z2", "Y2"}); }
 
 }  // namespace
 
@@ -126,9 +111,7 @@ TEST(Noise, TrajectoryMeanMatchesDensityMatrix) {
 
 TEST(Noise, OneQubitDepolarizingScalesZ) {
   // X then an error with probability p: X and Y errors flip <Z>, so <Z> = -(1 - 4p/3).
-  Circuit c;
-  c.n_qubits = 1;
-  add_gate(c, make_gate(GateKind::X, 0));
+  const Circuit c = circuit_of(1, {make_gate(GateKind::X, 0)});
   NoiseModel nm;
   nm.p1 = 0.3;
   const int T = 20000;
@@ -204,9 +187,7 @@ TEST(Noise, ShotsFollowTheNoisyDistribution) {
 }
 
 TEST(Noise, BadInputsThrow) {
-  Circuit c;
-  c.n_qubits = 1;
-  add_gate(c, make_gate(GateKind::H, 0));
+  const Circuit c = circuit_of(1, {make_gate(GateKind::H, 0)});
   double z;
   NoiseModel nm;
   nm.p1 = 1.5;

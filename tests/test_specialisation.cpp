@@ -10,6 +10,7 @@
 #include "model/model.hpp"
 #include "model/routing_loss.hpp"
 #include "model/specialisation.hpp"
+#include "model_helpers.hpp"
 #include "test_helpers.hpp"
 #include "train/hard_routing.hpp"
 #include "train/trainer.hpp"
@@ -19,56 +20,38 @@ using namespace qmoe::testing;
 
 namespace {
 
+// model_helpers' small_qmoe with two rotations per qubit, 12 features and
+// logits scaled by 2, as any of the three model kinds.
 model::ModelConfig small(const std::string& kind = "qmoe", int experts = 4, int classes = 4) {
-  model::ModelConfig c;
+  model::ModelConfig c = small_qmoe(experts, "rxry");
   c.model = model::parse_model_kind(kind);
-  c.routing_encoder = model::RoutingEncoder::Full;
   c.logit_scale = 2.0;
-  c.ops = "rxry";
   c.n_classes = classes;
   c.n_features = 12;
-  c.data_qubits = 4;
-  c.depth = 2;
-  c.experts = experts;
-  c.routing_depth = 2;
-  c.encoder_ring_every = 2;
   return c;
 }
 
-data::Dataset synthetic(int n, int features, int classes, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  data::Dataset d;
-  d.n_features = features;
-  d.n_classes = classes;
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
-  d.x = random_vector(rng, std::size_t(n) * features, 0.0, 1.0);
-  for (int i = 0; i < n; ++i) {
-    d.y.push_back(i % classes);
-    d.source_index.push_back(i);
-  }
-  return d;
+// small() with the grid routing encoder: 8x8 images, 16 block means.
+model::ModelConfig small_grid() {
+  model::ModelConfig c = small();
+  c.n_features = 64;
+  c.routing_encoder = model::RoutingEncoder::Grid;
+  return c;
 }
 
-// Central finite differences of batch_gradient's loss against its gradient.
+// Features uniform in [0, 1) without a class signal: these tests need inputs,
+// not a learnable set.
+data::Dataset uniform_data(int n, int features, int classes, std::uint64_t seed) {
+  return synthetic(n, features, classes, seed, 0.0, 1.0, 0.0);
+}
+
+// Central finite differences of batch_gradient's loss against its gradient,
+// on rows {0, 1, 2, 3, 5} at a random theta (seed 17).
 void expect_gradient_matches_fd(const model::Model& m, const data::Dataset& d, const std::string& what,
                                 int chunk = 16) {
-  std::vector<std::size_t> rows = {0, 1, 2, 3, 5};
   std::mt19937_64 rng(17);
   const auto theta = random_vector(rng, std::size_t(m.n_params()));
-  Workspace<double> ws;
-  ws.chunk_size = chunk;
-  std::vector<double> grad, ps_grad, g2;
-  train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
-  train::batch_gradient(m, theta, d, rows, train::GradientMethod::ParamShift, ps_grad, ws);
-  const double h = 1e-5;
-  for (int j = 0; j < m.n_params(); ++j) {
-    auto tp = theta, tm = theta;
-    tp[std::size_t(j)] += h, tm[std::size_t(j)] -= h;
-    const double fp = train::batch_gradient(m, tp, d, rows, train::GradientMethod::Adjoint, g2, ws).first;
-    const double fm = train::batch_gradient(m, tm, d, rows, train::GradientMethod::Adjoint, g2, ws).first;
-    EXPECT_NEAR(grad[std::size_t(j)], (fp - fm) / (2 * h), 1e-7) << what << " param " << j;
-    EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-9) << what << " param " << j;
-  }
+  expect_batch_gradient_matches_fd(m, d, {0, 1, 2, 3, 5}, theta, 1e-9, what, chunk);
 }
 
 }  // namespace
@@ -141,13 +124,10 @@ TEST(RoutingLoss, AgainstFiniteDifferencesAndByHand) {
   EXPECT_NEAR(loss, 0.7 * lb + 0.3 * h, 1e-12);
   EXPECT_NEAR(model::mean_routing_entropy(p.data(), B, L), h, 1e-12);
   const double eps = 1e-6;
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    auto pp = p, pm = p;
-    pp[i] += eps, pm[i] -= eps;
-    const double fp = model::routing_loss(pp.data(), B, L, w, scratch.data(), B);
-    const double fm = model::routing_loss(pm.data(), B, L, w, scratch.data(), B);
-    EXPECT_NEAR(dp[i], (fp - fm) / (2 * eps), 1e-7) << i;
-  }
+  const auto loss_of_p = [&](const std::vector<double>& q) {
+    return model::routing_loss(q.data(), B, L, w, scratch.data(), B);
+  };
+  for (std::size_t i = 0; i < p.size(); ++i) EXPECT_NEAR(dp[i], central_difference(loss_of_p, p, i, eps), 1e-7) << i;
   // A one-hot sample has zero entropy; a uniform one ln L.
   std::vector<double> one = {1, 0, 0, 0, 0.25, 0.25, 0.25, 0.25}, d1(8, 0.0);
   EXPECT_NEAR(model::routing_loss(one.data(), 1, 4, {0, 1}, d1.data(), 1), 0.0, 1e-10);
@@ -158,7 +138,7 @@ TEST(RoutingLoss, AgainstFiniteDifferencesAndByHand) {
 // only) and the whole-batch path (with load balance), against finite
 // differences and parameter shift.
 TEST(RoutingLoss, ModelGradientMatchesFiniteDifferences) {
-  const data::Dataset d = synthetic(8, 12, 4, 2);
+  const data::Dataset d = uniform_data(8, 12, 4, 2);
   model::ModelConfig cfg = small();
   cfg.routing_entropy = 0.4;
   expect_gradient_matches_fd(model::build_model(cfg), d, "entropy, chunks of 2", 2);
@@ -194,11 +174,11 @@ TEST(Variants, SumOfExpertsIsTheMeanOfItsExperts) {
   }
   for (int q = 0; q < 4; ++q) EXPECT_NEAR(ev[std::size_t(q)], want[std::size_t(q)], 1e-12) << q;
   EXPECT_THROW(model::build_model(small("sum", 3)), std::invalid_argument);
-  expect_gradient_matches_fd(m, synthetic(8, 12, 4, 2), "sum");
+  expect_gradient_matches_fd(m, uniform_data(8, 12, 4, 2), "sum");
 }
 
 TEST(Variants, ReuploadingGridAndTenClassGradients) {
-  const data::Dataset d = synthetic(8, 12, 4, 2);
+  const data::Dataset d = uniform_data(8, 12, 4, 2);
   model::ModelConfig cfg = small();
   cfg.expert_reupload = true;
   const model::Model m = model::build_model(cfg);
@@ -210,27 +190,22 @@ TEST(Variants, ReuploadingGridAndTenClassGradients) {
   cfg.expert_reupload = true;
   expect_gradient_matches_fd(model::build_model(cfg), d, "QNN re-uploading");
   // The router on 16 block means of an 8x8 image, uploaded before each G layer.
-  cfg = small();
-  cfg.n_features = 64;
-  cfg.routing_encoder = model::RoutingEncoder::Grid;
+  cfg = small_grid();
   cfg.routing_reupload = true;
   const model::Model g = model::build_model(cfg);
   EXPECT_EQ(g.circuit.n_features, 64 + 16);
-  expect_gradient_matches_fd(g, synthetic(8, 64, 4, 3), "grid router, re-uploading");
+  expect_gradient_matches_fd(g, uniform_data(8, 64, 4, 3), "grid router, re-uploading");
   cfg.routing_encoder = model::RoutingEncoder::Full;
   EXPECT_THROW(model::build_model(cfg), std::invalid_argument);  // re-uploading needs quadrant or grid
   // 6 classes on 4 data qubits: the last two logits read <Z_0 Z_1>, <Z_1 Z_2>.
   cfg = small("qmoe", 4, 6);
-  expect_gradient_matches_fd(model::build_model(cfg), synthetic(12, 12, 6, 4), "6 classes on 4 qubits");
+  expect_gradient_matches_fd(model::build_model(cfg), uniform_data(12, 12, 6, 4), "6 classes on 4 qubits");
   cfg = small("qmoe", 4, 8);
   EXPECT_THROW(model::build_model(cfg), std::invalid_argument);  // at most 2n - 1 = 7
 }
 
 TEST(Variants, BlockMeansOfTheGridEncoder) {
-  model::ModelConfig cfg = small();
-  cfg.n_features = 64;
-  cfg.routing_encoder = model::RoutingEncoder::Grid;
-  const model::Model m = model::build_model(cfg);
+  const model::Model m = model::build_model(small_grid());
   std::vector<double> x(64);
   std::iota(x.begin(), x.end(), 0.0);  // pixel (i, j) = 8 i + j
   const auto in = model::circuit_inputs(m, x.data(), 1);
@@ -245,10 +220,7 @@ TEST(Variants, BlockMeansOfTheGridEncoder) {
 // each term divided by 4 before the sum, so a block of huge pixels stays finite
 // and an ordinary block is bit for bit the sum / 4.
 TEST(Variants, GridMeansAreFiniteAndExact) {
-  model::ModelConfig cfg = small();
-  cfg.n_features = 64;
-  cfg.routing_encoder = model::RoutingEncoder::Grid;
-  const model::Model m = model::build_model(cfg);
+  const model::Model m = model::build_model(small_grid());
   std::vector<double> x(64);
   for (int i = 0; i < 64; ++i) x[std::size_t(i)] = 0.01 * i - 0.3;
   std::vector<double> huge = x;
@@ -270,14 +242,7 @@ TEST(Variants, GridMeansAreFiniteAndExact) {
 // The new options go through the one validation (typed enums, json_integer,
 // the kMax* limits) like the others.
 TEST(Variants, OptionsAreValidatedLikeTheOthers) {
-  const auto err = [](const nlohmann::json& j) {
-    try {
-      model::ModelConfig::from_json(j);
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  const auto err = model_config_error;
   using MC = model::ModelConfig;
   EXPECT_EQ(err({{"routing", "sampled"}, {"top_k", MC::kMaxTopK}}), "accepted");
   EXPECT_EQ(err({{"routing", "sampled"}, {"top_k", 2.0}}), "accepted");  // a whole float
@@ -402,18 +367,16 @@ double exact_objective(const model::Model& m, const std::vector<double>& theta, 
 TEST(HardRouting, ExactObjectiveGradientMatchesFiniteDifferences) {
   for (int top_k : {1, 2}) {
     const model::Model m = sampled_model(top_k);
-    const data::Dataset d = synthetic(3, 12, 4, 6);
+    const data::Dataset d = uniform_data(3, 12, 4, 6);
     std::mt19937_64 rng(12);
     const auto theta = random_vector(rng, std::size_t(m.n_params()));
     std::vector<double> grad;
     exact_objective(m, theta, d, &grad);
     const double h = 1e-5;
-    for (int j = 0; j < m.n_params(); ++j) {
-      auto tp = theta, tm = theta;
-      tp[std::size_t(j)] += h, tm[std::size_t(j)] -= h;
-      const double fd = (exact_objective(m, tp, d, nullptr) - exact_objective(m, tm, d, nullptr)) / (2 * h);
-      EXPECT_NEAR(grad[std::size_t(j)], fd, 1e-7) << "top_k " << top_k << " param " << j;
-    }
+    const auto objective = [&](const std::vector<double>& t) { return exact_objective(m, t, d, nullptr); };
+    for (int j = 0; j < m.n_params(); ++j)
+      EXPECT_NEAR(grad[std::size_t(j)], central_difference(objective, theta, std::size_t(j), h), 1e-7)
+          << "top_k " << top_k << " param " << j;
   }
 }
 
@@ -425,7 +388,7 @@ TEST(HardRouting, ExactObjectiveGradientMatchesFiniteDifferences) {
 TEST(HardRouting, ScoreFunctionEstimateIsUnbiased) {
   for (int top_k : {1, 2}) {
     const model::Model m = sampled_model(top_k);
-    const data::Dataset d = synthetic(4, 12, 4, 7);
+    const data::Dataset d = uniform_data(4, 12, 4, 7);
     const int B = 4, K = int(m.observables.size());
     std::mt19937_64 rng(13);
     const auto theta = random_vector(rng, std::size_t(m.n_params()));
@@ -478,7 +441,7 @@ TEST(HardRouting, DrawsFollowTheRoutingDistribution) {
 
 TEST(HardRouting, TrainingAndEvaluationUseTheMeasuredChoice) {
   const model::Model m = sampled_model(1);
-  const data::Dataset d = synthetic(16, 12, 4, 9);
+  const data::Dataset d = uniform_data(16, 12, 4, 9);
   train::TrainConfig tc;
   tc.epochs = 2;
   tc.batch = 4;

@@ -1,11 +1,17 @@
-// Training: determinism, resume, Adam and the loss, non-finite training;
-// checkpoints: JSON, damage, checksums.
+// Training: the gradient of a batch's loss (finite differences, chunks),
+// determinism, resume, Adam and the loss, non-finite training, and data
+// parallelism (K workers give the numbers of one). Checkpoint files:
+// test_checkpoint.cpp.
 #include <gtest/gtest.h>
 
+#include <barrier>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <random>
+#include <thread>
 
 #include "model/model.hpp"
 #include "model_helpers.hpp"
@@ -20,11 +26,7 @@ using namespace qmoe::testing;
 TEST(Train, DeterministicAndResumable) {
   const model::Model m = model::build_model(small_qmoe(4, "rxry"));
   const data::Dataset tr = synthetic(40, 16, 4, 1), te = synthetic(12, 16, 4, 2);
-  train::TrainConfig tc;
-  tc.epochs = 2;
-  tc.batch = 8;
-  tc.lr = 0.05;
-  tc.seed = 3;
+  const train::TrainConfig tc = short_run(2, 8, 3);
   auto full = train::initial_state(m, tc), again = train::initial_state(m, tc);
   train::train(m, tc, tr, te, full, {});
   train::train(m, tc, tr, te, again, {});
@@ -43,22 +45,6 @@ TEST(Train, DeterministicAndResumable) {
   train::train(m, tc, tr, te, back.state, {});
   EXPECT_EQ(back.state.theta, full.theta);
   EXPECT_EQ(back.state.epoch, 2);
-
-  // damaged and foreign checkpoints: clear errors
-  std::ofstream(path) << "{\"format\": \"qmoe-checkpoint\", \"version\": 1, \"model\": {}";
-  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
-  nlohmann::json j = train::to_json(ck);
-  j["state"]["theta"].push_back(0.5);
-  std::ofstream(path) << j.dump();
-  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
-  std::ofstream(path) << "[1,2,3]";
-  EXPECT_THROW(train::load_checkpoint(path), std::runtime_error);
-  // a non-string format or a huge version: our error, not nlohmann's type error or UB
-  EXPECT_THROW(train::checkpoint_from_json({{"format", 5}}), std::runtime_error);
-  nlohmann::json huge = train::to_json(ck);
-  huge["version"] = 1e20;
-  EXPECT_THROW(train::checkpoint_from_json(huge), std::runtime_error);
-  EXPECT_THROW(train::load_checkpoint(path + ".missing"), std::runtime_error);
   std::remove(path.c_str());
 }
 
@@ -141,4 +127,164 @@ TEST(Train, HugeFiniteFeaturesTrainFinite) {
   train::train(m, tc, tr, tr, st, {});
   for (const auto& e : st.history) EXPECT_TRUE(std::isfinite(e.train_loss) && std::isfinite(e.test_loss));
   for (double t : st.theta) EXPECT_TRUE(std::isfinite(t));
+}
+
+// dLoss/dtheta of a mini-batch (NLL + load balancing) == central finite differences.
+TEST(Train, BatchGradientMatchesFiniteDifferences) {
+  for (model::ModelKind kind : {model::ModelKind::QMoE, model::ModelKind::QNN}) {
+    model::ModelConfig cfg = small_qmoe(3, "rxry");
+    cfg.model = kind;
+    cfg.load_balance = kind == model::ModelKind::QMoE ? 0.3 : 0.0;
+    cfg.n_classes = 2;  // the 'pairs' read-out
+    cfg.depth = 1;
+    const model::Model m = model::build_model(cfg);
+    const data::Dataset d = synthetic(6, 16, 2, 5);
+    std::mt19937_64 rng(9);
+    const auto theta = random_vector(rng, std::size_t(m.n_params()));
+    expect_batch_gradient_matches_fd(m, d, {0, 3, 4}, theta, 1e-10, model::to_string(kind));
+  }
+}
+
+// The trainer's chunk-by-chunk path (forward_backward, chunks of 3 over 16
+// rows: a short last chunk) gives the loss, the hit count and the gradient of
+// the whole-batch parameter-shift path: each chunk's loss and dlogits are
+// divided by the batch size, not the chunk's.
+TEST(Train, BatchGradientByChunksMatchesWholeBatch) {
+  model::ModelConfig cfg = small_qmoe(3, "rxry");
+  cfg.model = model::ModelKind::QNN;
+  cfg.n_classes = 2;
+  cfg.depth = 1;
+  const model::Model m = model::build_model(cfg);
+  const data::Dataset d = synthetic(16, 16, 2, 5);
+  std::vector<std::size_t> rows(16);
+  std::iota(rows.begin(), rows.end(), std::size_t(0));
+  std::mt19937_64 rng(11);
+  const auto theta = random_vector(rng, std::size_t(m.n_params()));
+  Workspace<double> ws;
+  ws.chunk_size = 3;
+  std::vector<double> grad, ps_grad;
+  const auto [loss, hits] = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
+  const auto [ps_loss, ps_hits] = train::batch_gradient(m, theta, d, rows, train::GradientMethod::ParamShift, ps_grad, ws);
+  EXPECT_NEAR(loss, ps_loss, 1e-12);
+  EXPECT_EQ(hits, ps_hits);
+  for (int j = 0; j < m.n_params(); ++j) EXPECT_NEAR(grad[std::size_t(j)], ps_grad[std::size_t(j)], 1e-10) << "param " << j;
+}
+
+// In-process workers for train::DataParallel (what src/cli/mpi.cpp does with
+// MPI_Allgatherv): K threads, each worker's partials in a shared slot.
+struct ThreadWorkers {
+  int size;
+  std::barrier<> sync;
+  std::vector<std::vector<double>> parts;
+  explicit ThreadWorkers(int k) : size(k), sync(k), parts(std::size_t(k)) {}
+  train::DataParallel worker(int rank) {
+    return {rank, size, [this, rank](const std::vector<double>& mine, const std::vector<int>& counts) {
+              EXPECT_EQ(int(mine.size()), counts[std::size_t(rank)]);
+              parts[std::size_t(rank)] = mine;
+              sync.arrive_and_wait();
+              std::vector<double> all;
+              for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+              sync.arrive_and_wait();  // nobody refills a slot before all have read
+              return all;
+            }};
+  }
+  // Runs f(dp) on every worker at once; returns each worker's result.
+  template <class F>
+  auto run(F f) {
+    std::vector<decltype(f(worker(0)))> out(static_cast<std::size_t>(size));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < size; ++r) threads.emplace_back([&, r] { out[std::size_t(r)] = f(worker(r)); });
+    for (auto& t : threads) t.join();
+    return out;
+  }
+};
+
+TEST(DataParallel, ShareIsContiguousAndBalanced) {
+  for (int n : {0, 1, 5, 16}) {
+    for (int k : {1, 2, 3, 7}) {
+      int next = 0;
+      for (int r = 0; r < k; ++r) {
+        const auto [f, l] = train::share(n, r, k);
+        EXPECT_EQ(f, next);
+        EXPECT_LE(l - f, (n + k - 1) / k);
+        EXPECT_GE(l - f, n / k);
+        next = l;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+  EXPECT_THROW(train::share(4, 2, 2), std::invalid_argument);
+}
+
+// K workers, each with its run of a batch's chunks, give the loss, hits and
+// gradient of one worker bit for bit (5 chunks of 8 over 3 workers; 2 chunks
+// over 3 workers, one idle), and the evaluation likewise.
+TEST(DataParallel, WorkersGiveTheNumbersOfOne) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
+  const data::Dataset d = synthetic(50, 16, 4, 7);
+  std::mt19937_64 rng(13);
+  const auto theta = random_vector(rng, std::size_t(m.n_params()));
+  for (int B : {40, 12}) {
+    std::vector<std::size_t> rows(static_cast<std::size_t>(B));
+    for (int i = 0; i < B; ++i) rows[std::size_t(i)] = std::size_t((7 * i + 3) % 50);
+    Workspace<double> ws;
+    ws.chunk_size = 8;
+    std::vector<double> grad;
+    const auto one = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, grad, ws);
+    ThreadWorkers w(3);
+    const auto got = w.run([&](const train::DataParallel& dp) {
+      Workspace<double> wws;
+      wws.chunk_size = 8;
+      std::vector<double> g;
+      const auto lh = train::batch_gradient(m, theta, d, rows, train::GradientMethod::Adjoint, g, wws, dp);
+      return std::make_tuple(lh.first, lh.second, g);
+    });
+    for (const auto& [loss, hits, g] : got) {
+      EXPECT_EQ(loss, one.first) << "batch " << B;
+      EXPECT_EQ(hits, one.second);
+      EXPECT_EQ(g, grad);
+    }
+  }
+  Workspace<double> ws;
+  ws.chunk_size = 8;
+  const train::Evaluation one = train::evaluate(m, theta, d, ws);
+  ThreadWorkers w(3);
+  const auto got = w.run([&](const train::DataParallel& dp) {
+    Workspace<double> wws;
+    wws.chunk_size = 8;
+    return train::evaluate(m, theta, d, wws, nullptr, dp);
+  });
+  for (const train::Evaluation& e : got) {
+    EXPECT_EQ(e.expvals, one.expvals);
+    EXPECT_EQ(e.loss, one.loss);
+    EXPECT_EQ(e.accuracy, one.accuracy);
+    EXPECT_EQ(e.confusion, one.confusion);
+    EXPECT_EQ(e.routing_by_class, one.routing_by_class);
+  }
+}
+
+// Training with 2 workers ends in the state of 1 worker, bit for bit.
+TEST(DataParallel, TrainingWithTwoWorkersEqualsOne) {
+  const model::Model m = model::build_model(small_qmoe(4, "rxry"));
+  const data::Dataset tr = synthetic(44, 16, 4, 1), te = synthetic(12, 16, 4, 2);
+  train::TrainConfig tc = short_run(2, 12, 3);
+  tc.chunk = 4;
+  auto one = train::initial_state(m, tc);
+  train::train(m, tc, tr, te, one, {});
+  ThreadWorkers w(2);
+  const auto got = w.run([&](const train::DataParallel& dp) {
+    auto st = train::initial_state(m, tc);
+    train::train(m, tc, tr, te, st, {}, dp);
+    return st;
+  });
+  for (const train::TrainState& st : got) {
+    EXPECT_EQ(st.theta, one.theta);
+    EXPECT_EQ(st.adam.m, one.adam.m);
+    ASSERT_EQ(st.history.size(), one.history.size());
+    for (std::size_t e = 0; e < st.history.size(); ++e) {
+      EXPECT_EQ(st.history[e].train_loss, one.history[e].train_loss);
+      EXPECT_EQ(st.history[e].test_loss, one.history[e].test_loss);
+      EXPECT_EQ(st.history[e].train_acc, one.history[e].train_acc);
+    }
+  }
 }

@@ -16,6 +16,14 @@ check() {
 near() {  # near EXPR VALUE TOL -> jq expression
   echo "(($1) - ($2)) * (($1) - ($2)) <= ($3) * ($3)"
 }
+# qasm_error NAME PROGRAM PATTERN: PROGRAM (backslash escapes like printf's)
+# written to $tmp/NAME.qasm; qmoe qasm on it exits 1 with one error line
+# matching PATTERN (which may name the file as $tmp/NAME.qasm).
+qasm_error() {
+  printf '%b' "$2" >"$tmp/$1.qasm"
+  expect_error 1 "$3" -- "$QMOE" qasm "$tmp/$1.qasm"
+}
+QASM_HEADER='OPENQASM 2.0;\ninclude "qelib1.inc";\n'  # the header of every program below
 
 # x q[0]: <Z> = [-1, 1], keys in the documented order.
 run "$DATA/x.qasm"
@@ -73,12 +81,10 @@ jq -e --slurpfile e "$tmp/exact" '
 B=$DATA/bad_missing_semicolon.qasm
 expect_error 1 "^qmoe: error: $B:5:14: expected ';' after ']' (found 'measure' on line 6)\$" -- "$QMOE" qasm "$B"
 expect_error 1 "^qmoe: error: cannot open $tmp/none.qasm: No such file or directory\$" -- "$QMOE" qasm "$tmp/none.qasm"
-printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[2];\n' >"$tmp/range.qasm"
-expect_error 1 "^qmoe: error: $tmp/range.qasm:4:5: index 2 out of range for register 'q' of size 2\$" -- "$QMOE" qasm "$tmp/range.qasm"
-printf 'qreg q[1];\n' >"$tmp/nohead.qasm"
-expect_error 1 ":1:1: missing header" -- "$QMOE" qasm "$tmp/nohead.qasm"
-printf 'OPENQASM 2.0;\n' >"$tmp/empty.qasm"
-expect_error 1 "no qubits declared" -- "$QMOE" qasm "$tmp/empty.qasm"
+qasm_error range "${QASM_HEADER}qreg q[2];\nh q[2];\n" \
+  "^qmoe: error: $tmp/range.qasm:4:5: index 2 out of range for register 'q' of size 2\$"
+qasm_error nohead 'qreg q[1];\n' ":1:1: missing header"
+qasm_error empty 'OPENQASM 2.0;\n' "no qubits declared"
 expect_error 2 "" -- "$QMOE" qasm "$DATA/x.qasm" --shots 0
 expect_error 2 "" -- "$QMOE" qasm
 expect_error 1 "^qmoe: error: cannot read $tmp: is a directory\$" -- "$QMOE" qasm "$tmp"
@@ -187,10 +193,10 @@ expect_error 1 "noise is not supported for a dynamic program" -- "$QMOE" qasm "$
 expect_error 1 "^qmoe: error: $tmp/many.qasm: the exact expectations need more than 4096 branches (outcomes of mid-circuit measurements and resets): use --shots N\$" -- "$QMOE" qasm "$tmp/many.qasm"
 run "$tmp/many.qasm" --shots 1000
 check "(.counts | add) == 1000"
-printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nif(c[0]==1) x q[0];\n' >"$tmp/ifbit.qasm"
-expect_error 1 "^qmoe: error: $tmp/ifbit.qasm:5:5: 'if' tests a whole classical register in OpenQASM 2.0 ('if (c == n)'), not one bit\$" -- "$QMOE" qasm "$tmp/ifbit.qasm"
-printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nif(c==1) barrier q;\n' >"$tmp/ifbar.qasm"
-expect_error 1 "^qmoe: error: $tmp/ifbar.qasm:5:10: expected a gate call, measure or reset after 'if (...)', found 'barrier'\$" -- "$QMOE" qasm "$tmp/ifbar.qasm"
-printf 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nreset c;\n' >"$tmp/resetc.qasm"
-expect_error 1 "^qmoe: error: $tmp/resetc.qasm:5:7: 'c' is a classical register; expected a quantum one\$" -- "$QMOE" qasm "$tmp/resetc.qasm"
+qasm_error ifbit "${QASM_HEADER}qreg q[1];\ncreg c[2];\nif(c[0]==1) x q[0];\n" \
+  "^qmoe: error: $tmp/ifbit.qasm:5:5: 'if' tests a whole classical register in OpenQASM 2.0 ('if (c == n)'), not one bit\$"
+qasm_error ifbar "${QASM_HEADER}qreg q[1];\ncreg c[2];\nif(c==1) barrier q;\n" \
+  "^qmoe: error: $tmp/ifbar.qasm:5:10: expected a gate call, measure or reset after 'if (...)', found 'barrier'\$"
+qasm_error resetc "${QASM_HEADER}qreg q[1];\ncreg c[2];\nreset c;\n" \
+  "^qmoe: error: $tmp/resetc.qasm:5:7: 'c' is a classical register; expected a quantum one\$"
 echo "qasm_cli: ok"
