@@ -22,6 +22,16 @@ double pick(const std::vector<QubitNoise>& qs, int q, double QubitNoise::*field,
   if (q >= 0 && std::size_t(q) < qs.size() && qs[std::size_t(q)].*field >= 0) return qs[std::size_t(q)].*field;
   return global;
 }
+
+// The qubits gate g touches, target(s) first, then controls (the order the
+// noise channels follow after it): their count, written to out.
+int gate_qubits(const Gate& g, int (&out)[66]) {
+  int n = 0;
+  out[n++] = g.target;
+  if (g.kind == GateKind::Swap) out[n++] = g.target2;
+  for (const Control& ctl : g.controls) out[n++] = ctl.qubit;
+  return n;
+}
 }  // namespace
 
 double NoiseModel::gate_error(int q, int n) const {
@@ -197,10 +207,8 @@ void run_trajectories(const Circuit& c, const double* theta, const NoiseModel& n
   for (std::size_t gi = 0; gi < c.gates.size(); ++gi) {
     const Gate& g = c.gates[gi];
     apply_gate(s, g, theta, nullptr, 0, false, scratch);
-    int qubits[66], nq = 0;  // the gate's qubits: target(s), then controls
-    qubits[nq++] = g.target;
-    if (g.kind == GateKind::Swap) qubits[nq++] = g.target2;
-    for (const Control& ctl : g.controls) qubits[nq++] = ctl.qubit;
+    int qubits[66];
+    const int nq = gate_qubits(g, qubits);
     for (int k = 0; k < nq; ++k) {
       const int q = qubits[k];
       const double p = noise.gate_error(q, nq);
@@ -458,10 +466,8 @@ void density_forward(const Circuit& c, const std::vector<double>& theta, const d
         if (row.kind != GateKind::Swap) row.kind = GateKind::Matrix, row.matrix = m;
         apply_gate(rho, row, nullptr, nullptr, 0, false, scratch);
         apply_gate(rho, shifted(g0, m), nullptr, nullptr, 0, false, scratch);
-        int qubits[66], nq = 0;
-        qubits[nq++] = g0.target;
-        if (g0.kind == GateKind::Swap) qubits[nq++] = g0.target2;
-        for (const Control& ctl : g0.controls) qubits[nq++] = ctl.qubit;
+        int qubits[66];
+        const int nq = gate_qubits(g0, qubits);
         for (int k = 0; k < nq; ++k) {
           const int q = qubits[k];
           const double p = noise.gate_error(q, nq);
