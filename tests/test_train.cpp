@@ -288,3 +288,41 @@ TEST(DataParallel, TrainingWithTwoWorkersEqualsOne) {
     }
   }
 }
+
+// The training settings' JSON has the limits of the CLI's flags, and numbers
+// become integers only after a check (issue 16 items 10 and 11): errors name
+// the field, never a conversion's undefined behaviour.
+TEST(Train, ConfigJsonIsChecked) {
+  const auto terr = [](nlohmann::json j) {
+    nlohmann::json t = train::TrainConfig().to_json();
+    t.update(j);
+    try {
+      train::TrainConfig::from_json(t);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(terr({{"chunk", 0}}), "chunk must be 1..1000000");
+  EXPECT_EQ(terr({{"chunk", 2000000000}}), "chunk must be 1..1000000");
+  EXPECT_EQ(terr({{"batch", train::TrainConfig::kMaxBatch}}), "accepted");
+  EXPECT_EQ(terr({{"epochs", train::TrainConfig::kMaxEpochs + 1}}), "epochs must be 0..100000");
+  nlohmann::json t = train::TrainConfig().to_json();
+  for (const nlohmann::json& bad : {nlohmann::json(1e20), nlohmann::json(-1), nlohmann::json(0.5), nlohmann::json("7")}) {
+    t["seed"] = bad;
+    EXPECT_THROW(train::TrainConfig::from_json(t), std::invalid_argument) << bad.dump();
+  }
+  t["seed"] = 18446744073709551615ull;
+  EXPECT_EQ(train::TrainConfig::from_json(t).seed, 18446744073709551615ull);
+  t["seed"] = 3;
+  t["epochs"] = 1e20;
+  EXPECT_THROW(train::TrainConfig::from_json(t), std::invalid_argument);
+}
+
+// The gradient method's spellings parse to the enum and back; a wrong one throws.
+TEST(Train, GradientMethodSpellingsRoundTrip) {
+  for (const char* s : {"adjoint", "param-shift"})
+    EXPECT_STREQ(train::to_string(train::parse_gradient_method(s)), s);
+  EXPECT_EQ(train::parse_gradient_method("param-shift"), train::GradientMethod::ParamShift);
+  EXPECT_THROW(train::parse_gradient_method("adjoint2"), std::invalid_argument);
+}
