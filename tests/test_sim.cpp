@@ -165,7 +165,7 @@ TEST(Sim, ReadoutMatchesDense) {
   sim::expval_z_all(s, z.data());
   std::vector<double> pv(batch), probs(std::size_t(1) << n), marg(std::size_t(4) * batch);
   sim::marginal_probabilities(s, {3, 1}, marg.data());
-  for (const char* text : {"Z0", "X1", "Y2", "X0 Y1 Z3", "Y0 Y1 Y2 Y3", "Z1 Z2", ""}) {
+  for (const char* text : {"Z0", "X1", "Y2", "X0 Y1 Z3", "Y0 Y1 Y2 Y3", "Z1 Z2", "I0"}) {
     const PauliString p = PauliString::parse(text);
     sim::expval_pauli(s, p.x, p.z, pv.data());
     for (int b = 0; b < batch; ++b) EXPECT_NEAR(pv[b], dense_expval(sample_amplitudes(s, b), p), 1e-13) << text;
@@ -259,6 +259,11 @@ TEST(Sim, BadInputsThrow) {
   EXPECT_THROW(PauliString::parse("Q1"), std::invalid_argument);
   EXPECT_THROW(PauliString::parse("Z1 X1"), std::invalid_argument);
   EXPECT_THROW(PauliString::parse("Z"), std::invalid_argument);
+  EXPECT_THROW(PauliString::parse(""), std::invalid_argument);  // empty: the identity is written I0
+  EXPECT_THROW(PauliString::parse("   "), std::invalid_argument);
+  EXPECT_THROW(PauliString::parse("Z63"), std::invalid_argument);
+  EXPECT_EQ(PauliString::parse("x0  Y2 z3").x, 0b0101u);
+  EXPECT_EQ(PauliString::parse("x0  Y2 z3").z, 0b1100u);
 }
 
 // copy_controlled / restore_controlled: the part holds, in index order, exactly

@@ -66,5 +66,9 @@ def as_int(name, v, low=None, high=None):
         raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
     v = int(v)
     if (low is not None and v < low) or (high is not None and v > high):
+        if high is None:
+            raise Error(f"{name} must be >= {low}, got {v}")
+        if low is None:
+            raise Error(f"{name} must be <= {high}, got {v}")
         raise Error(f"{name} must be in {low} .. {high}, got {v}")
     return v

@@ -82,7 +82,10 @@ def _make_gate_method(name, kind, n_ctrl, n_angles):
         if len(angles) != n_angles:
             raise TypeError(f"{name} takes {n_angles} angle(s), got {len(angles)}")
         ctl = [(q, True) for q in qubits[:n_ctrl]] + _controls(controls, name)
-        self._c.add(kind, [qubits[-1]], ctl, [_angle_spec(a, name) for a in angles], None)
+        try:
+            self._c.add(kind, [qubits[-1]], ctl, [_angle_spec(a, name) for a in angles], None)
+        except Error as e:  # the core names its gate kind (x for cx): name the method called
+            raise Error(str(e).replace(f"gate {kind}:", f"{name}:", 1)) from None
         return self
 
     method.__name__ = name
@@ -211,6 +214,8 @@ class Circuit:
         q = [] if qubits is None else [_qubit(v, "probabilities") for v in qubits]
         if qubits is not None and not q:
             raise Error("probabilities: qubits is empty")
+        if len(set(q)) != len(q):
+            raise Error(f"probabilities: a qubit appears twice in qubits={q}")
         out = _core.probabilities(self._c, self._theta(theta), as_rows("X", X), q, single)
         return out.astype(np.float32) if single else out
 

@@ -8,6 +8,7 @@ Options left at None take the core's defaults (model::ModelConfig,
 train::TrainConfig), as the CLI's flags do.
 """
 import json
+import os
 import sys
 import time
 
@@ -18,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, check_X_y, check_array
 
 from . import _core
 from ._checks import Error, as_int, single_precision
+from . import datasets as _datasets
 from . import models as _models
 from .model import Model, from_config
 
@@ -32,6 +34,8 @@ def _train_config(est):
         cfg["batch"] = as_int("batch_size", est.batch_size, 1)
     if est.lr is not None:
         cfg["lr"] = float(est.lr)
+        if not np.isfinite(cfg["lr"]) or cfg["lr"] <= 0:
+            raise Error(f"lr must be a finite number > 0, got {est.lr}")
     cfg["seed"] = 0 if est.random_state is None else as_int("random_state", est.random_state, 0)
     if est.gradient is not None:
         cfg["gradient"] = est.gradient
@@ -41,13 +45,22 @@ def _train_config(est):
 
 
 class _Progress:
-    """A one-line progress bar on stderr, as `qmoe train` draws it."""
+    """A one-line progress bar on stderr, as `qmoe train` draws it; when stderr
+    is not a terminal (a log file), one line per epoch instead of redraws."""
 
     def __init__(self, epochs):
         self.epochs, self.t0 = epochs, time.monotonic()
+        self.terminal = sys.stderr.isatty()
 
     def __call__(self, epoch, done, total, loss, acc):
         rate = done / max(time.monotonic() - self.t0, 1e-9)
+        if not self.terminal:
+            if done == total:
+                sys.stderr.write(f"epoch {epoch}/{self.epochs} loss {loss:.4f} acc {100 * acc:.2f}% "
+                                 f"{rate:.0f} samples/s\n")
+                sys.stderr.flush()
+                self.t0 = time.monotonic()
+            return
         filled = int(24 * done / total)
         sys.stderr.write(f"\repoch {epoch}/{self.epochs} [{'#' * filled}{'.' * (24 - filled)}] "
                          f"{100 * done // total:3d}% loss {loss:.4f} acc {100 * acc:.2f}% {rate:.0f} samples/s ")
@@ -160,9 +173,17 @@ class _QuantumClassifier(ClassifierMixin, BaseEstimator):
         elif task is None:
             info = {}
         elif isinstance(task, str):
-            info = {"task": task}
+            if task not in _datasets.tasks() and not os.path.isfile(task):
+                raise Error(f"task {task!r} is neither a built-in task ({', '.join(_datasets.tasks())}) "
+                            f"nor a CSV file")
+            info = {"task": task if task in _datasets.tasks() else os.path.abspath(task)}
         else:
             raise TypeError("task is a qmoe.datasets.Dataset or a task name")
+        folder = os.path.dirname(os.path.abspath(str(path)))
+        try:
+            os.makedirs(folder, exist_ok=True)  # as `qmoe train --out` makes its folder
+        except OSError as e:
+            raise Error(f"cannot make the folder {folder}: {e.strerror}") from None
         self.model_._m.save_checkpoint(str(path), json.dumps(self.train_config_), json.dumps(info), self.state_)
 
     def _more_tags(self):

@@ -127,6 +127,14 @@ def _shift(obs, offset):
     return out
 
 
+def _n_classes(n_classes, obs):
+    """The class count: one read-out observable per class, at least 2."""
+    if len(obs) < 2:
+        raise Error(f"the read-out has {len(obs)} observable(s); a classifier needs one per class, at least 2 "
+                    f"(a larger data register or readout=[...])")
+    return len(obs) if n_classes is None else as_int("n_classes", n_classes, 2, len(obs))
+
+
 def _readout_matrix(n_classes, K, scale):
     r = np.zeros((n_classes, K))
     r[np.arange(n_classes), np.arange(n_classes)] = scale
@@ -149,7 +157,7 @@ class QNN(Model):
             raise Error(f"encoder has {encoder.n_qubits} qubits, ansatz {ansatz.n_qubits}")
         scale = _default_logit_scale() if logit_scale is None else float(logit_scale)
         obs = _readout(readout, encoder.n_qubits)
-        C = len(obs) if n_classes is None else as_int("n_classes", n_classes, 2, len(obs))
+        C = _n_classes(n_classes, obs)
         c = Circuit(encoder.n_qubits)
         c.append(encoder)
         c.append(ansatz, param_offset=encoder.n_params)
@@ -198,7 +206,7 @@ class QMoE(Model):
             for i in range(min(r, n)):
                 c.cx(n + i, i)
         data_obs = _readout(readout, n)
-        C = len(data_obs) if n_classes is None else as_int("n_classes", n_classes, 2, len(data_obs))
+        C = _n_classes(n_classes, data_obs)
         routing = [" ".join(f"Z{n + i}" for i in range(r) if (s >> i) & 1) for s in range(1, 2 ** r)]
         obs = data_obs + routing
         core = _core.Model.from_parts(c._c, obs, len(data_obs), _readout_matrix(C, len(obs), scale),

@@ -12,6 +12,7 @@ precision (the core's float kernels); inputs and outputs have that dtype.
 """
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import _core
 from ._checks import Error, single_precision
@@ -21,6 +22,8 @@ from .model import Model
 
 def _np(t):
     """A float64 C-contiguous numpy view of a CPU tensor (a copy only when needed)."""
+    if t.is_complex():
+        raise TypeError("QuantumLayer: tensors must hold real numbers, got complex values")
     t = t.detach()
     if t.dtype is not torch.float64:
         t = t.double()
@@ -45,6 +48,7 @@ class _Expval(torch.autograd.Function):
         return out if layer.dtype is torch.float64 else out.to(layer.dtype)
 
     @staticmethod
+    @once_differentiable  # the adjoint backward is not itself differentiable: a double backward raises
     def backward(ctx, grad_out):
         layer, tape = ctx.layer, ctx.tape
         want_dx = ctx.X is not None and ctx.needs_input_grad[0]
@@ -92,6 +96,7 @@ class QuantumLayer(torch.nn.Module):
         self.circuit = circuit
         self._circuit = circuit._c.copy()  # the layer's own: later edits of `circuit` do not reach it
         self.observables = circuit._obs(observables)
+        self._tapes.append(self._new_tape())  # parses the observables: a bad one fails here, not at the first call
         w = default if weight is None else _np(torch.as_tensor(weight))
         if w.shape != (circuit.n_params,):
             raise Error(f"weight must have {circuit.n_params} values, got shape {w.shape}")

@@ -9,6 +9,7 @@ namespace qmoe {
 PauliString PauliString::parse(const std::string& text) {
   PauliString p;
   std::size_t i = 0;
+  bool named = false;
   auto fail = [&](const std::string& why) {
     throw std::invalid_argument("Pauli string '" + text + "': " + why);
   };
@@ -22,11 +23,13 @@ PauliString PauliString::parse(const std::string& text) {
     const int q = std::stoi(text.substr(i, j - i));
     i = j;
     if (q > 62) fail("qubit number too large");
+    named = true;
     const std::uint64_t bit = std::uint64_t(1) << q;
     if ((p.x | p.z) & bit) fail("qubit " + std::to_string(q) + " named twice");
     if (letter == 'X' || letter == 'Y') p.x |= bit;
     if (letter == 'Z' || letter == 'Y') p.z |= bit;
   }
+  if (!named) fail("empty (the identity is I0)");
   return p;
 }
 

@@ -38,6 +38,7 @@
 #include "model/model.hpp"
 #include "sim/state.hpp"
 #include "train/checkpoint.hpp"
+#include "train/hard_routing.hpp"
 #include "train/trainer.hpp"
 
 namespace py = pybind11;
@@ -470,7 +471,7 @@ py::tuple model_predict(const PyModel& pm, const Array& theta, const Array& X, b
       ws.keep_states = false;
       forward<double>(m.circuit, t, xp, B, m.observables, e, ws);
     }
-    model::logits(m, e, B, l);
+    train::evaluation_logits(m, e, B, l);  // as `qmoe eval` (sampled routing: its top_k states)
     const std::vector<double> p = model::routing_probabilities(m, e, B);
     std::copy(p.begin(), p.end(), r);
   }

@@ -195,6 +195,12 @@ void routed_logits(const model::Model& m, const Branches& br, int B, double* log
   }
 }
 
+void evaluation_logits(const model::Model& m, const double* ev, int B, double* logits, int* choice) {
+  if (m.config.routing != model::Routing::Sampled) return model::logits(m, ev, B, logits);
+  std::vector<int> own(choice ? 0 : std::size_t(B));
+  routed_logits(m, branches(m, ev, B), B, logits, choice ? choice : own.data());
+}
+
 EstimatorStats estimator_statistics(const model::Model& m, const std::vector<double>& theta, const data::Dataset& d,
                                     int batch, int draws, std::uint64_t seed) {
   const int B = int(std::min<std::size_t>(std::size_t(batch), d.size())), K = int(m.observables.size());

@@ -70,6 +70,12 @@ double expected_routing_loss(const model::Model& m, const Branches& br, const in
 // routing states; choice[b] = the most likely state.
 void routed_logits(const model::Model& m, const Branches& br, int B, double* logits, int* choice);
 
+// The logits a model is evaluated by, from its expectations ev[b * K + k]
+// (evaluate(), so `qmoe eval` and `predict`, and the Python package): the
+// mixture's (model::logits) or, with sampled routing, routed_logits's; choice
+// (nullable) as routed_logits's, untouched for soft routing.
+void evaluation_logits(const model::Model& m, const double* ev, int B, double* logits, int* choice = nullptr);
+
 // The estimator measured on one batch (the first `batch` rows of d): `draws`
 // independent estimates of the gradient in theta against the exact gradient of
 // J and the exact gradient of the soft model's loss (the mixture read-out of

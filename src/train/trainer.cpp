@@ -246,12 +246,9 @@ Evaluation evaluate(const model::Model& m, const std::vector<double>& theta, con
     for (int b = 0; b < B; ++b) labels[std::size_t(b)] = d.y[s + std::size_t(b)];
     const double* ev = e.expvals.data() + s * K;
     std::vector<double> lg(std::size_t(B) * C);
-    if (sampled) {  // the most likely top_k routing states' read-out (hard_routing.hpp)
-      routed_logits(m, branches(m, ev, B), B, lg.data(), e.choices.data() + s);
+    evaluation_logits(m, ev, B, lg.data(), sampled ? e.choices.data() + s : nullptr);
+    if (sampled)  // the most likely top_k routing states' read-out (hard_routing.hpp)
       for (int b = 0; b < B; ++b) e.choice_counts[std::size_t(labels[b])][std::size_t(e.choices[s + b])] += 1;
-    } else {
-      model::logits(m, ev, B, lg.data());
-    }
     int correct = 0;
     loss_sum += nll_log_softmax(lg.data(), labels.data(), B, C, nullptr, &correct) * B;
     correct_sum += correct;

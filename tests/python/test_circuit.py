@@ -232,7 +232,11 @@ def test_pickle_and_append():
 
 @pytest.mark.parametrize("call, exc, words", [
     (lambda: qmoe.Circuit(2).rx(2, 0.1), ValueError, "out of range"),
-    (lambda: qmoe.Circuit(2).cx(0, 0), ValueError, "twice"),
+    (lambda: qmoe.Circuit(2).cx(0, 0), ValueError, "cx: a qubit appears twice"),
+    (lambda: qmoe.Circuit(2).rx(0, param=-1), ValueError, "param must be >= 0, got -1"),
+    (lambda: qmoe.Circuit(2).h(0).expval(observables=[""]), ValueError, "empty"),
+    (lambda: qmoe.Circuit(2).h(0).expval(observables=["  "]), ValueError, "empty"),
+    (lambda: qmoe.Circuit(2).h(0).probabilities(qubits=[0, 0]), ValueError, "appears twice"),
     (lambda: qmoe.Circuit(0), ValueError, "n_qubits"),
     (lambda: qmoe.Circuit(2).rx(0, "a"), TypeError, "angle"),
     (lambda: qmoe.Circuit(2).rx(0), TypeError, "1 angle"),

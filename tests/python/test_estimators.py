@@ -56,6 +56,12 @@ def test_variant_keywords_equal_cli_and_reload(cli, tmp_path, mnist4, kw, flags)
     np.testing.assert_allclose(est.theta_, ck["state"]["theta"], rtol=0, atol=1e-12)
     back = qmoe.load(out / "checkpoint")  # the CLI's checkpoint gives back the same keywords
     assert {k: back.get_params()[k] for k in kw} == kw
+    ev = json.loads(cli("eval", "--checkpoint", out / "checkpoint", "--json"))  # sampled: its top_k states
+    assert ev["samples"] == len(mnist4.y_test)
+    assert abs(back.score(mnist4.x_test, mnist4.y_test) - ev["accuracy_percent"] / 100) <= 1e-12
+    for i in (0, 1):
+        one = json.loads(cli("predict", "--checkpoint", out / "checkpoint", "--index", i, "--json"))
+        np.testing.assert_allclose(back.predict_proba(mnist4.x_test[i:i + 1])[0], one["probabilities"], atol=1e-12)
     refit = clone(back).fit(mnist4.x_train, mnist4.y_train)
     np.testing.assert_allclose(refit.theta_, est.theta_, rtol=0, atol=1e-12)
 
@@ -155,9 +161,25 @@ def test_bad_input():
         qmoe.QNNClassifier(model="qnn").fit(np.zeros((4, 3)), [0, 1, 0, 1])
     with pytest.raises(ValueError):
         qmoe.QNNClassifier(gradient="backprop").fit(np.zeros((4, 3)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        qmoe.QNNClassifier(lr=float("nan")).fit(np.zeros((4, 3)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="n_classes must be in 2 .. 3, got 4"):
+        qmoe.QNN(qmoe.Circuit(3), qmoe.Circuit(3), n_classes=4)
+    with pytest.raises(ValueError, match="needs one per class"):
+        qmoe.QNN(qmoe.Circuit(1), qmoe.Circuit(1))
     est.fit(np.random.default_rng(0).uniform(size=(8, 3)), [0, 1] * 4)
     with pytest.raises(ValueError, match="features"):
         est.predict(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="neither a built-in task"):
+        est.save("never-written", task="nope")
+
+
+def test_save_makes_its_folder_and_logs_progress_per_epoch(tmp_path, capsys, mnist4):
+    est = qmoe.QNNClassifier(depth=1, epochs=2, progress=True).fit(mnist4.x_train, mnist4.y_train)
+    err = capsys.readouterr().err  # not a terminal: one line per epoch, no redraws
+    assert err.count("\n") == 2 and "\r" not in err and err.startswith("epoch 1/2 loss ")
+    est.save(tmp_path / "new" / "folder" / "ck", task=mnist4)
+    np.testing.assert_array_equal(qmoe.load(tmp_path / "new" / "folder" / "ck").theta_, est.theta_)
 
 
 # scikit-learn's estimator checks. Left out, each for a reason:

@@ -113,6 +113,16 @@ def test_layer_bad_input():
         qt.QuantumLayer("not a circuit")
     with pytest.raises(ValueError, match="weight"):
         qt.QuantumLayer(small_circuit(), weight=[0.1])
+    with pytest.raises(TypeError, match="complex"):
+        layer(torch.ones(2, 6, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="observable"):  # at construction, not at the first call
+        qt.QuantumLayer(small_circuit(), ["Z9"])
+    x = torch.rand(2, 6, dtype=torch.float64, requires_grad=True)
+    out = layer(x)
+    v = torch.ones_like(out, requires_grad=True)  # as gradgradcheck: second derivatives raise, not a silent zero
+    g, = torch.autograd.grad(out, x, grad_outputs=v, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()
 
 
 def test_retained_graph_after_other_forwards():
