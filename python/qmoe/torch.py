@@ -113,6 +113,11 @@ class QuantumLayer(torch.nn.Module):
                 x = torch.cat([x, q], dim=1)
         return _Expval.apply(x, self.weight, self)
 
+    def __getstate__(self):  # copy.deepcopy, pickle, torch.save(layer): tapes are scratch, not state
+        state = self.__dict__.copy()
+        state["_tapes"] = []
+        return state
+
     def _new_tape(self):
         return _core.Tape(self._circuit, self.observables, self._single)
 

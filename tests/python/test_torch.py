@@ -125,6 +125,17 @@ def test_layer_bad_input():
         g.sum().backward()
 
 
+def test_layer_copies_and_pickles():
+    import copy
+    import pickle
+    layer = qt.QuantumLayer(small_circuit(), seed=3)
+    x = torch.rand(4, 6, dtype=torch.float64)
+    layer(x).sum().backward()  # its pool now holds a tape
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        torch.testing.assert_close(other(x), layer(x), rtol=0, atol=0)
+        assert other.weight is not layer.weight
+
+
 def test_retained_graph_after_other_forwards():
     """A second backward through a graph whose tape went to a later forward."""
     c = small_circuit()
