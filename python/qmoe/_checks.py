@@ -15,7 +15,10 @@ def as_f64(name, a, ndim=None, allow_none=False):
             return None
         raise TypeError(f"{name} must be an array, got None")
     if hasattr(a, "detach") and hasattr(a, "numpy"):  # a torch tensor
-        a = a.detach().cpu().numpy()
+        if getattr(a, "requires_grad", False):  # numpy results would drop its gradient without a word
+            raise TypeError(f"{name} is a tensor that requires grad: the numpy API returns no gradient to torch; "
+                            f"use qmoe.torch.QuantumLayer, or pass {name}.detach()")
+        a = a.cpu().numpy()
     try:
         arr = np.asarray(a)
     except Exception as e:  # ragged lists and the like

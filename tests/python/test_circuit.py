@@ -2,6 +2,7 @@
 differences and `qmoe qasm --grad`; bad input raises one clear error."""
 import numpy as np
 import pytest
+import torch
 
 import qmoe
 
@@ -237,6 +238,7 @@ def test_pickle_and_append():
     (lambda: qmoe.Circuit(2).h(0).expval(observables=[""]), ValueError, "empty"),
     (lambda: qmoe.Circuit(2).h(0).expval(observables=["  "]), ValueError, "empty"),
     (lambda: qmoe.Circuit(2).h(0).probabilities(qubits=[0, 0]), ValueError, "appears twice"),
+    (lambda: qmoe.Circuit(2).rx(0, param=0).expval(torch.zeros(1, requires_grad=True)), TypeError, "QuantumLayer"),
     (lambda: qmoe.Circuit(0), ValueError, "n_qubits"),
     (lambda: qmoe.Circuit(2).rx(0, "a"), TypeError, "angle"),
     (lambda: qmoe.Circuit(2).rx(0), TypeError, "1 angle"),
