@@ -23,7 +23,7 @@ from . import datasets as _datasets
 from . import models as _models
 from .model import Model, from_config
 
-_TRAIN_KEYS = ("epochs", "batch_size", "lr", "random_state", "gradient")
+_TRAIN_KEYS = ("epochs", "batch_size", "lr", "random_state", "gradient", "shots", "noise")
 
 
 def _train_config(est):
@@ -41,6 +41,17 @@ def _train_config(est):
         cfg["gradient"] = est.gradient
     if est.chunk is not None:
         cfg["chunk"] = as_int("chunk", est.chunk, 1)
+    # Training as a device would (docs/noise.md): shots per sample (parameter-shift
+    # gradients from shots, so the gradient defaults to param-shift), or noise, a
+    # noise model as `qmoe train --noise-model` reads it (e.g. {"depol2": 1e-3}).
+    if est.shots is not None:
+        cfg["shots"] = as_int("shots", est.shots, 0)
+        if cfg["shots"] > 0 and est.gradient is None:
+            cfg["gradient"] = "param-shift"
+    if est.noise is not None:
+        if not isinstance(est.noise, dict):
+            raise TypeError(f"noise must be a dict (a noise model, docs/noise.md), got {type(est.noise).__name__}")
+        cfg["noise"] = est.noise
     return cfg
 
 
@@ -203,12 +214,14 @@ class QMoEClassifier(_QuantumClassifier):
                  routing_encoder=None, aggregation=None, readout=None, ring_every=None, logit_scale=None,
                  load_balance=None, routing_qubits=None, routing_entropy=None, expert_reupload=None,
                  routing_reupload=None, routing=None, top_k=None, epochs=None, batch_size=None, lr=None,
-                 random_state=0, gradient=None, chunk=None, threads=None, dtype="float64", progress=False):
+                 random_state=0, gradient=None, chunk=None, shots=None, noise=None, threads=None, dtype="float64",
+                 progress=False):
         self.model, self.ops, self.experts, self.depth, self.qubits = model, ops, experts, depth, qubits
         self.routing_depth, self.routing_encoder, self.aggregation = routing_depth, routing_encoder, aggregation
         self.readout, self.ring_every, self.logit_scale, self.load_balance = readout, ring_every, logit_scale, load_balance
         self.routing_qubits, self.routing_entropy, self.expert_reupload = routing_qubits, routing_entropy, expert_reupload
         self.routing_reupload, self.routing, self.top_k = routing_reupload, routing, top_k
+        self.shots, self.noise = shots, noise
         self.epochs, self.batch_size, self.lr, self.random_state, self.gradient = epochs, batch_size, lr, random_state, gradient
         self.chunk, self.threads, self.dtype, self.progress = chunk, threads, dtype, progress
 
@@ -225,10 +238,12 @@ class QNNClassifier(_QuantumClassifier):
 
     def __init__(self, model=None, *, matched=False, ops=None, depth=None, qubits=None, ring_every=None,
                  readout=None, logit_scale=None, experts=None, expert_reupload=None, epochs=None, batch_size=None,
-                 lr=None, random_state=0, gradient=None, chunk=None, threads=None, dtype="float64", progress=False):
+                 lr=None, random_state=0, gradient=None, chunk=None, shots=None, noise=None, threads=None,
+                 dtype="float64", progress=False):
         self.model, self.matched, self.ops, self.depth, self.qubits = model, matched, ops, depth, qubits
         self.ring_every, self.readout, self.logit_scale, self.experts = ring_every, readout, logit_scale, experts
         self.expert_reupload = expert_reupload
+        self.shots, self.noise = shots, noise
         self.epochs, self.batch_size, self.lr, self.random_state, self.gradient = epochs, batch_size, lr, random_state, gradient
         self.chunk, self.threads, self.dtype, self.progress = chunk, threads, dtype, progress
 
@@ -239,7 +254,7 @@ def load(path):
     cfg = json.loads(core.config_json)
     tc = json.loads(train_json)
     common = dict(epochs=tc["epochs"], batch_size=tc["batch"], lr=tc["lr"], random_state=tc["seed"],
-                  gradient=tc["gradient"], chunk=tc["chunk"], ops=cfg["ops"], depth=cfg["depth"], qubits=cfg["data_qubits"],
+                  gradient=tc["gradient"], chunk=tc["chunk"], shots=tc.get("shots") or None, noise=tc.get("noise"), ops=cfg["ops"], depth=cfg["depth"], qubits=cfg["data_qubits"],
                   ring_every=cfg["encoder_ring_every"], readout=cfg["readout"], logit_scale=cfg["logit_scale"])
     # Options the checkpoint leaves out (at their defaults) stay None: the core's defaults.
     common["expert_reupload"] = cfg.get("expert_reupload")

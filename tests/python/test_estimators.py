@@ -66,6 +66,27 @@ def test_variant_keywords_equal_cli_and_reload(cli, tmp_path, mnist4, kw, flags)
     np.testing.assert_allclose(refit.theta_, est.theta_, rtol=0, atol=1e-12)
 
 
+# Training as a device would (issue 18) from Python: the same numbers as `qmoe train`.
+DEVICE = [(dict(shots=20), ["--shots", "20"]),
+          (dict(noise={"depol2": 0.01, "amp_damping": 0.001}), ["--depol2", "0.01", "--amp-damping", "0.001"])]
+
+
+@pytest.mark.parametrize("kw,flags", DEVICE)
+def test_device_training_keywords_equal_cli(cli, tmp_path, mnist4, kw, flags):
+    out = tmp_path / "run"
+    cli("train", "--task", "mnist4", "--scaling", "unit", "--train-limit", "32", "--test-limit", "48", "--epochs", "1",
+        "--batch", "16", "--seed", "6", "--model", "qnn", "--depth", "1", "--qubits", "4", *flags, "--out", out)
+    ck = json.loads((out / "checkpoint").read_text())
+    est = qmoe.QNNClassifier(depth=1, qubits=4, epochs=1, batch_size=16, random_state=6, **kw)
+    est.fit(mnist4.x_train[:32], mnist4.y_train[:32])
+    assert est.train_config_["shots"] == ck["train"]["shots"] and est.train_config_["gradient"] == ck["train"]["gradient"]
+    np.testing.assert_allclose(est.theta_, ck["state"]["theta"], rtol=0, atol=1e-12)
+    back = qmoe.load(out / "checkpoint")
+    assert {k: back.get_params()[k] for k in kw} == {k: ck["train"][k] for k in kw}
+    np.testing.assert_allclose(clone(back).fit(mnist4.x_train[:32], mnist4.y_train[:32]).theta_, est.theta_,
+                               rtol=0, atol=1e-12)
+
+
 def test_qnn_reupload_and_sum_of_experts_equal_cli(cli, tmp_path, mnist4):
     cases = [(qmoe.QNNClassifier(expert_reupload=True, depth=2, epochs=1, random_state=3),
               ["--model", "qnn", "--expert-reupload", "--depth", "2"]),
