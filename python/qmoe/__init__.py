@@ -2,7 +2,7 @@
 
     qmoe.Circuit            circuits with gates named as in OpenQASM; expval, vjp, jacobian, ...
     qmoe.QNN, qmoe.QMoE     classifier models from any circuits
-    qmoe.models             the CLI's models (paper_qmoe, qnn, qnn_matched)
+    qmoe.models             the CLI's models (paper_qmoe, qnn, qnn_matched, sum_of_experts)
     qmoe.QMoEClassifier,
     qmoe.QNNClassifier      scikit-learn estimators; qmoe.load reads a checkpoint
     qmoe.torch              QuantumLayer, a PyTorch module (import qmoe.torch)

@@ -12,7 +12,6 @@ precision (the core's float kernels); inputs and outputs have that dtype.
 """
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from . import _core
 from ._checks import Error, single_precision
@@ -32,14 +31,16 @@ def _np(t):
 
 class _Expval(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, layer):
+    def forward(ctx, x, weight, layer, keep):
+        """keep: a backward may follow (grad mode, an input that requires grad):
+        the tape keeps its states for it; else it goes straight back to the pool."""
         theta = _np(weight)
         X = None if x is None else _np(x)
         # A tape (the core's Workspace with its cached execution plans) from the
         # layer's pool: a fresh one would plan the circuit again on every call.
         tape = layer._tapes.pop() if layer._tapes else layer._new_tape()
-        out = tape.forward(theta, X)
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:  # a backward may follow: it returns the tape
+        out = tape.forward(theta, X, keep)
+        if keep:  # the backward returns the tape to the pool
             ctx.layer, ctx.tape, ctx.generation = layer, tape, tape.generation
             ctx.theta, ctx.X = theta.copy(), X  # for a backward after the tape went to another forward
         else:
@@ -48,8 +49,13 @@ class _Expval(torch.autograd.Function):
         return out if layer.dtype is torch.float64 else out.to(layer.dtype)
 
     @staticmethod
-    @once_differentiable  # the adjoint backward is not itself differentiable: a double backward raises
     def backward(ctx, grad_out):
+        # Grad mode here means create_graph=True: a graph of this backward, for
+        # second derivatives, which the adjoint method does not give. Refused,
+        # rather than returned as zeros.
+        if torch.is_grad_enabled():
+            raise RuntimeError("QuantumLayer: second derivatives (create_graph=True, gradgradcheck) are not "
+                               "supported: the adjoint backward is not itself differentiable")
         layer, tape = ctx.layer, ctx.tape
         want_dx = ctx.X is not None and ctx.needs_input_grad[0]
         g = _np(grad_out)
@@ -60,7 +66,7 @@ class _Expval(torch.autograd.Function):
         else:  # a second backward (retain_graph) after the tape went to another forward
             dtheta, dx = _core.vjp(layer._circuit, ctx.theta, ctx.X, layer.observables, g, layer._single)
         gx = torch.from_numpy(dx).to(grad_out.dtype) if want_dx else None
-        return gx, torch.from_numpy(dtheta).to(grad_out.dtype), None
+        return gx, torch.from_numpy(dtheta).to(grad_out.dtype), None, None
 
 
 class QuantumLayer(torch.nn.Module):
@@ -111,7 +117,8 @@ class QuantumLayer(torch.nn.Module):
             if self._quadrants:  # the CLI's model reads the 4 quadrant means of the 8x8 image
                 q = x.reshape(-1, 2, 4, 2, 4).mean(dim=(2, 4)).reshape(-1, 4)
                 x = torch.cat([x, q], dim=1)
-        return _Expval.apply(x, self.weight, self)
+        keep = torch.is_grad_enabled() and (self.weight.requires_grad or (x is not None and x.requires_grad))
+        return _Expval.apply(x, self.weight, self, keep)
 
     def __getstate__(self):  # copy.deepcopy, pickle, torch.save(layer): tapes are scratch, not state
         state = self.__dict__.copy()

@@ -269,7 +269,9 @@ struct Tape {
   }
 };
 
-Array tape_forward(Tape& tape, const Array& theta, const OptArray& X) {
+// keep: a backward() follows (the states and layer saves are kept for it);
+// without it the forward keeps nothing and the tape is free again at once.
+Array tape_forward(Tape& tape, const Array& theta, const OptArray& X, bool keep) {
   const Circuit& c = tape.circuit;
   tape.theta = theta_of(c, theta);
   const Inputs in = inputs_of(c, X);
@@ -278,9 +280,11 @@ Array tape_forward(Tape& tape, const Array& theta, const OptArray& X) {
   ++tape.generation;
   Array out = new_array({in.batch, py::ssize_t(tape.obs.size())});
   double* o = out.mutable_data();
+  tape.ws64.keep_states = tape.ws32.keep_states = keep;
+  tape.ws64.saved_layers = tape.ws32.saved_layers = keep ? kTrainingSavedLayers : 0;
   py::gil_scoped_release nogil;
   tape.run_forward(o);
-  tape.ready = true;
+  tape.ready = keep;
   return out;
 }
 
@@ -297,6 +301,8 @@ py::tuple tape_backward(Tape& tape, const Array& grad_out, bool want_dx) {
     py::gil_scoped_release nogil;
     if (!tape.ready) {  // a second backward through the same forward (retain_graph): run it again
       std::vector<double> ev(std::size_t(tape.batch) * tape.obs.size());
+      tape.ws64.keep_states = tape.ws32.keep_states = true;
+      tape.ws64.saved_layers = tape.ws32.saved_layers = kTrainingSavedLayers;
       tape.run_forward(ev.data());
     }
     if (tape.single) backward<float>(c, tape.theta, x, tape.batch, tape.obs, grad_out.data(), dt, dxp, tape.ws32);
@@ -639,7 +645,7 @@ PYBIND11_MODULE(_core, mod) {
 
   py::class_<Tape>(mod, "Tape")
       .def(py::init<const Circuit&, const std::vector<std::string>&, bool>())
-      .def("forward", &tape_forward)
+      .def("forward", &tape_forward, py::arg("theta"), py::arg("X"), py::arg("keep") = true)
       .def("backward", &tape_backward)
       .def_readonly("generation", &Tape::generation);
 

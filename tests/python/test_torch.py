@@ -20,7 +20,7 @@ def small_circuit():
 def test_gradcheck_weights_and_inputs():
     layer = qt.QuantumLayer(small_circuit(), ["Z0", "Z1 Z2", "X2"], seed=3)
     x = torch.rand(4, 6, dtype=torch.float64, requires_grad=True)
-    f = lambda x, w: qt._Expval.apply(x, w, layer)
+    f = lambda x, w: qt._Expval.apply(x, w, layer, True)
     assert torch.autograd.gradcheck(f, (x, layer.weight), eps=1e-6, atol=1e-8)
 
 
@@ -118,11 +118,25 @@ def test_layer_bad_input():
     with pytest.raises(ValueError, match="observable"):  # at construction, not at the first call
         qt.QuantumLayer(small_circuit(), ["Z9"])
     x = torch.rand(2, 6, dtype=torch.float64, requires_grad=True)
-    out = layer(x)
-    v = torch.ones_like(out, requires_grad=True)  # as gradgradcheck: second derivatives raise, not a silent zero
-    g, = torch.autograd.grad(out, x, grad_outputs=v, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        g.sum().backward()
+    with pytest.raises(RuntimeError, match="second derivatives"):  # not a silent zero
+        torch.autograd.gradgradcheck(layer, (x,))
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+
+
+def test_no_grad_forwards_reuse_one_tape():
+    layer = qt.QuantumLayer(small_circuit(), seed=2)
+    x = torch.rand(3, 6, dtype=torch.float64)
+    with torch.no_grad():
+        ref = layer(x)
+        for _ in range(4):
+            torch.testing.assert_close(layer(x), ref, rtol=0, atol=0)
+    assert len(layer._tapes) == 1  # each forward gave its tape back: no new tape, no new plan
+    out = layer(x)  # grad mode: this tape waits for the backward
+    assert len(layer._tapes) == 0
+    out.sum().backward()
+    assert len(layer._tapes) == 1
+    torch.testing.assert_close(out.detach(), ref, rtol=0, atol=0)
 
 
 def test_layer_copies_and_pickles():
