@@ -34,8 +34,8 @@ def _train_config(est):
         cfg["batch"] = as_int("batch_size", est.batch_size, 1)
     if est.lr is not None:
         cfg["lr"] = float(est.lr)
-        if not np.isfinite(cfg["lr"]) or cfg["lr"] <= 0:
-            raise Error(f"lr must be a finite number > 0, got {est.lr}")
+        if not np.isfinite(cfg["lr"]):  # JSON carries no NaN or infinity; the core checks the range
+            raise Error(f"lr must be a finite number, got {est.lr}")
     cfg["seed"] = 0 if est.random_state is None else as_int("random_state", est.random_state, 0)
     if est.gradient is not None:
         cfg["gradient"] = est.gradient
@@ -184,10 +184,10 @@ class _QuantumClassifier(ClassifierMixin, BaseEstimator):
         elif task is None:
             info = {}
         elif isinstance(task, str):
-            if task not in _datasets.tasks() and not os.path.isfile(task):
-                raise Error(f"task {task!r} is neither a built-in task ({', '.join(_datasets.tasks())}) "
-                            f"nor a CSV file")
-            info = {"task": task if task in _datasets.tasks() else os.path.abspath(task)}
+            names = _datasets.tasks()
+            if task not in names and not os.path.isfile(task):
+                raise Error(f"task {task!r} is neither a built-in task ({', '.join(names)}) nor a CSV file")
+            info = {"task": task if task in names else os.path.abspath(task)}
         else:
             raise TypeError("task is a qmoe.datasets.Dataset or a task name")
         folder = os.path.dirname(os.path.abspath(str(path)))
@@ -253,11 +253,11 @@ def load(path):
     core, train_json, task_json, state = _core.load_checkpoint(str(path))
     cfg = json.loads(core.config_json)
     tc = json.loads(train_json)
-    common = dict(epochs=tc["epochs"], batch_size=tc["batch"], lr=tc["lr"], random_state=tc["seed"],
-                  gradient=tc["gradient"], chunk=tc["chunk"], shots=tc.get("shots") or None, noise=tc.get("noise"), ops=cfg["ops"], depth=cfg["depth"], qubits=cfg["data_qubits"],
-                  ring_every=cfg["encoder_ring_every"], readout=cfg["readout"], logit_scale=cfg["logit_scale"])
     # Options the checkpoint leaves out (at their defaults) stay None: the core's defaults.
-    common["expert_reupload"] = cfg.get("expert_reupload")
+    common = dict(epochs=tc["epochs"], batch_size=tc["batch"], lr=tc["lr"], random_state=tc["seed"],
+                  gradient=tc["gradient"], chunk=tc["chunk"], shots=tc.get("shots") or None, noise=tc.get("noise"),
+                  ops=cfg["ops"], depth=cfg["depth"], qubits=cfg["data_qubits"], ring_every=cfg["encoder_ring_every"],
+                  readout=cfg["readout"], logit_scale=cfg["logit_scale"], expert_reupload=cfg.get("expert_reupload"))
     model = Model(core, ("config", cfg))
     if cfg["model"] == "qmoe":
         est = QMoEClassifier(experts=cfg["experts"], routing_depth=cfg["routing_depth"],

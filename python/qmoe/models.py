@@ -6,8 +6,8 @@ these follow the CLI's defaults wherever they change. Keyword names follow the
 CLI flags: ops, experts, depth, qubits (--qubits), routing_depth,
 routing_encoder, aggregation, readout, ring_every, logit_scale, load_balance,
 routing_qubits, routing_entropy, expert_reupload, routing_reupload, routing,
-top_k (docs/models.md, "Hard routing" and the issue-19 variants); n_classes and n_features describe the data (default: mnist4's
-4 classes of 64 features).
+top_k (docs/models.md); n_classes and n_features describe the data (default:
+mnist4's 4 classes of 64 features).
 """
 import json
 

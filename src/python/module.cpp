@@ -259,8 +259,11 @@ struct Tape {
   std::uint64_t generation = 0;
 
   Tape(const Circuit& c, const std::vector<std::string>& names, bool single_precision)
-      : circuit(c), obs(observables_of(c, names)), single(single_precision) {
-    ws64.saved_layers = ws32.saved_layers = kTrainingSavedLayers;
+      : circuit(c), obs(observables_of(c, names)), single(single_precision) {}
+  // keep: the next forward keeps its states and layer saves for a backward().
+  void keep_states(bool keep) {
+    ws64.keep_states = ws32.keep_states = keep;
+    ws64.saved_layers = ws32.saved_layers = keep ? kTrainingSavedLayers : 0;
   }
   void run_forward(double* out) {
     const Inputs in{x.empty() ? nullptr : x.data(), batch};
@@ -280,8 +283,7 @@ Array tape_forward(Tape& tape, const Array& theta, const OptArray& X, bool keep)
   ++tape.generation;
   Array out = new_array({in.batch, py::ssize_t(tape.obs.size())});
   double* o = out.mutable_data();
-  tape.ws64.keep_states = tape.ws32.keep_states = keep;
-  tape.ws64.saved_layers = tape.ws32.saved_layers = keep ? kTrainingSavedLayers : 0;
+  tape.keep_states(keep);
   py::gil_scoped_release nogil;
   tape.run_forward(o);
   tape.ready = keep;
@@ -301,8 +303,7 @@ py::tuple tape_backward(Tape& tape, const Array& grad_out, bool want_dx) {
     py::gil_scoped_release nogil;
     if (!tape.ready) {  // a second backward through the same forward (retain_graph): run it again
       std::vector<double> ev(std::size_t(tape.batch) * tape.obs.size());
-      tape.ws64.keep_states = tape.ws32.keep_states = true;
-      tape.ws64.saved_layers = tape.ws32.saved_layers = kTrainingSavedLayers;
+      tape.keep_states(true);
       tape.run_forward(ev.data());
     }
     if (tape.single) backward<float>(c, tape.theta, x, tape.batch, tape.obs, grad_out.data(), dt, dxp, tape.ws32);

@@ -182,8 +182,10 @@ def test_bad_input():
         qmoe.QNNClassifier(model="qnn").fit(np.zeros((4, 3)), [0, 1, 0, 1])
     with pytest.raises(ValueError):
         qmoe.QNNClassifier(gradient="backprop").fit(np.zeros((4, 3)), [0, 1, 0, 1])
-    with pytest.raises(ValueError, match="lr must be a finite number"):
+    with pytest.raises(ValueError, match="lr must be a finite number, got nan"):
         qmoe.QNNClassifier(lr=float("nan")).fit(np.zeros((4, 3)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="learning rate must be > 0"):  # the core's check
+        qmoe.QNNClassifier(lr=-1.0).fit(np.zeros((4, 3)), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="n_classes must be in 2 .. 3, got 4"):
         qmoe.QNN(qmoe.Circuit(3), qmoe.Circuit(3), n_classes=4)
     with pytest.raises(ValueError, match="needs one per class"):
